@@ -1,0 +1,79 @@
+"""Settings in one place: environment variables prefixed ``AVLORA_`` (or a ``.env`` file).
+
+The embedded defaults need no service: SQLite and Celery's file broker under ``DATA_DIR``,
+the ``toy`` model preset, one worker subprocess. Production sets DATABASE_URL (Postgres) and
+BROKER_URL (Redis).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AVLORA_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Clips, caches, checkpoints, samples, SQLite, file broker.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in DATA_DIR.")
+    broker_url: str | None = Field(None, description="Celery broker; default: file broker in DATA_DIR.")
+    model_preset: str = Field("toy", description="toy | toy-2.0 | ltx-2.3 | ltx-2")
+    model_dir: Path | None = Field(None, description="Local weights for the real presets.")
+    password: SecretStr | None = Field(None, description="Studio password; unset means loopback only.")
+    api_token: SecretStr | None = Field(None, description="Bearer token for scripts; defaults to the password.")
+    secret_key: SecretStr | None = Field(None, description="Signs session cookies; generated into DATA_DIR if unset.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_upload_mb: int = Field(2048, ge=1, description="Largest accepted upload, per file.")
+    heartbeat_timeout_s: int = Field(120, ge=5, description="A running job whose heartbeat is older is interrupted.")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'studio.sqlite3'}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def file_broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def uses_file_broker(self) -> bool:
+        return self.celery_broker_url.startswith("filesystem://")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    def check_bind_address(self, host: str | None = None) -> None:
+        """Refuse to listen beyond this machine when no password protects the studio."""
+        host = host or self.host
+        if self.password is not None:
+            return
+        if host == "localhost":
+            return
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(
+                f"Refusing to listen on {host!r} without a password: anyone on the network could "
+                "use the studio. Set AVLORA_PASSWORD, or listen on 127.0.0.1."
+            )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,23 @@
+"""The web application factory. The web process never imports torch."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import ApiError, api_error_handler, http_error_handler, validation_error_handler
+from app.routes import ROUTERS
+from app.templating import STATIC_DIR
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="AV-LoRA Studio", version="1", summary="Train and verify LTX-2.3 Audio-Video LoRAs")
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,138 @@
+"""Process and service helpers shared by integration and browser tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("AVLORA_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("AVLORA_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def reset_app_caches() -> None:
+    """Forget cached settings, engines and the Celery client (after changing AVLORA_ env vars)."""
+    from app.config import get_settings
+    from app.db import get_engine, get_sessionmaker
+    from app.queue import get_celery
+
+    if get_sessionmaker.cache_info().currsize:
+        get_engine().dispose()
+    for cached in (get_settings, get_engine, get_sessionmaker, get_celery):
+        cached.cache_clear()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def postgres_database():
+    """A fresh, empty Postgres database; yields its SQLAlchemy URL and drops it afterwards."""
+    import psycopg
+
+    name = f"avlora_test_{uuid.uuid4().hex[:10]}"
+    admin = PG_ADMIN_URL
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def redis_broker():
+    """A Redis database index of its own (flushed before and after); yields the broker URL."""
+    import redis
+
+    index = 1 + (os.getpid() % 14)
+    url = f"{REDIS_BASE}/{index}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{tail}")
+        if predicate():
+            return
+        time.sleep(0.2)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise TimeoutError(f"{what} not ready after {timeout}s:\n{tail}")
+
+
+@contextmanager
+def celery_worker(env: dict[str, str], log_path: Path, queues: str = "cpu,gpu", concurrency: int = 1):
+    """A real Celery worker process (the production command) with ``env``; stopped afterwards."""
+    from app.serve import worker_command
+
+    cmd = worker_command(queues, concurrency)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        _wait_for(lambda: b"ready." in log_path.read_bytes(), 90, "celery worker", proc, log_path)
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+@contextmanager
+def web_server(env: dict[str, str], log_path: Path, *, with_worker: bool = False):
+    """``avlora serve`` in a subprocess on a free port; yields its base URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    if not with_worker:
+        cmd.append("--no-worker")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        _wait_for(up, 60, "web server", proc, log_path)
+        yield url
+    finally:
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a process group started with start_new_session=True (TERM, then KILL)."""
+    import signal
+
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
