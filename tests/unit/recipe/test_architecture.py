@@ -1,0 +1,75 @@
+"""The config-derived module list equals the real diffusers LTX-2 transformer's modules."""
+
+import pytest
+
+import torch  # noqa: E402
+import diffusers  # noqa: E402
+
+from app.recipe.architecture import (  # noqa: E402
+    ArchitectureError,
+    family_linear_counts,
+    linear_module_names,
+    module_family,
+    transformer_modules,
+)
+
+from .small_configs import CONFIGS  # noqa: E402
+
+
+def real_modules(config):
+    torch.manual_seed(0)
+    model = diffusers.LTX2VideoTransformer3DModel(**config)
+    described = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+        if isinstance(module, torch.nn.Linear):
+            described.append((name, "Linear", module.in_features, module.out_features))
+        else:
+            described.append((name, type(module).__name__, None, None))
+    return described
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def config_and_real(request):
+    torch.set_num_threads(1)
+    config = CONFIGS[request.param]
+    return config, real_modules(config)
+
+
+def test_module_list_equals_the_real_model(config_and_real):
+    config, real = config_and_real
+    ours = [(m.name, m.kind, m.in_features, m.out_features) for m in transformer_modules(config)]
+    assert ours == real
+
+
+def test_flags_change_the_layer_list():
+    names_23 = set(linear_module_names(CONFIGS["2.3"]))
+    names_20 = set(linear_module_names(CONFIGS["2.0"]))
+    assert "transformer_blocks.1.video_to_audio_attn.to_gate_logits" in names_23 - names_20
+    assert "prompt_adaln.linear" in names_23 - names_20
+    assert "caption_projection.linear_1" in names_20 - names_23
+
+
+def test_full_size_counts_match_the_published_model():
+    counts = family_linear_counts("ltx-2.3")
+    # 48 blocks x (q, k, v, out, gate) per attention family; ff has two linears per block.
+    for family in ("attn1", "audio_attn1", "attn2", "audio_attn2", "audio_to_video_attn", "video_to_audio_attn"):
+        assert counts[family] == 48 * 5
+    assert counts["ff"] == counts["audio_ff"] == 96
+    assert family_linear_counts("ltx-2")["attn1"] == 48 * 4
+
+
+def test_family_of_names():
+    assert module_family("transformer_blocks.3.audio_attn1.to_k") == "audio_attn1"
+    assert module_family("transformer_blocks.3.attn1.to_k") == "attn1"
+    assert module_family("transformer_blocks.3.audio_ff.net.2") == "audio_ff"
+    assert module_family("transformer_blocks.3.norm1") == "other"
+    assert module_family("proj_in") == "other"
+
+
+def test_bad_config_is_named():
+    with pytest.raises(ArchitectureError, match="num_attention_heads"):
+        transformer_modules({"num_attention_heads": 0})
+    with pytest.raises(ArchitectureError, match="unknown model"):
+        transformer_modules("ltx-9")
