@@ -30,12 +30,13 @@ def configure_celery(app: Celery, settings: Settings) -> Celery:
     }
     if settings.uses_file_broker:
         folder = settings.file_broker_dir
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         conf["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),  # broadcast (cancel/ping); default is the cwd
             "store_processed": False,
         }
     else:
