@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import ApiError, api_error_handler, http_error_handler, validation_error_handler
 from app.routes import ROUTERS
+from app.security import install_access_control
 from app.templating import STATIC_DIR
 
 
@@ -20,4 +21,5 @@ def create_app() -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
         app.include_router(router)
+    install_access_control(app)  # login, session cookie, CSRF, bearer token (app/security.py)
     return app

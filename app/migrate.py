@@ -20,6 +20,10 @@ def alembic_config(url: str | None = None) -> Config:
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     """Bring the database at ``url`` (default: settings) up to ``revision``."""
+    if url is None:
+        from app.config import get_settings
+
+        get_settings().data_dir.mkdir(parents=True, exist_ok=True)  # the SQLite file lives there
     command.upgrade(alembic_config(url), revision)
 
 

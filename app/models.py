@@ -6,7 +6,9 @@ import enum
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -43,19 +45,22 @@ class ClipStatus(str, enum.Enum):
 
 class Clip(Base):
     __tablename__ = "clips"
-    __table_args__ = (UniqueConstraint("dataset_id", "content_hash", name="uq_clip_dataset_hash"),)
+    # Not unique: a re-uploaded file becomes a clip with a ``duplicate_clip`` finding, so the
+    # person sees what happened instead of a silent refusal.
+    __table_args__ = (Index("ix_clips_dataset_hash", "dataset_id", "content_hash"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     original_name: Mapped[str] = mapped_column(String(500))  # shown to people, never used as a path
     stored_path: Mapped[str] = mapped_column(String(1000))  # relative to DATA_DIR
     content_hash: Mapped[str] = mapped_column(String(64), index=True)  # sha256 of the bytes
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)  # uploads may pass 2 GiB
     status: Mapped[str] = mapped_column(String(20), default=ClipStatus.uploaded.value)
     probe: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     findings: Mapped[list[Any]] = mapped_column(JSON, default=list)
     media: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # proxy/poster/waveform/spectrogram
+    probe_job_id: Mapped[int | None] = mapped_column(Integer, default=None)  # the latest probe_clip job
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     dataset: Mapped[Dataset] = relationship(back_populates="clips")

@@ -36,12 +36,14 @@ def serve(host: str | None = None, port: int | None = None, with_worker: bool = 
     import uvicorn
 
     from app.migrate import upgrade
+    from app.security import check_access_settings
 
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
     try:
         settings.check_bind_address(host)
+        check_access_settings(settings)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -54,6 +56,9 @@ def serve(host: str | None = None, port: int | None = None, with_worker: bool = 
         worker = subprocess.Popen(worker_command(open_queues, 2), start_new_session=True)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"AV-LoRA Studio: http://{shown_host}:{port}/  (data in {settings.data_dir})", flush=True)
+    # uvicorn re-raises SIGTERM after its graceful shutdown, which would skip the clean-up
+    # below and leave the worker running: turn SIGTERM into a normal exit instead.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
     finally:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 
+from app.security import csrf_token, is_signed_in
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
@@ -14,3 +16,7 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.globals["htmx_js"] = next(
     (f"vendor/{p.name}" for p in sorted((STATIC_DIR / "vendor").glob("htmx-*.min.js"))), None
 )
+# CSRF: forms carry <input type="hidden" name="csrf_token" value="{{ csrf_token(request) }}">;
+# htmx and fetch send the header X-CSRF-Token (see app/security.py for the contract).
+templates.env.globals["csrf_token"] = csrf_token
+templates.env.globals["is_signed_in"] = is_signed_in

@@ -1,0 +1,149 @@
+"""A real browser (Debian chromium through Playwright) against `avlora serve` with its worker:
+create a dataset, upload generated clips, see the findings, write a caption, save, reload."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support import web_server
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+SCREENSHOTS = Path(os.environ.get("AVLORA_SCREENSHOT_DIR", "/tmp"))
+
+
+def stop_leftover_workers(data_dir: str, timeout: float = 15) -> list[int]:
+    """Stop the embedded worker this test's server started, should it outlive the server.
+
+    uvicorn re-raises SIGTERM after its graceful shutdown, so ``avlora serve``'s ``finally`` (which
+    stops its worker) can be skipped; only processes whose AVLORA_DATA_DIR is ours are touched.
+    """
+    import signal
+    import time
+
+    marker = f"AVLORA_DATA_DIR={data_dir}".encode()
+    ours = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0") and \
+                    b"celery" in (entry / "cmdline").read_bytes():
+                ours.append(int(entry.name))
+        except OSError:
+            continue
+    for pid in ours:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while ours and time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in ours):
+        time.sleep(0.2)
+    for pid in ours:
+        if Path(f"/proc/{pid}").exists():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return ours
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_create_upload_caption_reload(studio_env, tmp_path, tmp_path_factory, browser):
+    from tests.media_factory import MediaFactory
+
+    media = MediaFactory(tmp_path_factory.mktemp("media"))
+    talking = tmp_path / "ema-take-1.mp4"
+    talking.write_bytes(media.talking_clip().read_bytes())
+    mute = tmp_path / "no-sound.mp4"
+    mute.write_bytes(media.clip(audio="none").read_bytes())
+    notes = media.text_file("notes.mp4")
+
+    try:
+        _walk_through_the_studio(studio_env, tmp_path, browser, talking, mute, notes)
+    finally:
+        stop_leftover_workers(studio_env["AVLORA_DATA_DIR"])
+
+
+def _walk_through_the_studio(studio_env, tmp_path, browser, talking, mute, notes):
+    from playwright.sync_api import expect
+
+    with web_server(studio_env, tmp_path / "server.log", with_worker=True) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{url}/datasets")
+        page.fill("#name", "Ema talking")
+        page.fill("#trigger", "ema_voice")
+        page.click("#create-dataset button[type=submit]")
+        expect(page.locator("h1")).to_contain_text("Ema talking")
+
+        page.set_input_files("#file-input", [str(talking), str(mute), str(notes)])
+        expect(page.locator("#upload-list li.failed")).to_contain_text("not a video")
+        expect(page.locator("#upload-list li.ok")).to_have_count(2, timeout=30_000)
+        # the grid polls until the worker has checked both clips
+        summary = page.locator("#summary-line")
+        expect(summary).to_contain_text("2 clips, 1 trainable, 1 blocked", timeout=120_000)
+        expect(page.locator(".dropped")).to_contain_text("no_audio_track")
+        talking_card = page.locator(".card", has_text="ema-take-1.mp4")
+        expect(talking_card.locator(".badges")).to_contain_text("missing_transcript")
+        expect(page.locator(".card", has_text="no-sound.mp4").locator(".badges")).to_contain_text("no_audio_track")
+        page.screenshot(path=str(SCREENSHOTS / "avlora-dataset.png"), full_page=True)
+
+        talking_card.locator(".card-title").click()
+        expect(page.locator("h1")).to_contain_text("ema-take-1.mp4")
+        page.fill("#visual", "a young woman looks toward the camera")
+        page.fill("#transcript", "I think we should start again from the beginning.")
+        expect(page.locator("#caption-preview")).to_have_text(
+            'ema_voice, a young woman looks toward the camera. '
+            'Speech: "I think we should start again from the beginning."')
+        page.keyboard.press("Control+s")
+        expect(page.locator(".notice")).to_contain_text("Caption saved")
+        page.reload()
+        expect(page.locator("#transcript")).to_have_value("I think we should start again from the beginning.")
+        expect(page.locator("#findings")).not_to_contain_text("missing_transcript")
+        page.screenshot(path=str(SCREENSHOTS / "avlora-clip.png"), full_page=True)
+
+        # keyboard only: Ctrl+Enter saves and opens the next clip (or stays on the last one)
+        clip_url = page.url.split("?")[0]
+        has_next = page.locator("#save-next").is_enabled()
+        page.fill("#sounds", "quiet room tone")
+        with page.expect_navigation():
+            page.keyboard.press("Control+Enter")
+        if has_next:
+            expect(page.locator("h1")).to_contain_text("no-sound.mp4")
+        else:
+            expect(page.locator(".notice")).to_contain_text("Caption saved")
+        page.goto(clip_url)
+        expect(page.locator("#caption-preview")).to_contain_text("Sounds: quiet room tone.")
+
+        # export for ltx-trainer, then import that zip through the page's import form
+        dataset_url = page.locator(".crumbs a").nth(1).get_attribute("href")
+        exported = page.request.get(f"{url}/api/v1{dataset_url}/export")
+        assert exported.status == 200
+        zip_path = tmp_path / "ema.zip"
+        zip_path.write_bytes(exported.body())
+        page.goto(f"{url}/datasets")
+        page.set_input_files("#import-file", str(zip_path))
+        page.fill("#import-name", "Ema again")
+        page.click("#import-form button[type=submit]")
+        expect(page.locator("h1")).to_contain_text("Ema again")
+        expect(page.locator("#summary-line")).to_contain_text("1 clip, 1 trainable", timeout=120_000)
+        page.goto(f"{url}/datasets")
+        page.screenshot(path=str(SCREENSHOTS / "avlora-datasets.png"), full_page=True)
