@@ -1,0 +1,337 @@
+"""Benchmark LoRA training steps of the LTX-2 transformer.
+
+``bench_train(preset, size=(512, 512, 49), ...)`` builds the transformer (full size with random
+weights created directly on the device in bf16, never a float32 copy on the CPU; or the toy),
+adds the LoRA, and times training steps on synthetic latents of the given size: the median
+seconds per step over ``steps`` after ``warmup``, tokens per second, peak memory, and the model
+FLOP utilisation. FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on one real
+step; the reference rate is a dense matmul in the same dtype measured in the same run.
+
+Model FLOPs leave out the forward recomputed by gradient checkpointing (hardware FLOPs keep it),
+so MFU is comparable between runs with and without checkpointing. ``compile_blocks`` times the
+step with each transformer block compiled by ``torch.compile`` (warm-up steps absorb the compile).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from worker.engine.adapters import add_lora, trainable_parameters
+from worker.engine.compiling import compile_transformer_blocks
+from worker.engine.dataset import AUDIO_LATENTS_PER_SECOND
+from worker.engine.flow import FlowBatch, compute_step_losses, prepare_flow_inputs
+from worker.engine.timesteps import ShiftedLogitNormalSampler
+
+DEFAULT_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+
+
+class BenchOutOfMemory(RuntimeError):
+    """The benchmark's training step does not fit on the device; the message says what to change."""
+
+
+@dataclass
+class BenchResult:
+    """Numbers of one training benchmark (JSON-ready through :meth:`to_dict`)."""
+
+    preset: str
+    device: str
+    dtype: str
+    size: str
+    video_tokens: int
+    audio_tokens: int
+    text_tokens: int
+    transformer_parameters: int
+    lora_parameters: int
+    gradient_checkpointing: bool
+    compiled: bool
+    steps: int
+    warmup: int
+    median_s_per_step: float
+    tokens_per_s: float
+    peak_memory_bytes: int
+    hardware_flops_per_step: float
+    model_flops_per_step: float
+    forward_flops: float
+    matmul_flops_per_s: float
+    mfu: float
+    hfu: float
+    loss_finite: bool
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def parse_size(text: str) -> tuple[int, int, int]:
+    """``"512x512x49"`` -> (width, height, frames); W, H multiples of 32, frames = 8k+1."""
+    try:
+        width, height, frames = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size {text!r} must look like 512x512x49 (width x height x frames)") from None
+    if width % 32 or height % 32 or width <= 0 or height <= 0:
+        raise ValueError(f"size {text!r}: width and height must be positive multiples of 32")
+    if frames < 1 or frames % 8 != 1:
+        raise ValueError(f"size {text!r}: frames must be 8k+1 (1, 9, 17, ..., 49, ...)")
+    return width, height, frames
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def build_random_transformer(model: str, device: str, dtype: torch.dtype):
+    """The full-size transformer of ``model`` (``ltx-2.3`` / ``ltx-2``) with random weights,
+    allocated and initialised directly on ``device`` in ``dtype``."""
+    from diffusers import LTX2VideoTransformer3DModel
+
+    from app.recipe.architecture import MODEL_CONFIGS
+
+    if model not in MODEL_CONFIGS:
+        raise ValueError(f"no full-size config for {model!r}: choose one of {', '.join(MODEL_CONFIGS)}")
+    return _build_on_device(LTX2VideoTransformer3DModel, dict(MODEL_CONFIGS[model]), device, dtype)
+
+
+def _build_on_device(cls, config: dict, device: str, dtype: torch.dtype):
+    with torch.device(device), _default_dtype(dtype):
+        return cls(**config)
+
+
+def _text_dims(transformer) -> tuple[int, int]:
+    config = transformer.config
+    if config.use_prompt_embeddings:
+        return config.caption_channels, config.caption_channels
+    return config.cross_attention_dim, config.audio_cross_attention_dim
+
+
+def synthetic_batch(transformer, size: tuple[int, int, int], text_tokens: int, device: str, dtype, fps: float = 24.0) -> FlowBatch:
+    """Random latents, text embeddings and mask shaped like one clip of ``size``."""
+    width, height, frames = size
+    latent_frames, latent_h, latent_w = (frames - 1) // 8 + 1, height // 32, width // 32
+    audio_frames = round(frames / fps * AUDIO_LATENTS_PER_SECOND)
+    generator = torch.Generator().manual_seed(0)
+    video_dim, audio_dim = _text_dims(transformer)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=generator).to(device=device, dtype=dtype)
+
+    return FlowBatch(
+        video=rand(1, latent_frames * latent_h * latent_w, transformer.config.in_channels),
+        audio=rand(1, audio_frames, transformer.config.audio_in_channels),
+        video_text=rand(1, text_tokens, video_dim),
+        audio_text=rand(1, text_tokens, audio_dim),
+        text_mask=torch.ones(1, text_tokens, device=device, dtype=torch.int64),
+        latent_frames=latent_frames,
+        latent_height=latent_h,
+        latent_width=latent_w,
+        fps=fps,
+        audio_frames=audio_frames,
+    )
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure_matmul_rate(device: str, dtype: torch.dtype, n: int | None = None, repeats: int = 10) -> float:
+    """Dense ``n x n @ n x n`` matmul rate in FLOP/s on ``device`` in ``dtype`` (median of repeats)."""
+    n = n or (8192 if device.startswith("cuda") else 512)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return 2.0 * n**3 / statistics.median(times)
+
+
+def _peak_memory(device: str) -> int:
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated())
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _count_flops(fn) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def _step_flops(transformer, batch: FlowBatch, gradient_checkpointing: bool) -> tuple[float, float]:
+    """(forward + backward FLOPs, forward-only FLOPs) of one training step, counted."""
+    sampler, generator = ShiftedLogitNormalSampler(), torch.Generator().manual_seed(0)
+
+    def train_step() -> None:
+        inputs = prepare_flow_inputs(batch, sampler, generator, first_frame_p=0.0)
+        compute_step_losses(transformer, batch, inputs).total.backward()
+
+    def forward_only() -> None:
+        with torch.no_grad():
+            inputs = prepare_flow_inputs(batch, sampler, generator, first_frame_p=0.0)
+            compute_step_losses(transformer, batch, inputs)
+
+    if gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    return _count_flops(train_step), _count_flops(forward_only)
+
+
+def count_step_flops(
+    config: dict,
+    layers: int,
+    size: tuple[int, int, int],
+    text_tokens: int,
+    device: str,
+    dtype: torch.dtype,
+    *,
+    rank: int,
+    target_modules: list[str] | None,
+    gradient_checkpointing: bool,
+) -> tuple[float, float]:
+    """FLOPs of one step of the ``layers``-block model: (step, forward), by FlopCounterMode.
+
+    Counted on 1- and 2-block copies of the same config (blocks are identical, so the count is
+    affine in the depth) and extrapolated: FlopCounterMode keeps references that defeat gradient
+    checkpointing, so counting the full 48-block model would need the memory of a run without it.
+    """
+    from diffusers import LTX2VideoTransformer3DModel
+
+    counts = []
+    for depth in (1, 2):
+        model = _build_on_device(LTX2VideoTransformer3DModel, {**config, "num_layers": depth}, device, dtype)
+        add_lora(model, rank=rank, alpha=rank, target_modules=target_modules or DEFAULT_TARGETS)
+        model.train()
+        batch = synthetic_batch(model, size, text_tokens, device, dtype)
+        counts.append(_step_flops(model, batch, gradient_checkpointing))
+        del model
+    (step1, fwd1), (step2, fwd2) = counts
+    return step1 + (step2 - step1) * (layers - 1), fwd1 + (fwd2 - fwd1) * (layers - 1)
+
+
+def bench_train(
+    preset: str,
+    *,
+    size: tuple[int, int, int] = (512, 512, 49),
+    random_weights: bool = True,
+    steps: int = 10,
+    warmup: int = 3,
+    rank: int = 32,
+    target_modules: list[str] | None = None,
+    gradient_checkpointing: bool = True,
+    compile_blocks: bool = False,
+    device: str | None = None,
+    data_dir=None,
+    model_dir=None,
+) -> BenchResult:
+    """Time LoRA training steps of ``preset`` (see the module docstring)."""
+    from worker.engine.presets import get_preset
+
+    info = get_preset(preset)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if info.is_toy or not random_weights:
+        from worker.engine.models import load_pipeline
+
+        if data_dir is None:
+            raise ValueError("data_dir is needed to load the toy or real weights")
+        transformer = load_pipeline(preset, data_dir=data_dir, model_dir=model_dir, device=device, dtype=dtype).transformer
+    else:
+        transformer = build_random_transformer(preset, device, dtype)
+    add_lora(transformer, rank=rank, alpha=rank, target_modules=target_modules or DEFAULT_TARGETS)
+    if gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    if compile_blocks:
+        compile_transformer_blocks(transformer)
+    transformer.train()
+    params = trainable_parameters(transformer)
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    batch = synthetic_batch(transformer, size, info.max_sequence_length, device, dtype)
+    sampler, generator = ShiftedLogitNormalSampler(), torch.Generator().manual_seed(0)
+    finite = True
+
+    def step() -> None:
+        nonlocal finite
+        optimizer.zero_grad(set_to_none=True)
+        inputs = prepare_flow_inputs(batch, sampler, generator, first_frame_p=0.0)
+        losses = compute_step_losses(transformer, batch, inputs)
+        losses.total.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        finite = finite and bool(torch.isfinite(losses.total.detach()))
+
+    try:
+        for _ in range(warmup):
+            step()
+    except torch.OutOfMemoryError as exc:
+        hint = "" if gradient_checkpointing else " Enable gradient checkpointing (drop --no-gradient-checkpointing)."
+        raise BenchOutOfMemory(f"Out of memory at size {size} with rank {rank}.{hint}") from exc
+    _sync(device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    peak = _peak_memory(device)
+    median = statistics.median(times)
+    parameter_count = sum(p.numel() for p in transformer.parameters())
+    lora_count = sum(p.numel() for p in params)
+
+    layers = transformer.config.num_layers
+    config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
+    del step, optimizer, params, transformer
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    hardware_flops, forward_flops = count_step_flops(
+        config, layers, size, info.max_sequence_length, device, dtype, rank=rank,
+        target_modules=target_modules, gradient_checkpointing=gradient_checkpointing,
+    )
+    model_flops = hardware_flops - forward_flops if gradient_checkpointing else hardware_flops
+    rate = measure_matmul_rate(device, dtype)
+    tokens = batch.video.shape[1] + batch.audio.shape[1]
+    return BenchResult(
+        preset=preset,
+        device=torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+        dtype=str(dtype).removeprefix("torch."),
+        size="x".join(str(v) for v in size),
+        video_tokens=batch.video.shape[1],
+        audio_tokens=batch.audio.shape[1],
+        text_tokens=batch.video_text.shape[1],
+        transformer_parameters=parameter_count,
+        lora_parameters=lora_count,
+        gradient_checkpointing=gradient_checkpointing,
+        compiled=compile_blocks,
+        steps=steps,
+        warmup=warmup,
+        median_s_per_step=median,
+        tokens_per_s=tokens / median,
+        peak_memory_bytes=peak,
+        hardware_flops_per_step=hardware_flops,
+        model_flops_per_step=model_flops,
+        forward_flops=forward_flops,
+        matmul_flops_per_s=rate,
+        mfu=model_flops / median / rate,
+        hfu=hardware_flops / median / rate,
+        loss_finite=finite,
+    )

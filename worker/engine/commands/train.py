@@ -1,0 +1,126 @@
+"""``avlora train CONFIG.yaml [--resume] [--json]``.
+
+Trains a LoRA as the run config says: checkpoints/ (official + diffusers LoRA files and a
+resumable state) and samples/ under the config's output_dir. Ctrl-C stops after the current
+step and writes a checkpoint, so ``--resume`` continues the same run. Exit status: 0 when the
+run completed, 1 when training failed, 2 for a bad config or missing model weights, 130 when
+cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+
+
+def register(subparsers) -> None:
+    """Add the ``train`` subcommand to an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "train", help="train a LoRA from a run config (YAML)", description=__doc__.split("\n\n", 1)[1]
+    )
+    parser.add_argument("config", help="run config YAML (see `avlora config --preset sanity`)")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    parser.add_argument("--json", action="store_true", help="print progress and the result as JSON lines")
+    parser.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
+    parser.add_argument("--model-dir", default=None, help="MODEL_DIR for the real presets (default: AVLORA_MODEL_DIR)")
+    parser.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile each transformer block (GPU; faster steps)")
+    parser.add_argument("--log-every", type=int, default=10, help="print a progress line every N steps")
+    parser.set_defaults(func=run)
+
+
+def _callbacks(args: argparse.Namespace):
+    from worker.engine.progress import TrainCallbacks
+
+    def emit(kind: str, payload: dict) -> None:
+        print(json.dumps({"event": kind, **payload}, default=str), flush=True)
+
+    class CliCallbacks(TrainCallbacks):
+        def on_progress(self, event) -> None:
+            if args.json:
+                emit("progress", event.to_dict())
+            elif event.step % max(1, args.log_every) == 0 or event.step == event.total:
+                audio = "-" if event.loss_audio is None else f"{event.loss_audio:.4f}"
+                print(
+                    f"step {event.step}/{event.total}  loss_video {event.loss_video:.4f}  loss_audio {audio}  "
+                    f"lr {event.lr:.2e}  grad {event.grad_norm:.3f}  {event.step_time_s:.2f}s/step  "
+                    f"eta {event.eta_s / 60:.1f} min",
+                    file=sys.stderr,
+                )
+
+        def on_checkpoint(self, event) -> None:
+            if args.json:
+                emit("checkpoint", {"step": event.step, "official": event.official_path,
+                                    "diffusers": event.diffusers_path, "state": event.state_path})
+            else:
+                print(f"checkpoint {event.step}: {event.official_path}", file=sys.stderr)
+
+        def on_sample(self, event) -> None:
+            if args.json:
+                emit("sample", {"step": event.step, "prompt": event.prompt_index, "variant": event.variant,
+                                "mp4": event.mp4_path, "wav": event.wav_path})
+
+        def on_log(self, level: str, message: str) -> None:
+            if args.json:
+                emit("log", {"level": level, "message": message})
+            else:
+                print(f"{level}: {message}", file=sys.stderr)
+
+    return CliCallbacks()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``avlora train``; returns the exit status."""
+    from pathlib import Path
+
+    from app.config import Settings
+    from app.recipe.config_yaml import ConfigFileError
+    from app.recipe.run_config import run_config_from_yaml
+    from worker.engine.dataset import DatasetError
+    from worker.engine.loading import ModelFilesMissing
+    from worker.engine.optim import OptimizerUnavailable
+    from worker.engine.progress import CancelToken
+    from worker.engine.train import TrainingError, train_run
+
+    config_path = Path(args.config)
+    try:
+        config = run_config_from_yaml(config_path.read_text(), source=str(config_path))
+    except FileNotFoundError:
+        print(f"error: config file not found: {config_path}", file=sys.stderr)
+        return 2
+    except ConfigFileError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    settings = Settings()
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    try:
+        result = train_run(
+            config,
+            data_dir=args.data_dir or settings.data_dir,
+            model_dir=args.model_dir or settings.model_dir,
+            resume=args.resume,
+            device=args.device,
+            callbacks=_callbacks(args),
+            cancel=cancel,
+            compile_blocks=args.compile,
+        )
+    except (ModelFilesMissing, DatasetError, OptimizerUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    summary = {"status": result.status, "step": result.step, "total": result.total,
+               "output_dir": str(result.output_dir), "checkpoints": result.checkpoints}
+    if args.json:
+        print(json.dumps({"event": "result", **summary}), flush=True)
+    else:
+        print(f"{result.status} at step {result.step}/{result.total}; checkpoints {result.checkpoints} "
+              f"in {result.output_dir}/checkpoints")
+    return 0 if result.status == "completed" else 130

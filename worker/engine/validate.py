@@ -1,0 +1,182 @@
+"""Validation samples of a run: fixed prompts (trigger included), fixed seed, several variants.
+
+For each prompt: ``lora`` (LoRA on, per-side strengths), ``lora-audio-off`` (audio-side modules
+off), and ``base`` (LoRA off, sampled once per run since it never changes). Each sample is an
+mp4 with the audio muxed in plus a wav, under ``<run>/samples/``:
+
+- ``step_000100_01.mp4`` / ``.wav``: LoRA at step 100, prompt 1 (the official trainer's naming);
+- ``step_000100_01_lora-audio-off.mp4``;
+- ``base_01.mp4``.
+
+Used by the trainer (at step 0 and every checkpoint) and by ``avlora validate RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from worker.engine.progress import SampleEvent, TrainCallbacks
+from worker.engine.sampling import SampleSpec, generate, lora_variant, write_mp4, write_wav
+
+RUN_CONFIG_NAME = "training_config.yaml"
+
+
+@dataclass
+class ValidationPlan:
+    """What every validation samples."""
+
+    prompts: list[str]
+    negative_prompt: str
+    seed: int
+    width: int
+    height: int
+    num_frames: int
+    frame_rate: float
+    inference_steps: int
+    video_guidance_scale: float
+    audio_guidance_scale: float
+    variants: list[str]
+
+    def spec(self, prompt: str) -> SampleSpec:
+        """The :class:`SampleSpec` of one prompt."""
+        return SampleSpec(
+            prompt=prompt,
+            seed=self.seed,
+            width=self.width,
+            height=self.height,
+            num_frames=self.num_frames,
+            frame_rate=self.frame_rate,
+            num_inference_steps=self.inference_steps,
+            guidance_scale=self.video_guidance_scale,
+            audio_guidance_scale=self.audio_guidance_scale,
+            negative_prompt=self.negative_prompt,
+        )
+
+
+def plan_from_config(config) -> ValidationPlan:
+    """The plan of a :class:`app.recipe.run_config.RunConfig`."""
+    v = config.validation
+    width, height, frames = v.video_dims
+    return ValidationPlan(
+        prompts=config.validation_prompts(),
+        negative_prompt=v.negative_prompt,
+        seed=v.seed,
+        width=width,
+        height=height,
+        num_frames=frames,
+        frame_rate=v.frame_rate,
+        inference_steps=v.inference_steps,
+        video_guidance_scale=v.video_guidance_scale,
+        audio_guidance_scale=v.audio_guidance_scale,
+        variants=list(v.variants),
+    )
+
+
+def trigger_warnings(prompts: list[str], trigger: str) -> list[str]:
+    """Advice lines for prompts that lack the trigger (the LoRA would not be activated)."""
+    if not trigger:
+        return ["The run has no trigger word: validation prompts cannot activate the LoRA specifically."]
+    return [f"Validation prompt {i + 1} does not contain the trigger {trigger!r}." for i, p in enumerate(prompts) if trigger not in p]
+
+
+def sample_stem(step: int, prompt_index: int, variant: str) -> str:
+    """File stem of one sample (``prompt_index`` is 0-based; names count from 1)."""
+    if variant == "base":
+        return f"base_{prompt_index + 1:02d}"
+    stem = f"step_{step:06d}_{prompt_index + 1:02d}"
+    return stem if variant == "lora" else f"{stem}_{variant}"
+
+
+def run_validation(
+    pipe,
+    plan: ValidationPlan,
+    samples_dir: str | Path,
+    step: int,
+    *,
+    callbacks: TrainCallbacks | None = None,
+    video_strength: float = 1.0,
+    audio_strength: float = 1.0,
+    adapter_name: str = "default",
+    overwrite_base: bool = False,
+) -> list[SampleEvent]:
+    """Generate every (prompt, variant) of ``plan`` and write mp4 + wav files.
+
+    Runs under ``torch.random.fork_rng`` so sampling never shifts the training's random
+    streams. ``base`` samples already on disk are kept unless ``overwrite_base``.
+    """
+    callbacks = callbacks or TrainCallbacks()
+    samples_dir = Path(samples_dir)
+    events: list[SampleEvent] = []
+    transformer = pipe.transformer
+    was_training = transformer.training
+    transformer.eval()
+    try:
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
+            for index, prompt in enumerate(plan.prompts):
+                for variant in plan.variants:
+                    stem = sample_stem(step, index, variant)
+                    mp4, wav = samples_dir / f"{stem}.mp4", samples_dir / f"{stem}.wav"
+                    if variant == "base" and mp4.is_file() and wav.is_file() and not overwrite_base:
+                        continue
+                    with lora_variant(
+                        pipe, variant, video_strength=video_strength, audio_strength=audio_strength,
+                        adapter_name=adapter_name,
+                    ):
+                        sample = generate(pipe, plan.spec(prompt))
+                    write_wav(wav, sample)
+                    write_mp4(mp4, sample)
+                    event = SampleEvent(step, index, variant, mp4, wav, plan.seed)
+                    events.append(event)
+                    callbacks.on_sample(event)
+    finally:
+        transformer.train(was_training)
+    return events
+
+
+def validate_run(
+    run_dir: str | Path,
+    *,
+    data_dir: str | Path,
+    model_dir: str | Path | None = None,
+    step: int | None = None,
+    video_strength: float = 1.0,
+    audio_strength: float = 1.0,
+    variants: list[str] | None = None,
+    device: str | None = None,
+    callbacks: TrainCallbacks | None = None,
+) -> list[SampleEvent]:
+    """Sample a finished (or running) run's checkpoint: the CLI's ``avlora validate``.
+
+    Loads the run's config, a fresh pipeline, and the official-format LoRA file of ``step``
+    (default: the latest) through diffusers' ``load_lora_weights``, the loading path users take.
+    """
+    from app.recipe.run_config import run_config_from_yaml
+    from worker.engine.checkpoint import checkpoint_paths, list_checkpoint_steps
+    from worker.engine.models import load_pipeline
+
+    run_dir = Path(run_dir)
+    config_file = run_dir / RUN_CONFIG_NAME
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a training run folder: {RUN_CONFIG_NAME} is missing.")
+    config = run_config_from_yaml(config_file.read_text(), source=str(config_file))
+    steps = list_checkpoint_steps(run_dir)
+    if not steps:
+        raise FileNotFoundError(f"{run_dir}/checkpoints holds no checkpoint yet.")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise FileNotFoundError(f"No checkpoint at step {step} in {run_dir}; available: {steps}")
+    lora_file = checkpoint_paths(run_dir, step).official
+    pipe = load_pipeline(config.model, data_dir=Path(data_dir), model_dir=model_dir, device=device)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(str(lora_file), adapter_name="default")
+    plan = plan_from_config(config)
+    if variants:
+        plan.variants = list(variants)
+    return run_validation(
+        pipe, plan, run_dir / "samples", step, callbacks=callbacks,
+        video_strength=video_strength, audio_strength=audio_strength,
+    )
