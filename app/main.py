@@ -10,11 +10,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.errors import ApiError, api_error_handler, http_error_handler, validation_error_handler
 from app.routes import ROUTERS
 from app.security import install_access_control
+from app.services.sweeper import sweeper_lifespan
 from app.templating import STATIC_DIR
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="AV-LoRA Studio", version="1", summary="Train and verify LTX-2.3 Audio-Video LoRAs")
+    app = FastAPI(title="AV-LoRA Studio", version="1", summary="Train and verify LTX-2.3 Audio-Video LoRAs",
+                  lifespan=sweeper_lifespan)  # marks dead jobs interrupted, re-sends lost ones
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)

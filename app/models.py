@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+    JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -127,3 +127,140 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+# --- training: preprocess runs, training runs and what they produce ---------------------------
+# A run's status is its current job's status (the job row is the truth); resuming a run gives it
+# a new job. Rows a worker writes while a run trains are keyed by (run, step[, prompt, variant])
+# so re-running a step after a crash updates a row instead of adding a second one.
+
+
+class PreprocessRun(Base):
+    """One preprocessing of a dataset's trainable clips with a model preset, buckets and trigger."""
+
+    __tablename__ = "preprocess_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(40))  # model preset: toy | toy-2.0 | ltx-2.3 | ltx-2
+    buckets: Mapped[str] = mapped_column(String(500))
+    trigger: Mapped[str] = mapped_column(String(100))
+    # sha256 of model, buckets, trigger and every exported clip (id, content hash, caption):
+    # training is offered only while the dataset still has this fingerprint.
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    clip_results: Mapped[list[Any]] = mapped_column(JSON, default=list)  # one dict per exported clip
+    output_dir: Mapped[str] = mapped_column(String(1000))  # relative to DATA_DIR
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    dataset: Mapped[Dataset] = relationship()
+    job: Mapped[Job | None] = relationship()
+
+    @property
+    def status(self) -> str:
+        """The status of its current job (``queued`` ... ``succeeded``)."""
+        return self.job.status if self.job is not None else JobStatus.interrupted.value
+
+
+class TrainingRun(Base):
+    """A LoRA training run: its config, the preprocessed data it reads, and its output folder."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    preprocess_run_id: Mapped[int] = mapped_column(ForeignKey("preprocess_runs.id", ondelete="RESTRICT"))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)  # a RunConfig as JSON, paths filled in
+    output_dir: Mapped[str] = mapped_column(String(1000))  # relative to DATA_DIR
+    best_checkpoint_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), default=None)
+    parent_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_runs.id", ondelete="SET NULL"), default=None)  # the run this one was cloned from
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    dataset: Mapped[Dataset] = relationship()
+    preprocess_run: Mapped[PreprocessRun] = relationship()
+    job: Mapped[Job | None] = relationship()
+    checkpoints: Mapped[list[Checkpoint]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="Checkpoint.step")
+    samples: Mapped[list[Sample]] = relationship(
+        back_populates="run", cascade="all, delete-orphan",
+        order_by=lambda: (Sample.step, Sample.prompt_index, Sample.variant))
+    metrics: Mapped[list[Metric]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="Metric.step")
+
+    @property
+    def status(self) -> str:
+        """The status of its current job (``queued`` ... ``succeeded``)."""
+        return self.job.status if self.job is not None else JobStatus.interrupted.value
+
+
+class Checkpoint(Base):
+    """The LoRA files of one step: official (ComfyUI) and diffusers layouts, plus the resumable state."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("run_id", "step", name="uq_checkpoint_run_step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # official|diffusers|state -> path under DATA_DIR
+    key_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # LoRA layers per module family
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    run: Mapped[TrainingRun] = relationship(back_populates="checkpoints")
+
+
+class Sample(Base):
+    """One validation sample: prompt ``prompt_index`` (0-based) at ``step`` in one variant."""
+
+    __tablename__ = "samples"
+    __table_args__ = (
+        UniqueConstraint("run_id", "step", "prompt_index", "variant", name="uq_sample_run_step_prompt_variant"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    prompt_index: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    variant: Mapped[str] = mapped_column(String(20))  # base | lora | lora-audio-off
+    wav: Mapped[str] = mapped_column(String(1000))  # path under DATA_DIR
+    mp4: Mapped[str] = mapped_column(String(1000))  # path under DATA_DIR
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    run: Mapped[TrainingRun] = relationship(back_populates="samples")
+
+
+class Metric(Base):
+    """The losses and timings of one optimizer step."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (UniqueConstraint("run_id", "step", name="uq_metric_run_step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    loss: Mapped[float] = mapped_column(Float)
+    loss_video: Mapped[float] = mapped_column(Float)
+    loss_audio: Mapped[float | None] = mapped_column(Float, default=None)  # None without audio latents
+    lr: Mapped[float] = mapped_column(Float)
+    grad_norm: Mapped[float] = mapped_column(Float)
+    step_time: Mapped[float] = mapped_column(Float)  # seconds
+    gpu_mem: Mapped[int] = mapped_column(BigInteger)  # peak bytes (GPU, or process RSS on the CPU)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    run: Mapped[TrainingRun] = relationship(back_populates="metrics")
+
+
+class LogLine(Base):
+    """A human-readable line a job wrote (shown in the live log)."""
+
+    __tablename__ = "log_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    level: Mapped[str] = mapped_column(String(10), default="info")  # info | warning | error
+    text: Mapped[str] = mapped_column(Text)

@@ -6,7 +6,13 @@ from app.routes import auth, clips, datasets, health, media
 from app.routes.api import clips as api_clips
 from app.routes.api import datasets as api_datasets
 from app.routes.api import exchange as api_exchange
+from app.routes.api import jobs as api_jobs
+from app.routes.api import preprocess as api_preprocess
+from app.routes.api import presets as api_presets
+from app.routes.api import runs as api_runs
 
 # api_exchange first: POST /api/v1/datasets/import must not be read as a dataset id.
 ROUTERS = [health.router, auth.router, api_exchange.router, api_datasets.router, api_clips.router,
            datasets.router, clips.router, media.router]
+# Training (issue 4): presets, preprocessing, runs, the job list, resume and live events.
+ROUTERS += [api_presets.router, api_preprocess.router, api_runs.router, api_jobs.router]

@@ -1,0 +1,84 @@
+"""JSON API v1: the job list (with queue positions), resume, log, and live server-sent events.
+
+``GET /api/v1/jobs/{id}`` and ``POST /api/v1/jobs/{id}/cancel`` live in ``app/routes/api/clips.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.db import session_scope
+from app.routes.deps import SessionDep
+from app.services import job_queue
+from app.services.events import Cursor, JobEventFeed
+from app.services.job_actions import resume_job
+
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
+
+SSE_POLL_S = float(os.environ.get("AVLORA_SSE_POLL_S", "0.5"))
+SSE_HEARTBEAT_S = float(os.environ.get("AVLORA_SSE_HEARTBEAT_S", "15"))
+
+
+@router.get("/jobs")
+def list_jobs(session: SessionDep, status: str | None = None, kind: str | None = None,
+              limit: int = 100) -> list[dict[str, Any]]:
+    """Jobs, newest first, with status, progress, GPU, run and position in their queue."""
+    return job_queue.list_jobs(session, status=status, kind=kind, limit=limit)
+
+
+@router.post("/jobs/{job_id}/resume", status_code=201)
+def resume(job_id: int, session: SessionDep) -> dict[str, Any]:
+    """A failed, cancelled or interrupted job continues from its last checkpoint as a new attempt -> the new job."""
+    new_job = resume_job(session, job_queue.get_job(session, job_id))
+    return job_queue.job_summary(new_job, job_queue.queue_positions(session))
+
+
+@router.get("/jobs/{job_id}/log")
+def read_log(job_id: int, session: SessionDep, after: int = 0) -> list[dict[str, Any]]:
+    """The job's log lines after line id `after`."""
+    job_queue.get_job(session, job_id)
+    return job_queue.job_log(session, job_id, after)
+
+
+def _poll(feed: JobEventFeed):
+    with session_scope() as session:
+        return feed.poll(session)
+
+
+@router.get("/jobs/{job_id}/events")
+async def job_events(job_id: int, request: Request, last_event_id: str | None = Header(None)) -> StreamingResponse:
+    """Server-sent events: job.status, job.progress, job.log, run.metric, run.checkpoint, run.sample.
+
+    Send `Last-Event-ID` to continue after the last event received. Comment lines keep the
+    connection alive; the stream ends once the job is final and every row was sent.
+    """
+    feed = JobEventFeed(job_id, Cursor.parse(last_event_id))
+    first = await run_in_threadpool(_poll, feed)  # 404 before the stream starts
+
+    async def stream():
+        yield "retry: 2000\n\n"
+        for event in first:
+            yield event.encode()
+        last_sent = time.monotonic()
+        while not feed.finished:
+            await asyncio.sleep(SSE_POLL_S)
+            if await request.is_disconnected():
+                return
+            events = await run_in_threadpool(_poll, feed)
+            for event in events:
+                yield event.encode()
+            if events:
+                last_sent = time.monotonic()
+            elif time.monotonic() - last_sent >= SSE_HEARTBEAT_S:
+                yield ": heartbeat\n\n"
+                last_sent = time.monotonic()
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,165 @@
+"""Crash safety: jobs whose worker died become ``interrupted``; queued jobs whose task was lost
+are sent again.
+
+:func:`sweep` is one pass (tests call it directly); :func:`sweeper_lifespan` runs it every few
+seconds inside the web process. Both halves are safe to run from several processes at once:
+
+- a ``running`` or ``cancelling`` job whose heartbeat is older than the heartbeat timeout is
+  marked ``interrupted`` (``app.services.jobs.mark_stale_jobs``), so nothing shows "running"
+  forever after a ``kill -9`` or a reboot; the person resumes it (``POST /jobs/{id}/resume``);
+- a ``queued`` job older than ``redispatch_after_s`` whose task is not waiting in the broker
+  (the broker restarted without its data, the worker that reserved it died, the web process
+  could not reach the broker when it was queued) is dispatched again. A duplicate message is
+  harmless: the worker refuses a job that is final or held by a live worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.config import get_settings
+from app.models import Job, JobStatus
+from app.services.jobs import dispatch_job, mark_stale_jobs
+from app.services.run_records import add_log_line
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = float(os.environ.get("AVLORA_SWEEP_INTERVAL_S", "5"))
+REDISPATCH_AFTER_S = float(os.environ.get("AVLORA_REDISPATCH_AFTER_S", "60"))
+REDIS_PRIORITY_SEPARATOR = "\x06\x16"
+REDIS_PRIORITY_STEPS = (3, 6, 9)
+
+
+@dataclass
+class SweepReport:
+    """What one pass did: ids of jobs marked interrupted and of jobs sent again."""
+
+    interrupted: list[int] = field(default_factory=list)
+    redispatched: list[int] = field(default_factory=list)
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _message_ids_in_redis(url: str, queue: str) -> set[str]:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        ids: set[str] = set()
+        keys = [queue] + [f"{queue}{REDIS_PRIORITY_SEPARATOR}{p}" for p in REDIS_PRIORITY_STEPS]
+        for key in keys:
+            for raw in client.lrange(key, 0, -1):
+                try:
+                    ids.add(json.loads(raw)["headers"]["id"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return ids
+    finally:
+        client.close()
+
+
+def _message_ids_in_folder(folder, queue: str, wanted: set[str]) -> set[str]:
+    found: set[str] = set()
+    if not folder.is_dir():
+        return found
+    for path in folder.glob(f"*.{queue}.msg"):
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:  # consumed while we looked
+            continue
+        found.update(task_id for task_id in wanted if task_id in text)
+    return found
+
+
+def tasks_waiting_in_broker(queue: str, task_ids: set[str]) -> set[str] | None:
+    """Which of ``task_ids`` wait in ``queue`` on the broker; None when the broker cannot be inspected."""
+    settings = get_settings()
+    if settings.uses_file_broker:
+        return _message_ids_in_folder(settings.file_broker_dir / "queue", queue, task_ids)
+    url = settings.celery_broker_url
+    if url.startswith(("redis://", "rediss://")):
+        return _message_ids_in_redis(url, queue) & task_ids
+    return None
+
+
+def redispatch_lost_jobs(session: Session, older_than_s: float) -> list[int]:
+    """Send again every queued job older than ``older_than_s`` whose task is not waiting in the broker."""
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than_s)
+    queued = [job for job in session.scalars(select(Job).where(Job.status == JobStatus.queued.value))
+              if _aware(job.created_at) < cutoff]
+    sent: list[int] = []
+    for queue in sorted({job.queue for job in queued}):
+        jobs = [job for job in queued if job.queue == queue]
+        waiting = tasks_waiting_in_broker(queue, {job.celery_id for job in jobs if job.celery_id})
+        if waiting is None:
+            continue
+        for job in jobs:
+            if job.celery_id in waiting:
+                continue
+            dispatch_job(session, job)
+            add_log_line(session, job.id, "warning", "The job's task was not in the broker (restarted or lost): "
+                         "sent again.")
+            session.commit()
+            sent.append(job.id)
+    return sent
+
+
+def sweep(session: Session, *, heartbeat_timeout_s: float | None = None,
+          redispatch_after_s: float | None = None) -> SweepReport:
+    """One pass: mark stale live jobs interrupted, re-dispatch lost queued jobs."""
+    timeout = heartbeat_timeout_s if heartbeat_timeout_s is not None else get_settings().heartbeat_timeout_s
+    report = SweepReport()
+    for job in mark_stale_jobs(session, timeout):
+        add_log_line(session, job.id, "error", job.error or "The worker stopped responding.")
+        report.interrupted.append(job.id)
+    session.commit()
+    after = redispatch_after_s if redispatch_after_s is not None else REDISPATCH_AFTER_S
+    report.redispatched = redispatch_lost_jobs(session, after)
+    return report
+
+
+def sweep_once() -> SweepReport:
+    """:func:`sweep` in a session of its own (what the web process runs periodically)."""
+    from app.db import session_scope
+
+    with session_scope() as session:
+        return sweep(session)
+
+
+async def _sweep_forever(interval_s: float) -> None:
+    from starlette.concurrency import run_in_threadpool
+
+    while True:
+        try:
+            report = await run_in_threadpool(sweep_once)
+            if report.interrupted or report.redispatched:
+                log.warning("sweeper: interrupted %s, re-dispatched %s", report.interrupted, report.redispatched)
+        except Exception:  # the database or broker is briefly away: log it, try again next round
+            log.exception("job sweeper pass failed")
+        await asyncio.sleep(interval_s)
+
+
+@asynccontextmanager
+async def sweeper_lifespan(_app):
+    """FastAPI lifespan: run the sweeper every ``AVLORA_SWEEP_INTERVAL_S`` seconds while the app serves."""
+    task = asyncio.create_task(_sweep_forever(SWEEP_INTERVAL_S)) if SWEEP_INTERVAL_S > 0 else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
