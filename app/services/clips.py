@@ -15,7 +15,7 @@ from app.models import Clip, ClipStatus, Dataset, Job, JobStatus
 from app.recipe.buckets import BucketError, assign_bucket, parse_buckets
 from app.services.captions import caption_to_dict
 from app.services.errors import Conflict, NotFound
-from app.services.jobs import enqueue_job
+from app.services.job_queue import add_job, send_job_after_commit
 from app.services.uploads import ReceivedFile, check_media_file, store_received_file
 
 log = logging.getLogger(__name__)
@@ -169,9 +169,10 @@ def add_received_files(session: Session, dataset: Dataset, files: list[ReceivedF
 
 def queue_probe(session: Session, clip: Clip) -> None:
     """Queue a ``probe_clip`` job for ``clip`` on the cpu queue and remember its id."""
-    job = enqueue_job(session, PROBE_JOB_KIND, "cpu", {"clip_id": clip.id})
+    job = add_job(session, PROBE_JOB_KIND, "cpu", {"clip_id": clip.id})
     clip.probe_job_id = job.id
     session.commit()
+    send_job_after_commit(session, job)
 
 
 def reprobe_clip(session: Session, clip: Clip) -> Clip:

@@ -1,4 +1,5 @@
-"""Creating and reading job rows. The row is the truth; Celery only carries its id."""
+"""Job rows at the lowest level: send, cancel, expire, serialise. The row is the truth; Celery
+only carries its id. Queue new jobs with :func:`app.services.job_queue.queue_job`."""
 
 from __future__ import annotations
 
@@ -10,15 +11,6 @@ from sqlalchemy.orm import Session
 
 from app.models import Job, JobStatus
 from app.queue import send_job
-
-
-def enqueue_job(session: Session, kind: str, queue: str, params: dict[str, Any]) -> Job:
-    """Write a queued job row, commit it, then send its id to the broker."""
-    job = Job(kind=kind, queue=queue, params=params, status=JobStatus.queued.value)
-    session.add(job)
-    session.commit()
-    dispatch_job(session, job)
-    return job
 
 
 def dispatch_job(session: Session, job: Job) -> None:

@@ -1,4 +1,4 @@
-"""JSON API v1: one clip, its caption, and the jobs behind it."""
+"""JSON API v1: one clip and its caption."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
-from app.models import Job
 from app.routes.deps import SessionDep
 from app.services import clips as clip_service
 from app.services.captions import save_caption
-from app.services.errors import NotFound
-from app.services.jobs import job_to_dict, request_cancel
 
 router = APIRouter(prefix="/api/v1", tags=["clips"])
 
@@ -52,21 +49,3 @@ def reprobe_clip(clip_id: int, session: SessionDep) -> dict[str, Any]:
     """Analyse a clip again."""
     clip = clip_service.reprobe_clip(session, clip_service.get_clip(session, clip_id))
     return clip_service.clip_to_dict(clip)
-
-
-@router.get("/jobs/{job_id}", tags=["jobs"])
-def read_job(job_id: int, session: SessionDep) -> dict[str, Any]:
-    """A background job: status, progress, step, total, eta_s, error."""
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound("job", job_id)
-    return job_to_dict(job)
-
-
-@router.post("/jobs/{job_id}/cancel", tags=["jobs"])
-def cancel_job(job_id: int, session: SessionDep) -> dict[str, Any]:
-    """Ask a job to stop: a queued job is cancelled at once, a running one between steps."""
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound("job", job_id)
-    return job_to_dict(request_cancel(session, job))

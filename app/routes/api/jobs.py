@@ -1,7 +1,4 @@
-"""JSON API v1: the job list (with queue positions), resume, log, and live server-sent events.
-
-``GET /api/v1/jobs/{id}`` and ``POST /api/v1/jobs/{id}/cancel`` live in ``app/routes/api/clips.py``.
-"""
+"""JSON API v1: jobs (list with queue positions, one job, cancel, resume), logs and live events."""
 
 from __future__ import annotations
 
@@ -19,6 +16,7 @@ from app.routes.deps import SessionDep
 from app.services import job_queue
 from app.services.events import Cursor, JobEventFeed
 from app.services.job_actions import resume_job
+from app.services.jobs import request_cancel
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -31,6 +29,19 @@ def list_jobs(session: SessionDep, status: str | None = None, kind: str | None =
               limit: int = 100) -> list[dict[str, Any]]:
     """Jobs, newest first, with status, progress, GPU, run and position in their queue."""
     return job_queue.list_jobs(session, status=status, kind=kind, limit=limit)
+
+
+@router.get("/jobs/{job_id}")
+def read_job(job_id: int, session: SessionDep) -> dict[str, Any]:
+    """A background job: status, progress, step, total, eta_s, error, worker, GPU, run, queue position."""
+    return job_queue.job_summary(job_queue.get_job(session, job_id), job_queue.queue_positions(session))
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(job_id: int, session: SessionDep) -> dict[str, Any]:
+    """Ask a job to stop: a queued job is cancelled at once, a running one between steps."""
+    job = request_cancel(session, job_queue.get_job(session, job_id))
+    return job_queue.job_summary(job, job_queue.queue_positions(session))
 
 
 @router.post("/jobs/{job_id}/resume", status_code=201)
