@@ -264,3 +264,50 @@ class LogLine(Base):
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     level: Mapped[str] = mapped_column(String(10), default="info")  # info | warning | error
     text: Mapped[str] = mapped_column(Text)
+
+
+# --- comparing checkpoints: LoRA key reports and blind listening votes -----------------------
+
+
+class LoraKeyReport(Base):
+    """The key report of one LoRA file: a checkpoint's file (official or diffusers layout) or an
+    uploaded file from another trainer, loaded into a fresh pipeline by a ``key_report`` job."""
+
+    __tablename__ = "lora_key_reports"
+    __table_args__ = (UniqueConstraint("checkpoint_id", "layout", name="uq_key_report_checkpoint_layout"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checkpoint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkpoints.id", ondelete="CASCADE"), default=None, index=True)  # None for an upload
+    layout: Mapped[str] = mapped_column(String(20))  # official | diffusers | upload
+    file_name: Mapped[str] = mapped_column(String(500))  # shown to people (an upload's original name)
+    path: Mapped[str] = mapped_column(String(1000))  # the file, under DATA_DIR
+    preset: Mapped[str] = mapped_column(String(40))  # model preset the file was loaded into
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | done | failed
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # VerifyReport.to_dict()
+    error: Mapped[str | None] = mapped_column(Text, default=None)  # why no report could be made
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    checkpoint: Mapped[Checkpoint | None] = relationship()
+    job: Mapped[Job | None] = relationship()
+
+
+class Vote(Base):
+    """One blind A/B listening trial: two samples of the same prompt under hidden labels.
+
+    ``choice`` is ``a``, ``b`` or ``same`` once the listener decided (None while open).
+    """
+
+    __tablename__ = "votes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), index=True)
+    sample_a_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
+    sample_b_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
+    choice: Mapped[str | None] = mapped_column(String(10), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    sample_a: Mapped[Sample] = relationship(foreign_keys=[sample_a_id])
+    sample_b: Mapped[Sample] = relationship(foreign_keys=[sample_b_id])

@@ -16,3 +16,11 @@ ROUTERS = [health.router, auth.router, api_exchange.router, api_datasets.router,
            datasets.router, clips.router, media.router]
 # Training (issue 4): presets, preprocessing, runs, the job list, resume and live events.
 ROUTERS += [api_presets.router, api_preprocess.router, api_runs.router, api_jobs.router]
+
+# Comparing checkpoints (issue 5): compare pages, blind votes, key reports, LoRA checks, exports.
+from app.routes import compare as compare_pages  # noqa: E402
+from app.routes import lora_check as lora_check_pages  # noqa: E402
+from app.routes.api import compare as api_compare  # noqa: E402
+from app.routes.api import lora as api_lora  # noqa: E402
+
+ROUTERS += [api_compare.router, api_lora.router, compare_pages.router, lora_check_pages.router]

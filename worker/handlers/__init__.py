@@ -11,3 +11,10 @@ HANDLERS = {
     "preprocess": preprocess,  # gpu queue
     "train": train,  # gpu queue
 }
+
+# Comparing checkpoints (issue 5), cpu queue.
+from worker.handlers.key_report import key_report  # noqa: E402
+from worker.handlers.sample_metrics import sample_metrics  # noqa: E402
+
+HANDLERS["sample_metrics"] = sample_metrics
+HANDLERS["key_report"] = key_report

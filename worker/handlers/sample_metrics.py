@@ -1,0 +1,104 @@
+"""sample_metrics: measure a run's validation samples and flag where a checkpoint's audio degrades (cpu queue).
+
+For run ``params["run_id"]``, every :class:`app.models.Sample` without metrics is measured
+(:func:`app.media.sample_metrics.measure_sample` on its wav), gets its ``voice_distance`` to the
+training clips (their decoded audio from the run's preprocess run, pooled into one MFCC voice
+profile) and, for LoRA variants, ``flags`` from
+:func:`app.media.sample_metrics.compare_to_base` against the base-model sample of the same
+prompt. Base samples are measured first; a LoRA sample measured before its base gets its flags
+on a later run of this job. A sample whose audio cannot be measured stores ``{"error": ...}``
+so it is not retried for ever. Idempotent: measured samples are left as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from app.config import get_settings
+from app.db import session_scope
+from app.media.analysis import AudioDecodeError
+from app.media.sample_metrics import SampleAudioError, compare_to_base, measure_sample, voice_distance
+from app.models import PreprocessRun, Sample, TrainingRun
+from worker.jobs import JobContext, JobFailed
+
+log = logging.getLogger(__name__)
+MAX_REFERENCE_CLIPS = 50  # the pooled voice profile is stable long before this many clips
+
+
+def _reference_paths(preprocess_run: PreprocessRun | None, data_dir: Path) -> list[Path]:
+    """Decoded audio of the clips the run trained on (paths that exist)."""
+    if preprocess_run is None:
+        return []
+    paths = []
+    for item in preprocess_run.clip_results or []:
+        relative = item.get("decoded_audio")
+        if relative and (data_dir / relative).is_file():
+            paths.append(data_dir / relative)
+    return paths[:MAX_REFERENCE_CLIPS]
+
+
+def _measure(path: Path) -> dict[str, Any]:
+    try:
+        return measure_sample(path)
+    except (SampleAudioError, AudioDecodeError, OSError) as exc:
+        return {"error": f"{path.name}: {exc}"}
+
+
+def reference_profiles(paths: list[Path]) -> list[dict]:
+    """The measured metrics of each training clip that has a voice profile."""
+    measured = [_measure(path) for path in paths]
+    return [m for m in measured if m.get("mfcc")]
+
+
+def _with_distance(metrics: dict[str, Any], references: list[dict]) -> dict[str, Any]:
+    if "error" not in metrics:
+        metrics["voice_distance"] = voice_distance(metrics, references) if references else None
+    return metrics
+
+
+def sample_metrics(ctx: JobContext, params: dict[str, Any]) -> dict | None:
+    """Measure the unmeasured samples of run ``params["run_id"]``; returns how many were measured and flagged."""
+    run_id = int(params["run_id"])
+    data_dir = get_settings().data_dir
+    with session_scope() as session:
+        run = session.get(TrainingRun, run_id)
+        if run is None:
+            raise JobFailed(f"Training run #{run_id} no longer exists.")
+        references_paths = _reference_paths(run.preprocess_run, data_dir)
+        todo = [(s.id, s.variant, data_dir / s.wav) for s in run.samples if not s.metrics]
+    todo.sort(key=lambda item: item[1] != "base")  # base samples first: the others compare with them
+    references = reference_profiles(references_paths) if todo else []
+    for index, (sample_id, _variant, wav) in enumerate(todo):
+        ctx.check_cancelled()
+        ctx.progress(index, len(todo) + 1, f"measuring {wav.name}")
+        metrics = _with_distance(_measure(wav), references)
+        with session_scope() as session:
+            sample = session.get(Sample, sample_id)
+            if sample is not None:
+                sample.metrics = metrics
+    with session_scope() as session:
+        flagged = flag_against_base(session, run_id)
+    ctx.progress(len(todo) + 1, len(todo) + 1, f"{len(todo)} samples measured, {flagged} compared with the base model")
+    return {"run_id": run_id, "measured": len(todo), "flagged": flagged, "references": len(references)}
+
+
+def flag_against_base(session, run_id: int) -> int:
+    """Add ``flags`` to every measured non-base sample of the run whose base sample is measured."""
+    samples = list(session.scalars(select(Sample).where(Sample.run_id == run_id)))
+    base_by_prompt = {s.prompt_index: s.metrics for s in samples
+                      if s.variant == "base" and s.metrics and "error" not in s.metrics}
+    changed = 0
+    for sample in samples:
+        metrics = sample.metrics or {}
+        if sample.variant == "base" or not metrics or "error" in metrics or "flags" in metrics:
+            continue
+        base = base_by_prompt.get(sample.prompt_index)
+        if base is None:
+            continue
+        sample.metrics = {**metrics, "flags": compare_to_base(metrics, base)}
+        changed += 1
+    return changed
