@@ -11,7 +11,7 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,11 +30,37 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     max_upload_mb: int = Field(2048, ge=1, description="Largest accepted upload, per file.")
     heartbeat_timeout_s: int = Field(120, ge=5, description="A running job whose heartbeat is older is interrupted.")
+    heartbeat_interval_s: float = Field(
+        5.0, gt=0, le=600, description="Seconds between two heartbeats of a running job (worker); it also "
+        "picks up cancel, checkpoint-now and sample-now requests. Keep it well below HEARTBEAT_TIMEOUT_S.")
+    sweep_interval_s: float = Field(
+        5.0, ge=0, le=3600, description="Seconds between two passes of the crash sweeper in the web process "
+        "(stale jobs become interrupted, lost queued jobs are sent again); 0 turns it off.")
+    redispatch_after_s: float = Field(
+        60.0, ge=0, le=86400, description="A queued job older than this whose task is not in the broker is "
+        "sent again by the sweeper.")
+    auto_resume_attempts: int = Field(
+        0, ge=0, le=100, description="Automatic retry: how many times in a row the sweeper resumes an "
+        "interrupted training or preprocessing job from its last checkpoint; 0 leaves it to a person.")
+    sse_poll_s: float = Field(
+        0.5, gt=0, le=60, description="Seconds between two database polls of a live event stream.")
+    sse_heartbeat_s: float = Field(
+        15.0, gt=0, le=3600, description="A live event stream that sent nothing for this long sends a comment "
+        "line, so proxies keep the connection open.")
 
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _heartbeat_fits_timeout(self) -> "Settings":
+        if self.heartbeat_interval_s * 2 > self.heartbeat_timeout_s:
+            raise ValueError(
+                f"AVLORA_HEARTBEAT_INTERVAL_S ({self.heartbeat_interval_s:g}) must be at most half of "
+                f"AVLORA_HEARTBEAT_TIMEOUT_S ({self.heartbeat_timeout_s}): otherwise live jobs would be "
+                "declared interrupted between two heartbeats.")
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -127,6 +127,9 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # Actions a person asked of the running job, name -> when asked (ISO time): "checkpoint",
+    # "sample". The worker carries each out between steps and removes it (app.services.job_actions).
+    requests: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 # --- training: preprocess runs, training runs and what they produce ---------------------------

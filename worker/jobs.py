@@ -3,7 +3,9 @@
 A handler receives a :class:`JobContext` and the job's params. It calls ``ctx.progress(...)``
 as it goes and ``ctx.check_cancelled()`` between units of work; the runner turns the outcome
 into the row's final state. Re-running a job id never runs it twice at once: a row that another
-live worker holds (fresh heartbeat) is left alone.
+live worker holds (fresh heartbeat) is left alone. Actions a person asks of a running job
+(checkpoint now, sample now: the row's ``requests``) reach the handler through
+:meth:`JobContext.take_requests`.
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from app.config import get_settings
 from app.db import session_scope
 from app.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_INTERVAL_S = float(os.environ.get("AVLORA_HEARTBEAT_INTERVAL_S", "5"))
 
 
 class JobCancelled(Exception):
@@ -56,7 +57,11 @@ class JobContext:
         self._cancel = threading.Event()
         self._stop = threading.Event()
         self._started = time.monotonic()
+        self._interval_s = get_settings().heartbeat_interval_s
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
+        self._requests_lock = threading.Lock()
+        self._requests: dict[str, str] = {}  # as last read from the row: name -> when asked
+        self._taken: dict[str, str] = {}  # handed to the handler and not yet cleared on the row
 
     # --- heartbeat -------------------------------------------------------------------------
     def start_heartbeat(self) -> None:
@@ -67,15 +72,14 @@ class JobContext:
         self._thread.join(timeout=10)
 
     def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_INTERVAL_S):
+        while not self._stop.wait(self._interval_s):
             try:
                 with session_scope() as session:
                     job = session.get(Job, self.job_id)
                     if job is None:
                         return
                     job.heartbeat_at = _now()
-                    if job.status == JobStatus.cancelling.value:
-                        self._cancel.set()
+                    self.see_row(job)
             except Exception:  # a lost database connection must not kill the job; retry next beat
                 log.exception("heartbeat for job %s failed", self.job_id)
 
@@ -88,8 +92,35 @@ class JobContext:
         if self._cancel.is_set():
             raise JobCancelled()
 
+    def see_row(self, job: Job) -> None:
+        """Take note of what the person asked on the job row just read: cancel, requests."""
+        if job.status == JobStatus.cancelling.value:
+            self._cancel.set()
+        with self._requests_lock:
+            self._requests = {str(name): str(asked) for name, asked in (job.requests or {}).items()}
+
+    def take_requests(self) -> dict[str, str]:
+        """Requests seen on the row and not handed out yet (``name -> when asked``).
+
+        Each request is handed out once; :meth:`clear_request` removes it from the row when done.
+        A request asked again after it was handed out (a new time) is handed out again.
+        """
+        with self._requests_lock:
+            fresh = {name: asked for name, asked in self._requests.items() if self._taken.get(name) != asked}
+            self._taken.update(fresh)
+        return fresh
+
+    def clear_request(self, name: str, asked_at: str) -> None:
+        """Remove request ``name`` from the row once carried out, unless it was asked again since."""
+        with session_scope() as session:
+            job = session.get(Job, self.job_id, with_for_update=True)
+            pending = dict(job.requests or {})
+            if pending.get(name) == asked_at:
+                del pending[name]
+                job.requests = pending or None
+
     def progress(self, step: int, total: int, message: str = "", **result: Any) -> None:
-        """Record progress (step of total) and an ETA; also picks up a pending cancel."""
+        """Record progress (step of total) and an ETA; also picks up a pending cancel and requests."""
         elapsed = time.monotonic() - self._started
         with session_scope() as session:
             job = session.get(Job, self.job_id)
@@ -101,8 +132,7 @@ class JobContext:
                 job.message = message
             if result:
                 job.result = {**(job.result or {}), **result}
-            if job.status == JobStatus.cancelling.value:
-                self._cancel.set()
+            self.see_row(job)
 
 
 def claim_job(job_id: int, heartbeat_timeout_s: float) -> bool:
@@ -165,6 +195,7 @@ def run_job(job_id: int, handlers: dict[str, Callable[[JobContext, dict[str, Any
         job.status = status.value
         job.error = error
         job.finished_at = _now()
+        job.requests = None  # what was still asked of it ends with it
         if status is JobStatus.succeeded:
             job.progress = 1.0
             job.eta_s = 0.0

@@ -79,7 +79,8 @@ def queue_positions(session: Session) -> dict[int, int]:
 
 
 def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict[str, Any]:
-    """The API form of a job plus its GPU, attempt, heartbeat, result, run and queue position."""
+    """The API form of a job plus its GPU, attempt, heartbeat, result, run, queue position and the
+    requests still pending (``{"checkpoint"|"sample": asked_at}``)."""
     data = job_to_dict(job)
     data.update({
         "gpu": job.gpu,
@@ -88,6 +89,7 @@ def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict[str, 
         "result": job.result,
         "run": run_link(job),
         "queue_position": (positions or {}).get(job.id),
+        "requests": dict(job.requests or {}),
     })
     return data
 

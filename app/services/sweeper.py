@@ -1,13 +1,16 @@
 """Crash safety: jobs whose worker died become ``interrupted``; queued jobs whose task was lost
 are sent again.
 
-:func:`sweep` is one pass (tests call it directly); :func:`sweeper_lifespan` runs it every few
-seconds inside the web process. Both halves are safe to run from several processes at once:
+:func:`sweep` is one pass (tests call it directly); :func:`sweeper_lifespan` runs it every
+``AVLORA_SWEEP_INTERVAL_S`` seconds inside the web process. Both halves are safe to run from
+several processes at once:
 
 - a ``running`` or ``cancelling`` job whose heartbeat is older than the heartbeat timeout is
   marked ``interrupted`` (``app.services.jobs.mark_stale_jobs``), so nothing shows "running"
-  forever after a ``kill -9`` or a reboot; the person resumes it (``POST /jobs/{id}/resume``);
-- a ``queued`` job older than ``redispatch_after_s`` whose task is not waiting in the broker
+  forever after a ``kill -9`` or a reboot; the person resumes it (``POST /jobs/{id}/resume``),
+  or, with ``AVLORA_AUTO_RESUME_ATTEMPTS`` > 0, the sweeper resumes a job that was running (not
+  one being cancelled) by itself, that many times in a row at most;
+- a ``queued`` job older than ``AVLORA_REDISPATCH_AFTER_S`` whose task is not waiting in the broker
   (the broker restarted without its data, the worker that reserved it died, the web process
   could not reach the broker when it was queued) is dispatched again. A duplicate message is
   harmless: the worker refuses a job that is final or held by a live worker.
@@ -18,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,23 +30,24 @@ from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.models import Job, JobStatus
+from app.services.job_actions import auto_resume
 from app.services.jobs import dispatch_job, mark_stale_jobs
 from app.services.run_records import add_log_line
 
 log = logging.getLogger(__name__)
 
-SWEEP_INTERVAL_S = float(os.environ.get("AVLORA_SWEEP_INTERVAL_S", "5"))
-REDISPATCH_AFTER_S = float(os.environ.get("AVLORA_REDISPATCH_AFTER_S", "60"))
 REDIS_PRIORITY_SEPARATOR = "\x06\x16"
 REDIS_PRIORITY_STEPS = (3, 6, 9)
 
 
 @dataclass
 class SweepReport:
-    """What one pass did: ids of jobs marked interrupted and of jobs sent again."""
+    """What one pass did: ids of jobs marked interrupted, of jobs sent again, and the
+    interrupted jobs resumed automatically (old job id -> new job id)."""
 
     interrupted: list[int] = field(default_factory=list)
     redispatched: list[int] = field(default_factory=list)
+    resumed: dict[int, int] = field(default_factory=dict)
 
 
 def _aware(value: datetime) -> datetime:
@@ -116,15 +119,27 @@ def redispatch_lost_jobs(session: Session, older_than_s: float) -> list[int]:
 
 
 def sweep(session: Session, *, heartbeat_timeout_s: float | None = None,
-          redispatch_after_s: float | None = None) -> SweepReport:
-    """One pass: mark stale live jobs interrupted, re-dispatch lost queued jobs."""
-    timeout = heartbeat_timeout_s if heartbeat_timeout_s is not None else get_settings().heartbeat_timeout_s
+          redispatch_after_s: float | None = None, auto_resume_attempts: int | None = None) -> SweepReport:
+    """One pass: mark stale live jobs interrupted (resuming them automatically while the
+    automatic retry allows), re-dispatch lost queued jobs. Unset arguments come from the settings."""
+    settings = get_settings()
+    timeout = heartbeat_timeout_s if heartbeat_timeout_s is not None else settings.heartbeat_timeout_s
+    attempts = auto_resume_attempts if auto_resume_attempts is not None else settings.auto_resume_attempts
     report = SweepReport()
-    for job in mark_stale_jobs(session, timeout):
+    being_cancelled = set(session.scalars(select(Job.id).where(Job.status == JobStatus.cancelling.value)))
+    stale = mark_stale_jobs(session, timeout)
+    for job in stale:
         add_log_line(session, job.id, "error", job.error or "The worker stopped responding.")
+        job.requests = None  # checkpoint-now / sample-now asked of a dead worker end with it
         report.interrupted.append(job.id)
     session.commit()
-    after = redispatch_after_s if redispatch_after_s is not None else REDISPATCH_AFTER_S
+    for job in stale:
+        if job.id in being_cancelled:  # the person asked it to stop: never restart it behind their back
+            continue
+        new_job = auto_resume(session, job, attempts)
+        if new_job is not None:
+            report.resumed[job.id] = new_job.id
+    after = redispatch_after_s if redispatch_after_s is not None else settings.redispatch_after_s
     report.redispatched = redispatch_lost_jobs(session, after)
     return report
 
@@ -144,7 +159,8 @@ async def _sweep_forever(interval_s: float) -> None:
         try:
             report = await run_in_threadpool(sweep_once)
             if report.interrupted or report.redispatched:
-                log.warning("sweeper: interrupted %s, re-dispatched %s", report.interrupted, report.redispatched)
+                log.warning("sweeper: interrupted %s, resumed %s, re-dispatched %s", report.interrupted,
+                            report.resumed, report.redispatched)
         except Exception:  # the database or broker is briefly away: log it, try again next round
             log.exception("job sweeper pass failed")
         await asyncio.sleep(interval_s)
@@ -153,7 +169,8 @@ async def _sweep_forever(interval_s: float) -> None:
 @asynccontextmanager
 async def sweeper_lifespan(_app):
     """FastAPI lifespan: run the sweeper every ``AVLORA_SWEEP_INTERVAL_S`` seconds while the app serves."""
-    task = asyncio.create_task(_sweep_forever(SWEEP_INTERVAL_S)) if SWEEP_INTERVAL_S > 0 else None
+    interval_s = get_settings().sweep_interval_s
+    task = asyncio.create_task(_sweep_forever(interval_s)) if interval_s > 0 else None
     try:
         yield
     finally:

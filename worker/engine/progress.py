@@ -84,3 +84,37 @@ class CancelToken:
     def is_cancelled(self) -> bool:
         """True once :meth:`cancel` was called."""
         return self._event.is_set()
+
+
+class ControlRequests:
+    """Actions asked of a running training out of schedule; the trainer takes them between steps.
+
+    ``checkpoint``: write a checkpoint at the current step (and its validation samples when the
+    run validates at checkpoints); ``sample``: validation samples at the current step. This base
+    class holds requests made with :meth:`ask` (CLI, tests); the job worker overrides
+    :meth:`take` and :meth:`done` to read and clear them on the job row.
+    """
+
+    CHECKPOINT = "checkpoint"
+    SAMPLE = "sample"
+    NAMES = (CHECKPOINT, SAMPLE)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()
+
+    def ask(self, name: str) -> None:
+        """Ask for ``checkpoint`` or ``sample`` at the end of the current step."""
+        if name not in self.NAMES:
+            raise ValueError(f"unknown request {name!r}: use one of {', '.join(self.NAMES)}")
+        with self._lock:
+            self._pending.add(name)
+
+    def take(self) -> set[str]:
+        """The requests pending now (each is returned once)."""
+        with self._lock:
+            taken, self._pending = self._pending, set()
+        return taken
+
+    def done(self, name: str, step: int) -> None:
+        """Called once request ``name`` was carried out at ``step``."""

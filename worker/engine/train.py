@@ -9,7 +9,8 @@
    gradient clipping, linear decay;
 4. reports every step through :class:`TrainCallbacks` and checks the cancel token between steps;
 5. writes checkpoints (both LoRA layouts + resumable state) and validation samples at step 0 and
-   every checkpoint.
+   every checkpoint, and out of schedule when :class:`ControlRequests` asks between steps
+   ("checkpoint now", "sample now").
 
 ``resume=True`` continues from the latest training state in ``output_dir``: LoRA tensors,
 optimizer, scheduler and every RNG are restored and the data order is a function of the step,
@@ -43,7 +44,7 @@ from worker.engine.flow import base_dtype, compute_step_losses, prepare_flow_inp
 from worker.engine.lora_io import extract_lora_weights
 from worker.engine.lora_names import side_of_family
 from worker.engine.optim import build_optimizer, linear_schedule
-from worker.engine.progress import CancelToken, CheckpointEvent, ProgressEvent, TrainCallbacks
+from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, ProgressEvent, TrainCallbacks
 from worker.engine.timesteps import ShiftedLogitNormalSampler, UniformSampler
 from worker.engine.validate import RUN_CONFIG_NAME, plan_from_config, run_validation, trigger_warnings
 
@@ -99,12 +100,14 @@ class Trainer:
         cancel: CancelToken | None = None,
         pipeline=None,
         compile_blocks: bool = False,
+        control: ControlRequests | None = None,
     ):
         from app.recipe.run_config import config_fingerprint
 
         self.config = config
         self.callbacks = callbacks or TrainCallbacks()
         self.cancel = cancel or CancelToken()
+        self.control = control or ControlRequests()
         self.output_dir = Path(config.output_dir)
         self.fingerprint = config_fingerprint(config)
         if pipeline is not None:  # a caller's pipeline decides where and in what dtype we train
@@ -216,13 +219,34 @@ class Trainer:
                 )
             )
             interval = self.config.validation.interval
+            sampled = False
             if done in checkpoint_steps:
                 self._checkpoint(done, result)
                 if self.config.validation.at_checkpoints:
                     self._validate(done)
+                    sampled = True
             elif interval and done % interval == 0:
                 self._validate(done)
+                sampled = True
+            self._serve_requests(done, result, sampled)
         return result
+
+    def _serve_requests(self, step: int, result: TrainResult, sampled: bool) -> None:
+        """Carry out "checkpoint now" / "sample now" asked during the step just finished."""
+        requests = self.control.take()
+        if ControlRequests.CHECKPOINT in requests:
+            if step not in result.checkpoints:
+                self._log("info", f"Checkpoint asked for at step {step}.")
+                self._checkpoint(step, result)
+                if self.config.validation.at_checkpoints and not sampled:
+                    self._validate(step)
+                    sampled = True
+            self.control.done(ControlRequests.CHECKPOINT, step)
+        if ControlRequests.SAMPLE in requests:
+            if not sampled:
+                self._log("info", f"Samples asked for at step {step}.")
+                self._validate(step)
+            self.control.done(ControlRequests.SAMPLE, step)
 
     def _train_step(self, step: int) -> tuple[float, float, float | None, float]:
         opt, training = self.config.optimization, self.config.training
@@ -314,14 +338,17 @@ def train_run(
     cancel: CancelToken | None = None,
     pipeline=None,
     compile_blocks: bool = False,
+    control: ControlRequests | None = None,
 ) -> TrainResult:
     """Build a :class:`Trainer` for ``config`` and run it (the entry point for the CLI and tasks).
 
     ``compile_blocks``: ``torch.compile`` each transformer block (GPU; about 3x faster steps on
-    the full model after a one-time compile).
+    the full model after a one-time compile). ``control``: where "checkpoint now" and "sample
+    now" requests come from (taken between steps).
     """
     trainer = Trainer(
         config, data_dir=data_dir, model_dir=model_dir, device=device,
         callbacks=callbacks, cancel=cancel, pipeline=pipeline, compile_blocks=compile_blocks,
+        control=control,
     )
     return trainer.run(resume=resume)

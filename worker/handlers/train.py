@@ -4,7 +4,8 @@ The run's stored config gets absolute paths on this host, then
 :func:`worker.engine.train.train_run` runs with callbacks that write a Metric row and the job's
 progress (step, total, ETA, GPU, memory) every step, a Checkpoint row per checkpoint, a Sample
 row per validation sample and a LogLine per message. Cancel is checked between steps (the
-trainer checkpoints before it stops). When the run folder already holds a checkpoint (a resume
+trainer checkpoints before it stops), and so are the "checkpoint now" / "sample now" requests
+stored on the job row (:class:`JobControlRequests`). When the run folder already holds a checkpoint (a resume
 after a cancel, a failure or a crash) training continues from the latest one: its rows are
 reconciled with the files on disk and rows of the steps after it are dropped, since those steps
 are trained again. Re-running never duplicates a row (all are upserts by step).
@@ -21,7 +22,14 @@ from app.models import Job, JobStatus, TrainingRun, utcnow
 from app.recipe.config_yaml import ConfigFileError
 from app.recipe.run_config import RunConfig, parse_run_config
 from app.services import run_records
-from worker.engine.progress import CancelToken, CheckpointEvent, ProgressEvent, SampleEvent, TrainCallbacks
+from worker.engine.progress import (
+    CancelToken,
+    CheckpointEvent,
+    ControlRequests,
+    ProgressEvent,
+    SampleEvent,
+    TrainCallbacks,
+)
 from worker.jobs import JobCancelled, JobContext, JobFailed
 
 
@@ -34,6 +42,29 @@ class JobCancelToken(CancelToken):
 
     def is_cancelled(self) -> bool:
         return super().is_cancelled() or self._ctx.cancel_requested
+
+
+class JobControlRequests(ControlRequests):
+    """"Checkpoint now" / "sample now" asked on the job row: seen by the job context (heartbeat
+    and every step's progress write), handed to the trainer once, removed from the row when done."""
+
+    def __init__(self, ctx: JobContext):
+        super().__init__()
+        self._ctx = ctx
+        self._asked_at: dict[str, str] = {}
+
+    def take(self) -> set[str]:
+        taken = super().take()
+        for name, asked_at in self._ctx.take_requests().items():
+            if name in self.NAMES:
+                self._asked_at[name] = asked_at
+                taken.add(name)
+        return taken
+
+    def done(self, name: str, step: int) -> None:
+        asked_at = self._asked_at.pop(name, None)
+        if asked_at is not None:
+            self._ctx.clear_request(name, asked_at)
 
 
 def _relative(path: Path, data_dir: Path) -> str:
@@ -70,6 +101,7 @@ class RowRecorder(TrainCallbacks):
             job.result = {**(job.result or {}), "run_id": self.run_id, "step": event.step,
                           "gpu": self.gpu, "gpu_memory_bytes": event.memory_bytes,
                           "step_time_s": event.step_time_s}
+            self.ctx.see_row(job)  # cancel, checkpoint-now, sample-now: taken by the trainer right after
             if job.status == JobStatus.cancelling.value:
                 self.cancel.cancel()
             elif job.status == JobStatus.interrupted.value:  # the sweeper gave up on us too early: we live
@@ -191,7 +223,8 @@ def train(ctx: JobContext, params: dict[str, Any]) -> dict | None:
             validate_run(output_dir, data_dir=data_dir, model_dir=settings.model_dir, step=resume_step,
                          variants=missing, callbacks=recorder)
         result = train_run(config, data_dir=data_dir, model_dir=settings.model_dir,
-                           resume=resume_step is not None, callbacks=recorder, cancel=cancel)
+                           resume=resume_step is not None, callbacks=recorder, cancel=cancel,
+                           control=JobControlRequests(ctx))
     except (TrainingError, ModelFilesMissing) as exc:
         raise JobFailed(str(exc)) from exc
     except torch.cuda.OutOfMemoryError as exc:

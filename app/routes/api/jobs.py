@@ -1,9 +1,9 @@
-"""JSON API v1: jobs (list with queue positions, one job, cancel, resume), logs and live events."""
+"""JSON API v1: jobs (list with queue positions, one job, cancel, resume, checkpoint now, sample
+now), logs and live events."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import Any
 
@@ -11,17 +11,15 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.config import get_settings
 from app.db import session_scope
 from app.routes.deps import SessionDep
 from app.services import job_queue
 from app.services.events import Cursor, JobEventFeed
-from app.services.job_actions import resume_job
+from app.services.job_actions import CHECKPOINT_NOW, SAMPLE_NOW, request_now, resume_job
 from app.services.jobs import request_cancel
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
-
-SSE_POLL_S = float(os.environ.get("AVLORA_SSE_POLL_S", "0.5"))
-SSE_HEARTBEAT_S = float(os.environ.get("AVLORA_SSE_HEARTBEAT_S", "15"))
 
 
 @router.get("/jobs")
@@ -51,6 +49,28 @@ def resume(job_id: int, session: SessionDep) -> dict[str, Any]:
     return job_queue.job_summary(new_job, job_queue.queue_positions(session))
 
 
+@router.post("/jobs/{job_id}/checkpoint-now", status_code=202)
+def checkpoint_now(job_id: int, session: SessionDep) -> dict[str, Any]:
+    """Ask a running training for a checkpoint (and its validation samples) at its current step.
+
+    Stored on the job (`requests`); the worker writes it after the step in progress, and it
+    arrives like any checkpoint (`run.checkpoint`, `run.sample` events). 409 unless the job is a
+    running training.
+    """
+    job = request_now(session, job_queue.get_job(session, job_id), CHECKPOINT_NOW)
+    return job_queue.job_summary(job, job_queue.queue_positions(session))
+
+
+@router.post("/jobs/{job_id}/sample-now", status_code=202)
+def sample_now(job_id: int, session: SessionDep) -> dict[str, Any]:
+    """Ask a running training for validation samples at its current step (`run.sample` events).
+
+    409 unless the job is a running training with validation prompts.
+    """
+    job = request_now(session, job_queue.get_job(session, job_id), SAMPLE_NOW)
+    return job_queue.job_summary(job, job_queue.queue_positions(session))
+
+
 @router.get("/jobs/{job_id}/log")
 def read_log(job_id: int, session: SessionDep, after: int = 0) -> list[dict[str, Any]]:
     """The job's log lines after line id `after`."""
@@ -70,6 +90,8 @@ async def job_events(job_id: int, request: Request, last_event_id: str | None = 
     Send `Last-Event-ID` to continue after the last event received. Comment lines keep the
     connection alive; the stream ends once the job is final and every row was sent.
     """
+    settings = get_settings()
+    poll_s, heartbeat_s = settings.sse_poll_s, settings.sse_heartbeat_s
     feed = JobEventFeed(job_id, Cursor.parse(last_event_id))
     first = await run_in_threadpool(_poll, feed)  # 404 before the stream starts
 
@@ -79,7 +101,7 @@ async def job_events(job_id: int, request: Request, last_event_id: str | None = 
             yield event.encode()
         last_sent = time.monotonic()
         while not feed.finished:
-            await asyncio.sleep(SSE_POLL_S)
+            await asyncio.sleep(poll_s)
             if await request.is_disconnected():
                 return
             events = await run_in_threadpool(_poll, feed)
@@ -87,7 +109,7 @@ async def job_events(job_id: int, request: Request, last_event_id: str | None = 
                 yield event.encode()
             if events:
                 last_sent = time.monotonic()
-            elif time.monotonic() - last_sent >= SSE_HEARTBEAT_S:
+            elif time.monotonic() - last_sent >= heartbeat_s:
                 yield ": heartbeat\n\n"
                 last_sent = time.monotonic()
 

@@ -148,12 +148,12 @@ def test_events_replay_rows_and_resume_after_last_event_id(api):
 
 
 def test_events_stream_live_with_heartbeats_until_the_job_ends(api, monkeypatch):
+    from app.config import get_settings
     from app.db import session_scope
-    from app.routes.api import jobs as jobs_routes
     from app.services import run_records
 
-    monkeypatch.setattr(jobs_routes, "SSE_POLL_S", 0.05)
-    monkeypatch.setattr(jobs_routes, "SSE_HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(get_settings(), "sse_poll_s", 0.05)
+    monkeypatch.setattr(get_settings(), "sse_heartbeat_s", 0.2)
     job_id = _job(status="running", kind="preprocess", params={"preprocess_run_id": 1})
 
     def worker():
