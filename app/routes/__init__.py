@@ -16,6 +16,10 @@ ROUTERS = [health.router, auth.router, api_exchange.router, api_datasets.router,
            datasets.router, clips.router, media.router]
 # Training (issue 4): presets, preprocessing, runs, the job list, resume and live events.
 ROUTERS += [api_presets.router, api_preprocess.router, api_runs.router, api_jobs.router]
+# Training pages (issue 4): preprocessing, the run form, run pages and the jobs list.
+from app.routes import jobs_pages, runs_pages, training  # noqa: E402
+
+ROUTERS += [training.router, runs_pages.router, jobs_pages.router]
 
 # Comparing checkpoints (issue 5): compare pages, blind votes, key reports, LoRA checks, exports.
 from app.routes import compare as compare_pages  # noqa: E402
