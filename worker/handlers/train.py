@@ -22,6 +22,8 @@ from app.models import Job, JobStatus, TrainingRun, utcnow
 from app.recipe.config_yaml import ConfigFileError
 from app.recipe.run_config import RunConfig, parse_run_config
 from app.services import run_records
+from app.services.compare import queue_sample_metrics
+from app.services.lora_check import queue_checkpoint_key_report
 from worker.engine.progress import (
     CancelToken,
     CheckpointEvent,
@@ -112,7 +114,9 @@ class RowRecorder(TrainCallbacks):
                  "diffusers": _relative(event.diffusers_path, self.data_dir),
                  "state": _relative(event.state_path, self.data_dir)}
         with session_scope() as session:
-            run_records.record_checkpoint(session, self.run_id, event.step, files, event.key_counts)
+            row = run_records.record_checkpoint(session, self.run_id, event.step, files, event.key_counts)
+            session.flush()
+            queue_checkpoint_key_report(session, row)  # proves both files load, audio keys included
 
     def on_sample(self, event: SampleEvent) -> None:
         with session_scope() as session:
@@ -120,6 +124,7 @@ class RowRecorder(TrainCallbacks):
                 session, self.run_id, step=event.step, prompt_index=event.prompt_index, variant=event.variant,
                 seed=event.seed, wav=_relative(event.wav_path, self.data_dir),
                 mp4=_relative(event.mp4_path, self.data_dir))
+            queue_sample_metrics(session, self.run_id)  # loudness, buzz, speech, voice distance, flags
 
     def on_log(self, level: str, message: str) -> None:
         with session_scope() as session:

@@ -20,8 +20,13 @@ def upload(api: TestClient, dataset_id: int, *paths: Path, names: list[str] | No
     return api.post(f"/api/v1/datasets/{dataset_id}/clips", files=files)
 
 
+# Jobs a training queues for itself as it goes (measuring samples, key reports of checkpoints).
+FOLLOW_UP_KINDS = ("sample_metrics", "key_report")
+
+
 def run_pending_jobs() -> list[str]:
-    """Run every queued job in this process with the worker's handlers (no broker needed)."""
+    """Run every queued job in this process with the worker's handlers (no broker needed) and
+    return their final statuses; follow-up jobs those jobs queued are run too, not reported."""
     from sqlalchemy import select
 
     from app.config import get_settings
@@ -30,9 +35,18 @@ def run_pending_jobs() -> list[str]:
     from worker.handlers import HANDLERS
     from worker.jobs import run_job
 
-    with session_scope() as session:
-        ids = list(session.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id)))
-    return [run_job(job_id, HANDLERS, get_settings().heartbeat_timeout_s) for job_id in ids]
+    def queued(*where) -> list[int]:
+        with session_scope() as session:
+            return list(session.scalars(select(Job.id).where(Job.status == "queued", *where).order_by(Job.id)))
+
+    timeout = get_settings().heartbeat_timeout_s
+    ids = queued()
+    statuses = [run_job(job_id, HANDLERS, timeout) for job_id in ids]
+    if ids:
+        while follow_ups := queued(Job.id > max(ids), Job.kind.in_(FOLLOW_UP_KINDS)):
+            for job_id in follow_ups:
+                run_job(job_id, HANDLERS, timeout)
+    return statuses
 
 
 def stored_files(data_dir: Path) -> list[Path]:
