@@ -136,3 +136,18 @@ def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
         proc.wait(timeout=10)
     except ProcessLookupError:
         pass
+
+
+def celery_processes_of(data_dir: str) -> list[int]:
+    """Pids of live Celery processes started with ``AVLORA_DATA_DIR=data_dir`` (from /proc)."""
+    marker = f"AVLORA_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0") and b"celery" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

@@ -3,68 +3,14 @@ create a dataset, upload generated clips, see the findings, write a caption, sav
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import SCREENSHOTS
 from tests.support import web_server
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
-SCREENSHOTS = Path(os.environ.get("AVLORA_SCREENSHOT_DIR", "/tmp"))
-
-
-def stop_leftover_workers(data_dir: str, timeout: float = 15) -> list[int]:
-    """Stop the embedded worker this test's server started, should it outlive the server.
-
-    uvicorn re-raises SIGTERM after its graceful shutdown, so ``avlora serve``'s ``finally`` (which
-    stops its worker) can be skipped; only processes whose AVLORA_DATA_DIR is ours are touched.
-    """
-    import signal
-    import time
-
-    marker = f"AVLORA_DATA_DIR={data_dir}".encode()
-    ours = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0") and \
-                    b"celery" in (entry / "cmdline").read_bytes():
-                ours.append(int(entry.name))
-        except OSError:
-            continue
-    for pid in ours:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    while ours and time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in ours):
-        time.sleep(0.2)
-    for pid in ours:
-        if Path(f"/proc/{pid}").exists():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    return ours
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_create_upload_caption_reload(studio_env, tmp_path, tmp_path_factory, browser):
@@ -77,10 +23,7 @@ def test_create_upload_caption_reload(studio_env, tmp_path, tmp_path_factory, br
     mute.write_bytes(media.clip(audio="none").read_bytes())
     notes = media.text_file("notes.mp4")
 
-    try:
-        _walk_through_the_studio(studio_env, tmp_path, browser, talking, mute, notes)
-    finally:
-        stop_leftover_workers(studio_env["AVLORA_DATA_DIR"])
+    _walk_through_the_studio(studio_env, tmp_path, browser, talking, mute, notes)
 
 
 def _walk_through_the_studio(studio_env, tmp_path, browser, talking, mute, notes):

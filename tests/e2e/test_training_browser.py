@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.test_studio_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, stop_leftover_workers
+from tests.e2e.conftest import SCREENSHOTS
 from tests.support import web_server
 
 pytestmark = pytest.mark.e2e
@@ -20,17 +20,6 @@ TRIGGER = "ema_voice"
 BUCKET = "64x64x9"
 STEPS, INTERVAL = 6, 3
 
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _captioned_dataset(url: str, clip_path) -> int:
@@ -65,15 +54,12 @@ def test_preprocess_and_train_from_the_browser(studio_env, tmp_path, tmp_path_fa
     from tests.media_factory import MediaFactory
 
     clip = MediaFactory(tmp_path_factory.mktemp("media")).talking_clip()
-    try:
-        with web_server(studio_env, tmp_path / "server.log", with_worker=True) as url:
-            dataset_id = _captioned_dataset(url, clip)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            _preprocess_and_listen(page, url, dataset_id)
-            _fill_the_run_form(page)
-            _watch_the_run(page, url)
-    finally:
-        stop_leftover_workers(studio_env["AVLORA_DATA_DIR"])
+    with web_server(studio_env, tmp_path / "server.log", with_worker=True) as url:
+        dataset_id = _captioned_dataset(url, clip)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        _preprocess_and_listen(page, url, dataset_id)
+        _fill_the_run_form(page)
+        _watch_the_run(page, url)
 
 
 def _preprocess_and_listen(page, url: str, dataset_id: int) -> None:

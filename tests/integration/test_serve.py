@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.media_factory import ClipSpec, write_clip
-from tests.support import ROOT, free_port, web_server
+from tests.support import ROOT, celery_processes_of, free_port, web_server
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +49,12 @@ def test_serve_starts_serves_a_page_and_its_worker_probes_an_upload(studio_env, 
                                        files=[("files", ("talk.mp4", fh, "video/mp4"))])
             assert uploaded.status_code == 201, uploaded.text
             clip = wait_for_clip(client, uploaded.json()[0]["id"])
+        assert celery_processes_of(studio_env["AVLORA_DATA_DIR"])  # its embedded worker
+    # Stopping the studio (SIGTERM) stops its worker too: nothing is left running.
+    deadline = time.monotonic() + 20
+    while celery_processes_of(studio_env["AVLORA_DATA_DIR"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert celery_processes_of(studio_env["AVLORA_DATA_DIR"]) == []
 
     assert clip["probe"]["duration"] == pytest.approx(4.0, abs=0.1)
     assert clip["facts"]["frames"] == 100 and clip["facts"]["has_audio"]
