@@ -65,7 +65,7 @@ def serve(host: str | None = None, port: int | None = None, with_worker: bool = 
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
             try:
-                worker.wait(timeout=20)
+                worker.wait(timeout=10)  # a warm shutdown; then it is killed
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
     return 0

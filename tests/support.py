@@ -122,7 +122,7 @@ def web_server(env: dict[str, str], log_path: Path, *, with_worker: bool = False
         stop_process(proc)
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
     """Stop a process group started with start_new_session=True (TERM, then KILL)."""
     import signal
 
