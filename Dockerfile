@@ -24,7 +24,7 @@ RUN pip install --upgrade pip \
 WORKDIR /srv/avlora
 # Dependencies in a layer of their own (rebuilt only when pyproject.toml changes).
 COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['gpu']))" \
         > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt \
  && python -c "import torch; assert torch.__version__.split('+')[0] == '${TORCH_VERSION}', torch.__version__"

@@ -8,8 +8,13 @@ FLOP utilisation. FLOPs are counted with ``torch.utils.flop_counter.FlopCounterM
 step; the reference rate is a dense matmul in the same dtype measured in the same run.
 
 Model FLOPs leave out the forward recomputed by gradient checkpointing (hardware FLOPs keep it),
-so MFU is comparable between runs with and without checkpointing. ``compile_blocks`` times the
-step with each transformer block compiled by ``torch.compile`` (warm-up steps absorb the compile).
+so MFU is comparable between runs with and without checkpointing. The step uses the engine's
+levers (:mod:`worker.engine.levers`; ``compile_blocks`` None compiles the blocks on CUDA, and the
+warm-up steps absorb the compile); ``baseline=True`` times the straightforward diffusers + peft
+step instead. ``quantization="int8"`` and ``optimizer_name="adamw8bit"`` time the low-VRAM
+configuration. Each result also says what holds the peak memory (weights, LoRA gradients,
+optimizer state, activations), which SDPA kernels run, and (``profile=True``) where one step's
+time goes. ``docs/benchmarks.md`` has the H100 figures.
 """
 
 from __future__ import annotations
@@ -18,14 +23,18 @@ import contextlib
 import resource
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
 from worker.engine.adapters import add_lora, trainable_parameters
-from worker.engine.compiling import compile_transformer_blocks
+from worker.engine.bench_profile import cuda_allocated, memory_breakdown, profile_step
+from worker.engine.compiling import compile_by_default, compile_transformer_blocks
 from worker.engine.dataset import AUDIO_LATENTS_PER_SECOND
 from worker.engine.flow import FlowBatch, compute_step_losses, prepare_flow_inputs
+from worker.engine.levers import StepLevers, lora_compute_in_base_dtype, sdpa_backends_used
+from worker.engine.optim import build_optimizer
+from worker.engine.quantize import quantize_frozen_base
 from worker.engine.timesteps import ShiftedLogitNormalSampler
 
 DEFAULT_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
@@ -50,6 +59,10 @@ class BenchResult:
     lora_parameters: int
     gradient_checkpointing: bool
     compiled: bool
+    baseline: bool
+    levers: dict
+    quantization: str
+    optimizer: str
     steps: int
     warmup: int
     median_s_per_step: float
@@ -62,6 +75,10 @@ class BenchResult:
     mfu: float
     hfu: float
     loss_finite: bool
+    memory: dict = field(default_factory=dict)
+    sdpa_backends: dict = field(default_factory=dict)
+    sdpa_backends_with_mask: dict = field(default_factory=dict)
+    profile: dict | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -195,6 +212,9 @@ def _step_flops(transformer, batch: FlowBatch, gradient_checkpointing: bool) -> 
     return _count_flops(train_step), _count_flops(forward_only)
 
 
+_FLOP_CACHE: dict[str, tuple[float, float]] = {}
+
+
 def count_step_flops(
     config: dict,
     layers: int,
@@ -215,6 +235,10 @@ def count_step_flops(
     """
     from diffusers import LTX2VideoTransformer3DModel
 
+    key = repr((sorted(config.items()), layers, size, text_tokens, device, dtype, rank, target_modules,
+                gradient_checkpointing))
+    if key in _FLOP_CACHE:  # the same shapes count the same FLOPs: count once per process
+        return _FLOP_CACHE[key]
     counts = []
     for depth in (1, 2):
         model = _build_on_device(LTX2VideoTransformer3DModel, {**config, "num_layers": depth}, device, dtype)
@@ -224,7 +248,27 @@ def count_step_flops(
         counts.append(_step_flops(model, batch, gradient_checkpointing))
         del model
     (step1, fwd1), (step2, fwd2) = counts
-    return step1 + (step2 - step1) * (layers - 1), fwd1 + (fwd2 - fwd1) * (layers - 1)
+    _FLOP_CACHE[key] = step1 + (step2 - step1) * (layers - 1), fwd1 + (fwd2 - fwd1) * (layers - 1)
+    return _FLOP_CACHE[key]
+
+
+def attention_backends(config: dict, size, text_tokens: int, device: str, dtype) -> tuple[dict, dict]:
+    """SDPA implementations one forward of a 1-block copy of the model runs: (with the all-ones
+    text mask dropped, as the engine does; with the mask passed)."""
+    from diffusers import LTX2VideoTransformer3DModel
+
+    model = _build_on_device(LTX2VideoTransformer3DModel, {**config, "num_layers": 1}, device, dtype)
+    batch = synthetic_batch(model, size, text_tokens, device, dtype)
+    sampler, generator = ShiftedLogitNormalSampler(), torch.Generator().manual_seed(0)
+
+    def forward(drop: bool):
+        def run():
+            with torch.no_grad():
+                inputs = prepare_flow_inputs(batch, sampler, generator, first_frame_p=0.0)
+                compute_step_losses(model, batch, inputs, drop_all_ones_mask=drop)
+        return run
+
+    return sdpa_backends_used(forward(True)), sdpa_backends_used(forward(False))
 
 
 def bench_train(
@@ -237,17 +281,32 @@ def bench_train(
     rank: int = 32,
     target_modules: list[str] | None = None,
     gradient_checkpointing: bool = True,
-    compile_blocks: bool = False,
+    compile_blocks: bool | None = None,
+    baseline: bool = False,
+    quantization: str = "none",
+    optimizer_name: str = "adamw",
+    profile: bool = False,
     device: str | None = None,
     data_dir=None,
     model_dir=None,
 ) -> BenchResult:
-    """Time LoRA training steps of ``preset`` (see the module docstring)."""
+    """Time LoRA training steps of ``preset`` (see the module docstring).
+
+    ``baseline``: the straightforward diffusers + peft step (float32 LoRA math, torch's default
+    AdamW, the text mask passed, losses read every step, no compile). Otherwise the engine's
+    levers (:mod:`worker.engine.levers`); ``compile_blocks`` None compiles on CUDA only.
+    ``quantization="int8"`` / ``optimizer_name="adamw8bit"``: the low-VRAM configuration.
+    ``profile``: also profile one step after the timed ones (``result.profile``).
+    """
     from worker.engine.presets import get_preset
 
     info = get_preset(preset)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if compile_blocks is None:
+        compile_blocks = compile_by_default(device) and not baseline and quantization == "none"
+    levers = StepLevers.baseline() if baseline else replace(StepLevers(), compile_blocks=compile_blocks)
+    before_model = cuda_allocated(device)
     if info.is_toy or not random_weights:
         from worker.engine.models import load_pipeline
 
@@ -256,27 +315,32 @@ def bench_train(
         transformer = load_pipeline(preset, data_dir=data_dir, model_dir=model_dir, device=device, dtype=dtype).transformer
     else:
         transformer = build_random_transformer(preset, device, dtype)
+    quantize_frozen_base(transformer, quantization)
     add_lora(transformer, rank=rank, alpha=rank, target_modules=target_modules or DEFAULT_TARGETS)
+    if levers.lora_in_base_dtype:
+        lora_compute_in_base_dtype(transformer)
     if gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
-    if compile_blocks:
+    if levers.compile_blocks:
         compile_transformer_blocks(transformer)
     transformer.train()
     params = trainable_parameters(transformer)
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    optimizer = build_optimizer(params, name=optimizer_name, lr=1e-4, weight_decay=0.01, fused=levers.fused_optimizer)
+    after_setup = cuda_allocated(device)
     batch = synthetic_batch(transformer, size, info.max_sequence_length, device, dtype)
     sampler, generator = ShiftedLogitNormalSampler(), torch.Generator().manual_seed(0)
-    finite = True
+    totals: list[torch.Tensor] = []
 
     def step() -> None:
-        nonlocal finite
         optimizer.zero_grad(set_to_none=True)
         inputs = prepare_flow_inputs(batch, sampler, generator, first_frame_p=0.0)
-        losses = compute_step_losses(transformer, batch, inputs)
+        losses = compute_step_losses(transformer, batch, inputs, drop_all_ones_mask=levers.drop_all_ones_text_mask)
+        if baseline:  # a straightforward trainer reads its losses as floats every step
+            losses.video, losses.audio  # noqa: B018
         losses.total.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        finite = finite and bool(torch.isfinite(losses.total.detach()))
+        totals.append(losses.total.detach())
 
     try:
         for _ in range(warmup):
@@ -285,7 +349,10 @@ def bench_train(
         hint = "" if gradient_checkpointing else " Enable gradient checkpointing (drop --no-gradient-checkpointing)."
         raise BenchOutOfMemory(f"Out of memory at size {size} with rank {rank}.{hint}") from exc
     _sync(device)
+    step_start = None
     if device.startswith("cuda"):
+        optimizer.zero_grad(set_to_none=True)
+        step_start = cuda_allocated(device)
         torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(steps):
@@ -294,19 +361,24 @@ def bench_train(
         _sync(device)
         times.append(time.perf_counter() - start)
     peak = _peak_memory(device)
+    memory = memory_breakdown(device=device, before_model=before_model, after_setup=after_setup,
+                              step_start=step_start, peak=peak, params=params, optimizer=optimizer)
+    profile_result = profile_step(step, device) if profile else None
+    finite = bool(torch.isfinite(torch.stack(totals)).all())
     median = statistics.median(times)
     parameter_count = sum(p.numel() for p in transformer.parameters())
     lora_count = sum(p.numel() for p in params)
 
     layers = transformer.config.num_layers
     config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
-    del step, optimizer, params, transformer
+    del step, optimizer, params, transformer, totals
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     hardware_flops, forward_flops = count_step_flops(
         config, layers, size, info.max_sequence_length, device, dtype, rank=rank,
         target_modules=target_modules, gradient_checkpointing=gradient_checkpointing,
     )
+    backends, backends_with_mask = attention_backends(config, size, info.max_sequence_length, device, dtype)
     model_flops = hardware_flops - forward_flops if gradient_checkpointing else hardware_flops
     rate = measure_matmul_rate(device, dtype)
     tokens = batch.video.shape[1] + batch.audio.shape[1]
@@ -321,7 +393,11 @@ def bench_train(
         transformer_parameters=parameter_count,
         lora_parameters=lora_count,
         gradient_checkpointing=gradient_checkpointing,
-        compiled=compile_blocks,
+        compiled=levers.compile_blocks,
+        baseline=baseline,
+        levers=asdict(levers),
+        quantization=quantization,
+        optimizer=optimizer_name,
         steps=steps,
         warmup=warmup,
         median_s_per_step=median,
@@ -334,4 +410,8 @@ def bench_train(
         mfu=model_flops / median / rate,
         hfu=hardware_flops / median / rate,
         loss_finite=finite,
+        memory=memory,
+        sdpa_backends=backends,
+        sdpa_backends_with_mask=backends_with_mask,
+        profile=profile_result,
     )

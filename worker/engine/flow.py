@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from worker.engine.levers import text_mask_or_none
 from worker.engine.timesteps import ShiftedLogitNormalSampler, UniformSampler
 
 TIMESTEP_SCALE = 1000.0
@@ -56,11 +57,25 @@ class FlowInputs:
 
 @dataclass
 class StepLosses:
-    """The losses of one step: ``total`` carries the graph; the others are floats for reporting."""
+    """The losses of one step: ``total`` carries the graph; ``video`` / ``audio`` are floats.
+
+    The per-modality losses are kept as detached tensors and read as floats only when asked
+    for, so a training step does not wait for the device before its backward is queued.
+    """
 
     total: torch.Tensor
-    video: float
-    audio: float | None
+    video_loss: torch.Tensor
+    audio_loss: torch.Tensor | None
+
+    @property
+    def video(self) -> float:
+        """The video loss as a float (waits for the device)."""
+        return float(self.video_loss)
+
+    @property
+    def audio(self) -> float | None:
+        """The audio loss as a float, or None when no audio loss was computed."""
+        return None if self.audio_loss is None else float(self.audio_loss)
 
 
 def prepare_flow_inputs(
@@ -153,9 +168,16 @@ def run_transformer(
     video_timesteps: torch.Tensor,
     video_sigma: torch.Tensor,
     audio_sigma: torch.Tensor,
+    *,
+    drop_all_ones_mask: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Call the transformer the way ``LTX2Pipeline`` does; returns (video, audio) velocity."""
+    """Call the transformer the way ``LTX2Pipeline`` does; returns (video, audio) velocity.
+
+    ``drop_all_ones_mask``: pass an all-ones text mask as ``None`` (the same attention, but SDPA
+    may then use its flash kernel; see :mod:`worker.engine.levers`).
+    """
     dtype = base_dtype(transformer)
+    text_mask = text_mask_or_none(batch.text_mask) if drop_all_ones_mask else batch.text_mask
     video_pred, audio_pred = transformer(
         hidden_states=noisy_video.to(dtype),
         audio_hidden_states=noisy_audio.to(dtype),
@@ -165,8 +187,8 @@ def run_transformer(
         audio_timestep=audio_sigma * TIMESTEP_SCALE,
         sigma=video_sigma * TIMESTEP_SCALE,
         audio_sigma=audio_sigma * TIMESTEP_SCALE,
-        encoder_attention_mask=batch.text_mask,
-        audio_encoder_attention_mask=batch.text_mask,
+        encoder_attention_mask=text_mask,
+        audio_encoder_attention_mask=text_mask,
         num_frames=batch.latent_frames,
         height=batch.latent_height,
         width=batch.latent_width,
@@ -184,6 +206,7 @@ def compute_step_losses(
     inputs: FlowInputs,
     *,
     audio_loss_weight: float = 1.0,
+    drop_all_ones_mask: bool = True,
 ) -> StepLosses:
     """Forward pass and the separate video / audio losses (total = video + weight * audio).
 
@@ -197,15 +220,16 @@ def compute_step_losses(
         inputs.video_timesteps,
         inputs.video_sigma,
         inputs.audio_sigma,
+        drop_all_ones_mask=drop_all_ones_mask,
     )
     video_loss = masked_mse(video_pred, inputs.video_target, inputs.video_loss_mask)
     total = video_loss
-    audio_value = None
+    audio_loss = None
     if inputs.audio_target is not None:
         audio_loss = masked_mse(audio_pred, inputs.audio_target)
         total = total + audio_loss_weight * audio_loss
-        audio_value = float(audio_loss.detach())
-    return StepLosses(total=total, video=float(video_loss.detach()), audio=audio_value)
+        audio_loss = audio_loss.detach()
+    return StepLosses(total=total, video_loss=video_loss.detach(), audio_loss=audio_loss)
 
 
 @torch.no_grad()

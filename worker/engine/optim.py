@@ -17,8 +17,12 @@ def build_optimizer(
     weight_decay: float = 0.01,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
+    fused: bool = True,
 ) -> torch.optim.Optimizer:
     """``adamw`` (torch) or ``adamw8bit`` (bitsandbytes; needs a CUDA GPU).
+
+    ``fused``: torch's fused AdamW (one kernel over all tensors, on CUDA and CPU) for float
+    parameters; off, torch's default implementation (the straightforward step's optimizer).
 
     8-bit AdamW is refused with :class:`OptimizerUnavailable` when bitsandbytes is missing or
     no CUDA GPU is present, rather than silently falling back to another optimizer.
@@ -26,7 +30,10 @@ def build_optimizer(
     if not params:
         raise ValueError("No trainable parameters: the LoRA matched nothing.")
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas, eps=eps)
+        use_fused = fused and all(p.is_floating_point() and p.device.type in ("cuda", "cpu") for p in params)
+        return torch.optim.AdamW(
+            params, lr=lr, weight_decay=weight_decay, betas=betas, eps=eps, fused=True if use_fused else None
+        )
     if name in ("adamw8bit", "adamw_8bit"):
         if not torch.cuda.is_available():
             raise OptimizerUnavailable(

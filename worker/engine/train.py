@@ -38,13 +38,15 @@ from worker.engine.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from worker.engine.compiling import compile_transformer_blocks
+from worker.engine.compiling import compile_by_default, compile_transformer_blocks
 from worker.engine.dataset import PrecomputedDataset, batch_indices, collate
 from worker.engine.flow import base_dtype, compute_step_losses, prepare_flow_inputs
+from worker.engine.levers import StepLevers, lora_compute_in_base_dtype
 from worker.engine.lora_io import extract_lora_weights
 from worker.engine.lora_names import side_of_family
 from worker.engine.optim import build_optimizer, linear_schedule
 from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, ProgressEvent, TrainCallbacks
+from worker.engine.quantize import QuantizationUnavailable, check_quantization_supported, quantize_frozen_base
 from worker.engine.timesteps import ShiftedLogitNormalSampler, UniformSampler
 from worker.engine.validate import RUN_CONFIG_NAME, plan_from_config, run_validation, trigger_warnings
 
@@ -101,6 +103,7 @@ class Trainer:
         pipeline=None,
         compile_blocks: bool = False,
         control: ControlRequests | None = None,
+        levers: StepLevers | None = None,
     ):
         from app.recipe.run_config import config_fingerprint
 
@@ -115,11 +118,17 @@ class Trainer:
             self.dtype = base_dtype(pipeline.transformer)
         else:
             self.device, self.dtype = _device_and_dtype(config, device)
-        if config.quantization != "none":
-            raise TrainingError(
-                f"quantization {config.quantization!r} is not available in this engine yet; "
-                "set quantization: none (or use a GPU with more memory)."
-            )
+        try:  # refuse before loading anything
+            check_quantization_supported(config.quantization, self.device)
+        except QuantizationUnavailable as exc:
+            raise TrainingError(str(exc)) from exc
+        # an int8 base is not compiled unless asked for: its compile did not finish in minutes on
+        # torch 2.11 (docs/benchmarks.md)
+        compile_blocks = compile_blocks or (
+            getattr(config.optimization, "compile", False) and compile_by_default(self.device)
+            and config.quantization == "none"
+        )
+        self.levers = replace(levers or StepLevers(), compile_blocks=compile_blocks)
         self.pipe = pipeline or self._load_pipeline(data_dir, model_dir)
         self.pipe.set_progress_bar_config(disable=True)
         self.transformer = self.pipe.transformer
@@ -127,12 +136,13 @@ class Trainer:
             config.data.preprocessed_dir, with_audio=config.training.with_audio, connectors=self.pipe.connectors
         )
         self._setup_lora()
-        if compile_blocks:
+        if self.levers.compile_blocks:
             compile_transformer_blocks(self.transformer)
         opt = config.optimization
         self.params = trainable_parameters(self.transformer)
         self.optimizer = build_optimizer(
-            self.params, name=opt.optimizer, lr=opt.learning_rate, weight_decay=opt.weight_decay
+            self.params, name=opt.optimizer, lr=opt.learning_rate, weight_decay=opt.weight_decay,
+            fused=self.levers.fused_optimizer,
         )
         if opt.scheduler == "linear":
             self.scheduler = linear_schedule(self.optimizer, total_steps=opt.steps, warmup_steps=opt.warmup_steps,
@@ -153,6 +163,9 @@ class Trainer:
 
     def _setup_lora(self) -> None:
         lora = self.config.lora
+        if self.config.quantization != "none":  # before the LoRA, so PEFT wraps the int8 layers
+            count = quantize_frozen_base(self.transformer, self.config.quantization)
+            self._log("info", f"Frozen base quantised ({self.config.quantization}): {count} Linear layers.")
         try:
             names = add_lora(
                 self.transformer,
@@ -165,6 +178,8 @@ class Trainer:
         except ValueError as exc:
             raise TrainingError(str(exc)) from exc
         self.lora_families = families_of(names)
+        if self.levers.lora_in_base_dtype:
+            lora_compute_in_base_dtype(self.transformer)
         if self.config.optimization.gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
         self.transformer.train()
@@ -262,20 +277,23 @@ class Trainer:
                 independent_audio_timestep=training.independent_audio_timesteps,
             )
             losses = compute_step_losses(
-                self.transformer, batch, inputs, audio_loss_weight=training.audio_loss_weight
+                self.transformer, batch, inputs, audio_loss_weight=training.audio_loss_weight,
+                drop_all_ones_mask=self.levers.drop_all_ones_text_mask,
             )
             (losses.total / accumulation).backward()
-            totals.append(float(losses.total.detach()))
-            videos.append(losses.video)
-            if losses.audio is not None:
-                audios.append(losses.audio)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, opt.max_grad_norm))
+            # kept on the device: reading them here would stall the queue before the next micro-step
+            totals.append(losses.total.detach())
+            videos.append(losses.video_loss)
+            if losses.audio_loss is not None:
+                audios.append(losses.audio_loss)
+        grad_norm_tensor = torch.nn.utils.clip_grad_norm_(self.params, opt.max_grad_norm)
+        grad_norm = float(grad_norm_tensor)
         if not torch.isfinite(torch.tensor(grad_norm)):
             raise TrainingError(f"The gradient became {grad_norm} at step {step + 1}: lower the learning rate.")
         self.optimizer.step()
         self.scheduler.step()
-        audio = sum(audios) / len(audios) if audios else None
-        return sum(totals) / len(totals), sum(videos) / len(videos), audio, grad_norm
+        audio = float(torch.stack(audios).mean()) if audios else None
+        return float(torch.stack(totals).mean()), float(torch.stack(videos).mean()), audio, grad_norm
 
     # --- checkpoints, resume, validation ------------------------------------------------------
 
@@ -342,8 +360,9 @@ def train_run(
 ) -> TrainResult:
     """Build a :class:`Trainer` for ``config`` and run it (the entry point for the CLI and tasks).
 
-    ``compile_blocks``: ``torch.compile`` each transformer block (GPU; about 3x faster steps on
-    the full model after a one-time compile). ``control``: where "checkpoint now" and "sample
+    ``compile_blocks``: force ``torch.compile`` of each transformer block (otherwise the config's
+    ``optimization.compile`` decides, on CUDA only; docs/benchmarks.md has its measured effect).
+    ``control``: where "checkpoint now" and "sample
     now" requests come from (taken between steps).
     """
     trainer = Trainer(

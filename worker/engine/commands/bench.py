@@ -1,10 +1,14 @@
-"""``avlora bench train --preset P [--random-weights] --size WxHxF [--steps N] [--json]``.
+"""``avlora bench train --preset P [--random-weights] --size WxHxF [--steps N] [--json]`` and
+``avlora bench preprocess --preset P --size WxHxF [--json]``.
 
 Times LoRA training steps of the transformer on synthetic latents: median seconds per step after
 warm-up, tokens per second, peak memory, and model FLOP utilisation (FLOPs counted with
 ``torch.utils.flop_counter``; reference: a dense matmul in the same dtype measured in the same
 run). ``--random-weights`` builds the full-size model with random weights directly on the GPU
-in bf16 (no model files needed). Exit status: 0 on success, 1 when the step does not fit in memory, 2 for bad arguments.
+in bf16 (no model files needed). ``--baseline`` times the straightforward diffusers + peft step
+(no engine levers) for comparison; ``--low-vram`` the int8 base + 8-bit AdamW configuration.
+``bench preprocess`` times video VAE encodes and caption embeddings (Gemma-3 + connectors) per
+second. Exit status: 0 on success, 1 when the step does not fit in memory, 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -26,12 +30,31 @@ def register(subparsers) -> None:
     train.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
     train.add_argument("--rank", type=int, default=32, help="LoRA rank (default 32)")
     train.add_argument("--no-gradient-checkpointing", action="store_true", help="keep activations (more memory)")
-    train.add_argument("--compile", action="store_true", help="torch.compile each transformer block (GPU)")
+    compile_group = train.add_mutually_exclusive_group()
+    compile_group.add_argument("--compile", dest="compile", action="store_true", default=None,
+                               help="torch.compile each transformer block (default: on CUDA)")
+    compile_group.add_argument("--no-compile", dest="compile", action="store_false", help="run the blocks eagerly")
+    train.add_argument("--baseline", action="store_true",
+                       help="the straightforward diffusers + peft step: no engine levers, no compile")
+    train.add_argument("--quantization", choices=["none", "int8"], default="none",
+                       help="int8: torchao int8 weight-only frozen base (low VRAM)")
+    train.add_argument("--optimizer", choices=["adamw", "adamw8bit"], default="adamw", help="default adamw")
+    train.add_argument("--low-vram", action="store_true", help="shorthand for --quantization int8 --optimizer adamw8bit")
+    train.add_argument("--profile", action="store_true", help="also profile one step (top ops in the JSON)")
     train.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
     train.add_argument("--json", action="store_true", help="print the result as JSON")
     train.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
     train.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
     train.set_defaults(func=run_train)
+
+    pre = kinds.add_parser("preprocess", help="time VAE encodes and caption embeddings")
+    pre.add_argument("--preset", default="ltx-2.3", help="toy | toy-2.0 | ltx-2.3 | ltx-2 (full size: random weights)")
+    pre.add_argument("--size", default="512x512x49", help="clip size WxHxF (default 512x512x49)")
+    pre.add_argument("--repeats", type=int, default=5, help="timed repeats (default 5)")
+    pre.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    pre.add_argument("--json", action="store_true", help="print the result as JSON")
+    pre.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
+    pre.set_defaults(func=run_preprocess)
 
 
 def _si(value: float, unit: str) -> str:
@@ -44,15 +67,24 @@ def _si(value: float, unit: str) -> str:
 
 def _human(result) -> str:
     return (
-        f"{result.preset} {result.size} on {result.device} ({result.dtype}{', compiled' if result.compiled else ''}): "
+        f"{result.preset} {result.size} on {result.device} ({result.dtype}{', compiled' if result.compiled else ''}"
+        f"{', baseline' if result.baseline else ''}{', int8 base' if result.quantization == 'int8' else ''}): "
         f"{result.median_s_per_step:.3f} s/step (median of {result.steps}), {result.tokens_per_s:,.0f} tokens/s, "
         f"peak memory {result.peak_memory_bytes / 2**30:.2f} GiB\n"
         f"  tokens: {result.video_tokens} video + {result.audio_tokens} audio + {result.text_tokens} text; "
         f"parameters {_si(result.transformer_parameters, '')}, LoRA {_si(result.lora_parameters, '')}\n"
         f"  per step: model {_si(result.model_flops_per_step, 'FLOP')}, hardware "
         f"{_si(result.hardware_flops_per_step, 'FLOP')} (forward {_si(result.forward_flops, 'FLOP')}); "
-        f"matmul rate {_si(result.matmul_flops_per_s, 'FLOP/s')}; MFU {result.mfu:.2%}, HFU {result.hfu:.2%}"
+        f"matmul rate {_si(result.matmul_flops_per_s, 'FLOP/s')}; MFU {result.mfu:.2%}, HFU {result.hfu:.2%}\n"
+        f"  memory: {_memory_line(result.memory)}; attention: {result.sdpa_backends or 'none seen'}"
     )
+
+
+def _memory_line(memory: dict) -> str:
+    labels = (("model_weights_bytes", "weights"), ("lora_gradient_bytes", "LoRA grads"),
+              ("optimizer_state_bytes", "optimizer"), ("activations_and_temporaries_bytes", "activations"))
+    parts = [f"{label} {memory[key] / 2**30:.2f} GiB" for key, label in labels if memory.get(key) is not None]
+    return ", ".join(parts) or "n/a"
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -60,7 +92,9 @@ def run_train(args: argparse.Namespace) -> int:
     from app.config import Settings
     from worker.engine.bench import BenchOutOfMemory, bench_train, parse_size
     from worker.engine.loading import ModelFilesMissing
+    from worker.engine.optim import OptimizerUnavailable
     from worker.engine.presets import UnknownPreset, get_preset
+    from worker.engine.quantize import QuantizationUnavailable
 
     settings = Settings()
     try:
@@ -77,6 +111,10 @@ def run_train(args: argparse.Namespace) -> int:
             rank=args.rank,
             gradient_checkpointing=not args.no_gradient_checkpointing,
             compile_blocks=args.compile,
+            baseline=args.baseline,
+            quantization="int8" if args.low_vram else args.quantization,
+            optimizer_name="adamw8bit" if args.low_vram else args.optimizer,
+            profile=args.profile,
             device=args.device,
             data_dir=args.data_dir or settings.data_dir,
             model_dir=args.model_dir or settings.model_dir,
@@ -84,8 +122,35 @@ def run_train(args: argparse.Namespace) -> int:
     except (ValueError, UnknownPreset, ModelFilesMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except BenchOutOfMemory as exc:
+    except (BenchOutOfMemory, QuantizationUnavailable, OptimizerUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result.to_dict(), indent=2) if args.json else _human(result))
+    return 0
+
+
+def run_preprocess(args: argparse.Namespace) -> int:
+    """Handle ``avlora bench preprocess``; returns the exit status."""
+    from app.config import Settings
+    from worker.engine.bench import parse_size
+    from worker.engine.bench_preprocess import bench_preprocess
+    from worker.engine.presets import UnknownPreset
+
+    try:
+        result = bench_preprocess(
+            args.preset, size=parse_size(args.size), repeats=args.repeats, device=args.device,
+            data_dir=args.data_dir or Settings().data_dir,
+        )
+    except (ValueError, UnknownPreset) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(
+            f"{result.preset} on {result.device} ({result.dtype}): video VAE {result.vae_encodes_per_s:.2f} encodes/s "
+            f"at {result.size} (peak {result.vae_peak_memory_bytes / 2**30:.2f} GiB); captions "
+            f"{result.caption_embeddings_per_s:.2f} embeddings/s at {result.text_tokens} tokens "
+            f"(peak {result.text_peak_memory_bytes / 2**30:.2f} GiB)"
+        )
     return 0

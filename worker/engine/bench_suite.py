@@ -1,0 +1,168 @@
+"""Run a list of training / preprocessing benchmarks in one process and keep every result.
+
+``python -m worker.engine.bench_suite --plan h100-a --out DIR`` runs the plan's configurations in
+order (the ones that matter most first), appends each result (or its error) as one JSON line to
+``DIR/results.jsonl`` as soon as it is done, writes the profile table of profiled runs to
+``DIR/profile_<name>.txt``, and prints a one-line summary per configuration. A configuration that
+fails (out of memory, missing package) is recorded and the suite goes on. ``docs/benchmarks.md``
+gives the plans' figures; ``--plan cpu-smoke`` runs the same code on the toy in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import traceback
+from pathlib import Path
+
+TRAIN_PLANS: dict[str, list[dict]] = {
+    # name: bench_train keyword arguments (preset / steps / warmup filled in per plan)
+    "h100-a": [  # in order of importance: a run cut short by its time limit keeps the first ones
+        {"name": "baseline-512-gc", "size": (512, 512, 49), "baseline": True, "gradient_checkpointing": True},
+        {"name": "compiled-512-gc", "size": (512, 512, 49), "compile_blocks": True, "profile": True},
+        {"name": "preprocess-512", "size": (512, 512, 49), "repeats": 5},
+        {"name": "compiled-768x121-gc", "size": (768, 768, 121), "compile_blocks": True},
+        {"name": "lowvram-512-gc", "size": (512, 512, 49), "compile_blocks": True,
+         "quantization": "int8", "optimizer_name": "adamw8bit"},
+        {"name": "lowvram-512-gc-eager", "size": (512, 512, 49), "compile_blocks": False,
+         "quantization": "int8", "optimizer_name": "adamw8bit", "fallback_for": "lowvram-512-gc"},
+        {"name": "levers-512-gc", "size": (512, 512, 49), "compile_blocks": False},
+        {"name": "compiled-512-nogc", "size": (512, 512, 49), "compile_blocks": True, "gradient_checkpointing": False},
+        {"name": "baseline-512-nogc", "size": (512, 512, 49), "baseline": True, "gradient_checkpointing": False},
+    ],
+    "h100-b": [  # the second call: low-VRAM, where a compiled 512 step's host time goes, the rest
+        {"name": "lowvram-512-gc-eager", "size": (512, 512, 49), "compile_blocks": False,
+         "quantization": "int8", "optimizer_name": "adamw8bit"},
+        {"name": "profile-compiled-512-gc", "size": (512, 512, 49), "compile_blocks": True, "profile": True,
+         "steps": 5, "warmup": 2},
+        {"name": "levers-512-gc", "size": (512, 512, 49), "compile_blocks": False},
+        {"name": "compiled-512-nogc", "size": (512, 512, 49), "compile_blocks": True, "gradient_checkpointing": False},
+        {"name": "baseline-512-nogc", "size": (512, 512, 49), "baseline": True, "gradient_checkpointing": False},
+    ],
+    "cpu-smoke": [
+        {"name": "baseline", "size": (64, 64, 9), "baseline": True},
+        {"name": "levers", "size": (64, 64, 9), "profile": True},
+        {"name": "int8", "size": (64, 64, 9), "quantization": "int8"},
+        {"name": "preprocess", "size": (64, 64, 9), "repeats": 2},
+    ],
+}
+PLAN_PRESETS = {"h100-a": ("ltx-2.3", 20, 3), "h100-b": ("ltx-2.3", 20, 2), "cpu-smoke": ("toy", 2, 1)}
+
+
+def _summary(name: str, data: dict) -> str:
+    if "error" in data:
+        return f"{name:24s} ERROR {data['error'][:160]}"
+    if "median_s_per_step" in data:
+        mem = data.get("memory", {})
+        act = mem.get("activations_and_temporaries_bytes")
+        return (
+            f"{name:24s} {data['median_s_per_step']:.3f} s/step  MFU {data['mfu']:.1%}  "
+            f"peak {data['peak_memory_bytes'] / 2**30:.1f} GiB  (weights "
+            f"{(mem.get('model_weights_bytes') or 0) / 2**30:.1f}, act {(act or 0) / 2**30:.1f})  "
+            f"sdpa {data['sdpa_backends']} / masked {data['sdpa_backends_with_mask']}"
+        )
+    return (
+        f"{name:24s} VAE {data['vae_encodes_per_s']:.2f}/s ({data['vae_peak_memory_bytes'] / 2**30:.1f} GiB)  "
+        f"captions {data['caption_embeddings_per_s']:.2f}/s ({data['text_peak_memory_bytes'] / 2**30:.1f} GiB)"
+    )
+
+
+def _record(out: Path, name: str, data: dict) -> None:
+    profile = data.get("profile")
+    if profile:
+        (out / f"profile_{name}.txt").write_text(profile.pop("table"))
+    data["name"] = name
+    with (out / "results.jsonl").open("a") as handle:
+        handle.write(json.dumps(data) + "\n")
+    print(_summary(name, data), flush=True)
+
+
+def environment() -> dict:
+    """Device and software versions, for the benchmark notes."""
+    import importlib.metadata
+    import platform
+
+    import torch
+
+    versions = {}
+    for package in ("torch", "diffusers", "peft", "transformers", "torchao", "bitsandbytes", "triton"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    cuda = torch.cuda.is_available()
+    return {
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "versions": versions,
+        "sdpa_flash_enabled": torch.backends.cuda.flash_sdp_enabled() if cuda else None,
+        "sdpa_cudnn_enabled": torch.backends.cuda.cudnn_sdp_enabled() if cuda else None,
+    }
+
+
+def run_plan(plan: str, out: Path, *, data_dir=None, only: list[str] | None = None,
+             deadline_s: float | None = None) -> None:
+    """Run ``plan``'s configurations (all, or those named in ``only``), recording each.
+
+    A configuration with ``fallback_for`` runs only when that one failed. None starts after
+    ``deadline_s`` seconds.
+    """
+    import gc
+
+    import torch
+    import torch._dynamo
+
+    from worker.engine.bench import bench_train
+    from worker.engine.bench_preprocess import bench_preprocess
+
+    preset, steps, warmup = PLAN_PRESETS[plan]
+    out.mkdir(parents=True, exist_ok=True)
+    suite_start, failed = time.perf_counter(), set()
+    env = environment()
+    with (out / "results.jsonl").open("a") as handle:
+        handle.write(json.dumps({"name": "environment", **env}) + "\n")
+    print(json.dumps(env), flush=True)
+    for spec in TRAIN_PLANS[plan]:
+        spec = dict(spec)
+        name, fallback_for = spec.pop("name"), spec.pop("fallback_for", None)
+        if (only and name not in only) or (fallback_for and fallback_for not in failed):
+            continue
+        if deadline_s is not None and time.perf_counter() - suite_start > deadline_s:
+            print(f"{name:24s} SKIPPED (suite deadline)", flush=True)
+            continue
+        started = time.perf_counter()
+        try:
+            if name.startswith("preprocess-") or name == "preprocess":
+                result = bench_preprocess(preset, data_dir=data_dir, **spec)
+            else:
+                result = bench_train(preset, **{"steps": steps, "warmup": warmup, "data_dir": data_dir, **spec})
+            data = result.to_dict()
+        except Exception as exc:  # noqa: BLE001 - recorded, and the suite goes on
+            data = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
+            failed.add(name)
+        data["wall_s"] = time.perf_counter() - started
+        _record(out, name, data)
+        torch._dynamo.reset()  # compiled graphs hold the finished model's weights
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``--plan``, ``--out``, ``--data-dir``, ``--only NAME ...``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plan", choices=sorted(TRAIN_PLANS), required=True)
+    parser.add_argument("--out", required=True, help="folder for results.jsonl and profile tables")
+    parser.add_argument("--data-dir", default=None, help="DATA_DIR for the toy (cpu-smoke)")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these configuration names")
+    parser.add_argument("--deadline-s", type=float, default=None, help="start no configuration after this many s")
+    args = parser.parse_args(argv)
+    run_plan(args.plan, Path(args.out), data_dir=args.data_dir, only=args.only, deadline_s=args.deadline_s)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
