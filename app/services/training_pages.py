@@ -322,7 +322,42 @@ def run_header(run: TrainingRun) -> dict[str, Any]:
         "message": job.message if job else "",
         "live": live(run.status),
         "resumable": run.status in RESUMABLE_STATES,
+        "now_offered": now_offered(job),
+        "requests": dict(job.requests or {}) if job else {},
+        "pending": pending_request_lines(job),
     }
+
+
+def now_offered(job: Job | None) -> bool:
+    """Whether "Save checkpoint now" and "Sample now" are offered: the job is a running training."""
+    return job is not None and job.kind == "train" and job.status == JobStatus.running.value
+
+
+_REQUEST_LINES = {"checkpoint": "Checkpoint requested at {at}: the worker saves it after the step in progress.",
+                  "sample": "Samples requested at {at}: the worker renders them after the step in progress."}
+
+
+def pending_request_lines(job: Job | None) -> list[str]:
+    """One sentence per "now" request the worker has not carried out yet (static/js/run.js
+    writes the same sentences after a click)."""
+    if job is None or not live(job.status):
+        return []
+    lines = []
+    for name, asked_at in sorted((job.requests or {}).items()):
+        if name in _REQUEST_LINES:
+            lines.append(_REQUEST_LINES[name].format(at=_clock(asked_at)))
+    return lines
+
+
+def _clock(iso: str) -> str:
+    """``2026-11-25T01:02:03.4+00:00`` -> ``01:02:03 UTC`` (the text itself when it does not parse)."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%H:%M:%S UTC")
 
 
 def job_link(job: dict[str, Any]) -> tuple[str | None, str]:

@@ -1,5 +1,5 @@
-// Compare page: one transport for the grid of samples, keyboard moves, metric charts, blind A/B keys,
-// and the LoRA check upload form. No inline scripts: everything is wired from data attributes.
+// Compare page: one transport for the grid of samples, keyboard moves, metric charts and blind A/B keys.
+// No inline scripts: everything is wired from data attributes.
 (function () {
   "use strict";
 
@@ -271,23 +271,4 @@
   }
 
   document.querySelectorAll("canvas[data-chart]").forEach(drawChart);
-
-  // ------------------------------------------------------------------ LoRA check upload
-  document.addEventListener("submit", function (event) {
-    var form = event.target;
-    var url = form.getAttribute("data-lora-check");
-    if (!url) return;
-    event.preventDefault();
-    var status = form.querySelector(".form-status");
-    var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
-    status.textContent = "uploading…";
-    fetch(url, { method: "POST", body: new FormData(form), headers: { "X-CSRF-Token": csrf } })
-      .then(function (response) { return response.json().then(function (body) { return [response, body]; }); })
-      .then(function (pair) {
-        var body = pair[1];
-        if (pair[0].ok && body.page) { window.location = body.page; return; }
-        status.textContent = body.error ? body.error.message : "failed (HTTP " + pair[0].status + ")";
-      })
-      .catch(function () { status.textContent = "connection lost: try again"; });
-  });
 })();

@@ -1,5 +1,6 @@
 // The run page, live: server-sent events from /api/v1/jobs/{id}/events update the progress
-// header, the log, the loss chart, checkpoints and samples. Every row is keyed (log line id,
+// header, the log, the loss chart, checkpoints and samples. The "now" buttons ask a running training
+// for a checkpoint or samples at its current step. Every row is keyed (log line id,
 // metric step, checkpoint step, sample id), so events received twice after a reconnect change nothing.
 (function () {
   "use strict";
@@ -45,6 +46,58 @@
   window.addEventListener("resize", function () { chart.schedule(); });
   applyControls();
 
+  // --- "Save checkpoint now" / "Sample now": POST to the job API, show what is pending or why not ---
+  var nowActions = $("now-actions");
+  var pending = {};  // request name -> ISO time asked; the worker clears it when the rows arrive
+  var REQUEST_LINES = {
+    checkpoint: "Checkpoint requested at {at}: the worker saves it after the step in progress.",
+    sample: "Samples requested at {at}: the worker renders them after the step in progress."
+  };
+
+  // Times without a zone (SQLite drops it) are UTC, as the server wrote them.
+  function instant(iso) { return Date.parse(/(Z|[+-]\d\d:?\d\d)$/i.test(iso) ? iso : iso + "Z"); }
+
+  function clock(iso) {
+    var moment = new Date(instant(iso));
+    return isNaN(moment.getTime()) ? iso : moment.toISOString().substring(11, 19) + " UTC";
+  }
+
+  function showPending() {
+    text("now-state", Object.keys(pending).sort().filter(function (name) { return REQUEST_LINES[name]; })
+      .map(function (name) { return REQUEST_LINES[name].replace("{at}", clock(pending[name])); }).join(" "));
+  }
+
+  // A checkpoint or sample made at or after the request's time means the worker carried it out.
+  function fulfilled(name, createdAt) {
+    if (!pending[name] || !createdAt) return;
+    if (instant(createdAt) >= instant(pending[name])) { delete pending[name]; showPending(); }
+  }
+
+  function askNow(button) {
+    var error = $("now-error");
+    var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+    button.disabled = true;
+    error.hidden = true;
+    fetch(button.getAttribute("data-now-url"), { method: "POST", headers: { "X-CSRF-Token": csrf, "Accept": "application/json" } })
+      .then(function (response) { return response.json().then(function (body) { return [response, body]; }); })
+      .then(function (pair) {
+        var response = pair[0], body = pair[1];
+        if (response.ok) { pending = body.requests || {}; showPending(); return; }
+        error.textContent = body.error ? body.error.message : "Refused (HTTP " + response.status + ")";
+        error.hidden = false;
+      })
+      .catch(function () { error.textContent = "Connection lost: try again."; error.hidden = false; })
+      .then(function () { button.disabled = false; });
+  }
+
+  if (nowActions) {
+    try { pending = JSON.parse(nowActions.getAttribute("data-requests") || "{}") || {}; } catch (e) { pending = {}; }
+    nowActions.addEventListener("click", function (event) {
+      var button = event.target.closest("button[data-now-url]");
+      if (button && !button.disabled) askNow(button);
+    });
+  }
+
   // --- status and progress ---
   function setStatus(value) {
     status = value;
@@ -54,6 +107,8 @@
     header.setAttribute("data-status", value);
     $("cancel-form").hidden = LIVE.indexOf(value) < 0 || value === "cancelling";
     $("resume-form").hidden = RESUMABLE.indexOf(value) < 0;
+    if (nowActions) nowActions.hidden = value !== "running";
+    if (LIVE.indexOf(value) < 0) { pending = {}; showPending(); }
     if (LIVE.indexOf(value) < 0) { text("h-eta", "–"); text("h-heartbeat", "–"); }
   }
 
@@ -107,9 +162,10 @@
     if (metric.gpu_mem) text("h-mem", bytes(metric.gpu_mem) + " (peak " + bytes(peakMemory) + ")");
   }
 
-  function link(href, label) {
+  function link(href, label, download) {
     var a = document.createElement("a");
-    a.href = href; a.textContent = label; a.setAttribute("download", "");
+    a.href = href; a.textContent = label;
+    if (download !== false) a.setAttribute("download", "");
     return a;
   }
 
@@ -123,20 +179,36 @@
     layers.textContent = Object.keys(checkpoint.key_counts || {}).sort().map(function (k) {
       return k + ": " + checkpoint.key_counts[k];
     }).join(", ");
-    var files = document.createElement("td");
+    var table = $("checkpoints");
+    var runId = table.getAttribute("data-run-id");
+    var best = table.getAttribute("data-best-step") === String(checkpoint.step);
+    if (best) {
+      var badge = document.createElement("span"); badge.className = "badge best"; badge.textContent = "best";
+      step.append(" ", badge);
+    }
+    var files = document.createElement("td"), check = document.createElement("td");
     if (checkpoint.available) {
       files.appendChild(link(checkpoint.downloads.comfy, "official (ComfyUI)"));
       files.appendChild(document.createTextNode(" · "));
       files.appendChild(link(checkpoint.downloads.diffusers, "diffusers"));
+      if (best) {
+        var exportUrl = "/api/v1/runs/" + runId + "/checkpoints/" + checkpoint.step + "/export";
+        var exports = document.createElement("span"); exports.className = "export-links";
+        exports.append("export with model card: ", link(exportUrl + "?layout=comfy&modules=all", "ComfyUI zip"), " · ",
+                       link(exportUrl + "?layout=diffusers&modules=all", "diffusers zip"));
+        files.append(document.createElement("br"), exports);
+      }
+      check.appendChild(link("/runs/" + runId + "/checkpoints/" + checkpoint.step + "/key-report", "Key report", false));
     } else {
       files.textContent = "removed (keep_last_n)";
     }
-    row.append(step, layers, files);
+    row.append(step, layers, files, check);
     if (!row.parentNode) {
       var after = Array.prototype.find.call(body.rows, function (r) { return Number(r.getAttribute("data-step")) > checkpoint.step; });
       body.insertBefore(row, after || null);
     }
     $("no-checkpoints").hidden = true;
+    fulfilled("checkpoint", checkpoint.created_at);
   }
 
   function onSample(sample) {
@@ -156,6 +228,7 @@
     audio.controls = true; audio.preload = "none"; audio.src = sample.wav_url;
     item.append(title, video, audio);
     grid.appendChild(item);
+    fulfilled("sample", sample.created_at);
   }
 
   // --- the event stream (EventSource reconnects by itself with Last-Event-ID; if it gives up, start again) ---

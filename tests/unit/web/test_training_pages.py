@@ -230,3 +230,93 @@ def test_pages_have_no_inline_scripts_and_escape_names(api, browser_client):
     assert browser_client.get("/jobs").status_code == 200
     assert browser_client.get("/runs/999").status_code == 404
     assert browser_client.get("/preprocess/999").status_code == 404
+
+
+def _seeded_run_with_job(status: str, *, best_step: int | None = None) -> tuple[int, int]:
+    """A run written into the database (checkpoints at steps 2 and 4, only step 4's files on
+    disk) whose current job is a training in ``status``; returns (run id, job id)."""
+    from app.config import get_settings
+    from app.db import session_scope
+    from app.models import Checkpoint, Job, TrainingRun
+    from tests.unit.web.compare_support import CLEAN_STEP, seed_run
+
+    data_dir = get_settings().data_dir
+    with session_scope() as session:
+        seeded = seed_run(session, data_dir, audio_off=False)
+        job = Job(kind="train", queue="gpu", status=status, params={"run_id": seeded.run_id}, total=4)
+        session.add(job)
+        session.flush()
+        run = session.get(TrainingRun, seeded.run_id)
+        run.job_id, run.best_checkpoint_step = job.id, best_step
+        kept = session.query(Checkpoint).filter_by(run_id=run.id, step=CLEAN_STEP).one()
+        official = data_dir / kept.files["official"]
+        official.parent.mkdir(parents=True, exist_ok=True)
+        official.write_bytes(b"not read by the page")
+        session.commit()
+        return run.id, job.id
+
+
+def _set_job_status(job_id: int, status: str) -> None:
+    from app.db import session_scope
+    from app.models import Job
+
+    with session_scope() as session:
+        session.get(Job, job_id).status = status
+        session.commit()
+
+
+def test_checkpoint_and_sample_now_are_offered_only_while_the_training_runs(browser_client, migrated_env):
+    run_id, job_id = _seeded_run_with_job("queued")
+    url = f"/runs/{run_id}"
+    queued = browser_client.get(url).text
+    assert re.search(r'<div id="now-actions"[^>]*hidden', queued)  # shown by run.js once the job runs
+    assert "are not offered" not in queued
+
+    _set_job_status(job_id, "running")
+    running = browser_client.get(url).text
+    actions = re.search(r'<div id="now-actions"[^>]*>(.*?)</div>', running, re.S)
+    assert actions and "hidden" not in actions.group(0)
+    assert f'data-now-url="/api/v1/jobs/{job_id}/checkpoint-now">Save checkpoint now</button>' in actions.group(1)
+    assert f'data-now-url="/api/v1/jobs/{job_id}/sample-now">Sample now</button>' in actions.group(1)
+    assert "Checkpoint requested" not in running
+
+    token = _csrf(browser_client, url)
+    asked = browser_client.post(f"/api/v1/jobs/{job_id}/checkpoint-now", headers={"X-CSRF-Token": token})
+    assert asked.status_code == 202 and "checkpoint" in asked.json()["requests"]
+    pending = browser_client.get(url).text
+    state = re.search(r'<p class="help" id="now-state" role="status">([^<]*)</p>', pending).group(1)
+    assert state.startswith("Checkpoint requested at ") and "after the step in progress" in state
+    assert "&#34;checkpoint&#34;" in re.search(r'data-requests="([^"]*)"', pending).group(1)
+
+    _set_job_status(job_id, "succeeded")
+    finished = browser_client.get(url).text
+    assert 'id="now-actions"' not in finished and "Save checkpoint now</button>" not in finished
+    assert "Checkpoint requested" not in finished  # nothing pending once the job is over
+    refused = browser_client.post(f"/api/v1/jobs/{job_id}/sample-now", headers={"X-CSRF-Token": token})
+    assert refused.status_code == 409
+    assert "only while the training runs" in refused.json()["error"]["message"]
+
+
+def test_run_page_links_compare_key_reports_and_exports_of_the_best_checkpoint(browser_client, migrated_env):
+    run_id, _ = _seeded_run_with_job("succeeded", best_step=4)
+    page = browser_client.get(f"/runs/{run_id}").text
+    assert f'href="/runs/{run_id}/compare"' in page
+    rows = dict(re.findall(r'<tr data-step="(\d+)">(.*?)</tr>', page, re.S))
+    assert set(rows) == {"2", "4"}
+    assert f'href="/runs/{run_id}/checkpoints/4/key-report"' in rows["4"]
+    assert "key-report" not in rows["2"] and "removed (keep_last_n)" in rows["2"]  # its files are gone
+    export = f"/api/v1/runs/{run_id}/checkpoints/4/export"
+    assert f'href="{export}?layout=comfy&amp;modules=all"' in rows["4"]
+    assert f'href="{export}?layout=diffusers&amp;modules=all"' in rows["4"]
+    assert "/export" not in rows["2"] and 'class="badge best"' in rows["4"]
+    # the links lead to real pages: the compare page and the key report of that checkpoint
+    assert browser_client.get(f"/runs/{run_id}/compare").status_code == 200
+    assert browser_client.get(f"/runs/{run_id}/checkpoints/4/key-report").status_code == 200
+
+    from app.db import session_scope
+    from app.models import TrainingRun
+
+    with session_scope() as session:
+        session.get(TrainingRun, run_id).best_checkpoint_step = None
+        session.commit()
+    assert "/export" not in browser_client.get(f"/runs/{run_id}").text  # no best checkpoint: no export
