@@ -58,8 +58,13 @@ def audio_sample_rate(pipe) -> int:
 
 
 @torch.no_grad()
-def generate(pipe, spec: SampleSpec) -> GeneratedSample:
-    """Run the pipeline once for ``spec`` with a fixed-seed generator."""
+def generate(pipe, spec: SampleSpec, prompt_cache=None) -> GeneratedSample:
+    """Run the pipeline once for ``spec`` with a fixed-seed generator.
+
+    ``prompt_cache`` (a :class:`worker.engine.prompt_cache.PromptCache` holding ``spec.prompt``
+    and ``spec.negative_prompt``): use its embeddings instead of running the text encoder; the
+    sample is the same.
+    """
     generator = torch.Generator(device="cpu").manual_seed(spec.seed)
     stg = {"stg_scale": 0.0, "audio_stg_scale": 0.0, "spatio_temporal_guidance_blocks": None}
     if spec.stg_scale > 0:
@@ -69,17 +74,20 @@ def generate(pipe, spec: SampleSpec) -> GeneratedSample:
             "audio_stg_scale": spec.stg_scale,
             "spatio_temporal_guidance_blocks": [min(28, blocks - 1)],
         }
-    output = _call_pipeline(pipe, spec, generator, stg)
+    output = _call_pipeline(pipe, spec, generator, stg, prompt_cache)
     frames = np.asarray(output.frames[0])
     frames = (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     audio = output.audio[0].detach().float().cpu().numpy()
     return GeneratedSample(frames=frames, audio=audio, sample_rate=audio_sample_rate(pipe), fps=spec.frame_rate)
 
 
-def _call_pipeline(pipe, spec: SampleSpec, generator: torch.Generator, stg: dict):
+def _call_pipeline(pipe, spec: SampleSpec, generator: torch.Generator, stg: dict, prompt_cache=None):
+    if prompt_cache is None:
+        text = {"prompt": spec.prompt, "negative_prompt": spec.negative_prompt}
+    else:
+        text = prompt_cache.pipeline_kwargs(spec.prompt, spec.negative_prompt, pipe._execution_device)
     return pipe(
-        prompt=spec.prompt,
-        negative_prompt=spec.negative_prompt,
+        **text,
         height=spec.height,
         width=spec.width,
         num_frames=spec.num_frames,

@@ -106,3 +106,32 @@ def encode_caption(pipe, text: str, *, max_sequence_length: int) -> dict[str, to
         "connector_audio_embeds": _keep(audio_embeds, torch.bfloat16),
         "connector_attention_mask": _keep(connector_mask, torch.int64),
     }
+
+
+def text_encoder_8bit_unavailable(device: str) -> str | None:
+    """Why Gemma cannot be loaded in 8-bit (bitsandbytes) on ``device`` here; ``None`` when it can."""
+    import importlib.util
+
+    if not str(device).startswith("cuda"):
+        return f"8-bit loading needs a CUDA GPU and this process runs on {device}"
+    if not torch.cuda.is_available():
+        return f"8-bit loading was asked for on {device}, but no CUDA GPU is visible"
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return "the bitsandbytes package is not installed (pip install bitsandbytes)"
+    return None
+
+
+def load_text_encoder_8bit(encoder_class, gemma_dir, *, device: str, dtype: torch.dtype):
+    """Load the Gemma text encoder from ``gemma_dir`` with bitsandbytes 8-bit weights on ``device``.
+
+    ``encoder_class`` is the pipeline's text encoder class (``Gemma3ForConditionalGeneration``);
+    layers bitsandbytes leaves alone keep ``dtype``. Check :func:`text_encoder_8bit_unavailable`
+    first: this raises whatever transformers raises where 8-bit cannot run.
+    """
+    from transformers import BitsAndBytesConfig
+
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    return encoder_class.from_pretrained(
+        str(gemma_dir), quantization_config=BitsAndBytesConfig(load_in_8bit=True), dtype=dtype, device_map={"": index}
+    ).eval()

@@ -46,9 +46,16 @@ from worker.engine.lora_io import extract_lora_weights
 from worker.engine.lora_names import side_of_family
 from worker.engine.optim import build_optimizer, linear_schedule
 from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, ProgressEvent, TrainCallbacks
+from worker.engine.prompt_cache import move_pipeline_except_text_encoder
 from worker.engine.quantize import QuantizationUnavailable, check_quantization_supported, quantize_frozen_base
 from worker.engine.timesteps import ShiftedLogitNormalSampler, UniformSampler
-from worker.engine.validate import RUN_CONFIG_NAME, plan_from_config, run_validation, trigger_warnings
+from worker.engine.validate import (
+    RUN_CONFIG_NAME,
+    encode_plan_prompts,
+    plan_from_config,
+    run_validation,
+    trigger_warnings,
+)
 
 LORA_INIT_SEED_OFFSET = 7919
 
@@ -131,6 +138,14 @@ class Trainer:
         self.levers = replace(levers or StepLevers(), compile_blocks=compile_blocks)
         self.pipe = pipeline or self._load_pipeline(data_dir, model_dir)
         self.pipe.set_progress_bar_config(disable=True)
+        self.plan = plan_from_config(config)
+        # validation prompts encoded once; Gemma then leaves the accelerator for good
+        self.prompt_cache = encode_plan_prompts(
+            self.pipe, self.plan, device=self.device, load_in_8bit=config.load_text_encoder_in_8bit,
+            model=None if pipeline is not None else (config.model, data_dir, model_dir), on_log=self._log,
+        )
+        if pipeline is None:
+            move_pipeline_except_text_encoder(self.pipe, self.device)
         self.transformer = self.pipe.transformer
         self.dataset = PrecomputedDataset(
             config.data.preprocessed_dir, with_audio=config.training.with_audio, connectors=self.pipe.connectors
@@ -152,14 +167,13 @@ class Trainer:
                                              end_factor=1.0)
         self.sampler = _make_sampler(config.training.timesteps)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.plan = plan_from_config(config)
 
     def _load_pipeline(self, data_dir, model_dir):
         from worker.engine.models import load_pipeline
 
-        return load_pipeline(
-            self.config.model, data_dir=Path(data_dir), model_dir=model_dir, device=self.device, dtype=self.dtype
-        )
+        # on the CPU first: the text encoder visits the accelerator alone (encode_plan_prompts)
+        return load_pipeline(self.config.model, data_dir=Path(data_dir), model_dir=model_dir, device="cpu",
+                             dtype=self.dtype)
 
     def _setup_lora(self) -> None:
         lora = self.config.lora
@@ -342,7 +356,8 @@ class Trainer:
         plan = self.plan
         if not include_base and "base" in plan.variants:
             plan = replace(plan, variants=[v for v in plan.variants if v != "base"])
-        run_validation(self.pipe, plan, self.output_dir / "samples", step, callbacks=self.callbacks)
+        run_validation(self.pipe, plan, self.output_dir / "samples", step, callbacks=self.callbacks,
+                       prompt_cache=self.prompt_cache)
 
 
 def train_run(

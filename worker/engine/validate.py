@@ -13,6 +13,7 @@ Used by the trainer (at step 0 and every checkpoint) and by ``avlora validate RU
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,11 +102,14 @@ def run_validation(
     audio_strength: float = 1.0,
     adapter_name: str = "default",
     overwrite_base: bool = False,
+    prompt_cache=None,
 ) -> list[SampleEvent]:
     """Generate every (prompt, variant) of ``plan`` and write mp4 + wav files.
 
     Runs under ``torch.random.fork_rng`` so sampling never shifts the training's random
     streams. ``base`` samples already on disk are kept unless ``overwrite_base``.
+    ``prompt_cache``: the plan's texts encoded once (:func:`encode_plan_prompts`); without it
+    the pipeline runs its text encoder for every sample.
     """
     callbacks = callbacks or TrainCallbacks()
     samples_dir = Path(samples_dir)
@@ -125,7 +129,7 @@ def run_validation(
                         pipe, variant, video_strength=video_strength, audio_strength=audio_strength,
                         adapter_name=adapter_name,
                     ):
-                        sample = generate(pipe, plan.spec(prompt))
+                        sample = generate(pipe, plan.spec(prompt), prompt_cache)
                     write_wav(wav, sample)
                     write_mp4(mp4, sample)
                     event = SampleEvent(step, index, variant, mp4, wav, plan.seed)
@@ -155,7 +159,9 @@ def validate_run(
     """
     from app.recipe.run_config import run_config_from_yaml
     from worker.engine.checkpoint import checkpoint_paths, list_checkpoint_steps
+    from worker.engine.loading import default_device, default_dtype
     from worker.engine.models import load_pipeline
+    from worker.engine.prompt_cache import move_pipeline_except_text_encoder
 
     run_dir = Path(run_dir)
     config_file = run_dir / RUN_CONFIG_NAME
@@ -170,13 +176,51 @@ def validate_run(
     elif step not in steps:
         raise FileNotFoundError(f"No checkpoint at step {step} in {run_dir}; available: {steps}")
     lora_file = checkpoint_paths(run_dir, step).official
-    pipe = load_pipeline(config.model, data_dir=Path(data_dir), model_dir=model_dir, device=device)
+    device = device or default_device()
+    # loaded on the CPU: the text encoder visits the accelerator alone, then the rest moves there
+    pipe = load_pipeline(
+        config.model, data_dir=Path(data_dir), model_dir=model_dir, device="cpu", dtype=default_dtype(device)
+    )
     pipe.set_progress_bar_config(disable=True)
-    pipe.load_lora_weights(str(lora_file), adapter_name="default")
     plan = plan_from_config(config)
     if variants:
         plan.variants = list(variants)
+    prompt_cache = encode_plan_prompts(
+        pipe, plan, device=device, load_in_8bit=config.load_text_encoder_in_8bit,
+        model=(config.model, data_dir, model_dir), on_log=(callbacks or TrainCallbacks()).on_log,
+    )
+    move_pipeline_except_text_encoder(pipe, device)
+    pipe.load_lora_weights(str(lora_file), adapter_name="default")
     return run_validation(
         pipe, plan, run_dir / "samples", step, callbacks=callbacks,
-        video_strength=video_strength, audio_strength=audio_strength,
+        video_strength=video_strength, audio_strength=audio_strength, prompt_cache=prompt_cache,
+    )
+
+
+def encode_plan_prompts(pipe, plan: ValidationPlan, *, device: str, load_in_8bit: bool = False, model=None,
+                        on_log=None):
+    """Encode the plan's prompts and negative prompt once, then move the text encoder off ``device``.
+
+    ``model``: ``(preset, data_dir, model_dir)`` the pipeline was loaded from, where an 8-bit
+    Gemma is reloaded from (``load_in_8bit``); ``None`` for a caller's pipeline. Returns the
+    :class:`worker.engine.prompt_cache.PromptCache` for :func:`run_validation`, or ``None``
+    when the plan has no prompt (the encoder is released all the same).
+    """
+    from worker.engine.prompt_cache import (
+        encode_once_and_release,
+        release_text_encoder,
+        sampling_texts,
+        text_encoder_dir,
+    )
+
+    if not plan.prompts:
+        release_text_encoder(pipe)
+        return None
+    gemma_dir = None
+    if model is not None:
+        preset, data_dir, model_dir = model
+        gemma_dir = functools.partial(text_encoder_dir, preset, data_dir=data_dir, model_dir=model_dir)
+    return encode_once_and_release(
+        pipe, sampling_texts(plan.prompts, plan.negative_prompt), device=device,
+        load_in_8bit=load_in_8bit, gemma_dir=gemma_dir, on_log=on_log,
     )
