@@ -19,10 +19,11 @@ router = APIRouter(include_in_schema=False)
 IMAGE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=60"}
 
 
-def _run_context(session, run: TrainingRun, audio_off: bool) -> dict:
-    grid = compare_service.compare_grid([run], audio_off=audio_off)
+def _run_context(session, run: TrainingRun, audio_off: bool, strengths: bool = False) -> dict:
+    grid = compare_service.compare_grid([run], audio_off=audio_off, strengths=strengths)
     key_reports = {c.step: lora_check.checkpoint_key_report(session, c)["status"] for c in run.checkpoints}
     return {"run": run, "run_id": run.id, "dataset": run.dataset, "grid": grid, "audio_off": audio_off,
+            "strengths": strengths,
             "charts": compare_service.metric_charts(run), "flags": compare_service.checkpoint_flags(run),
             "pending": compare_service.metrics_pending(run), "summary": vote_service.vote_summary(session, run.id),
             "trial": None, "checkpoints": [c.step for c in run.checkpoints], "key_reports": key_reports,
@@ -30,23 +31,25 @@ def _run_context(session, run: TrainingRun, audio_off: bool) -> dict:
 
 
 @router.get("/runs/{run_id}/compare", response_class=HTMLResponse)
-def run_compare_page(run_id: int, request: Request, session: SessionDep, audio_off: bool = False, notice: str = ""):
+def run_compare_page(run_id: int, request: Request, session: SessionDep, audio_off: bool = False,
+                     strengths: bool = False, notice: str = ""):
     """Every checkpoint against the base model and the training clip, prompt by prompt."""
     run = get_run(session, run_id)
-    return templates.TemplateResponse(request, "compare.html", {**_run_context(session, run, audio_off),
+    return templates.TemplateResponse(request, "compare.html", {**_run_context(session, run, audio_off, strengths),
                                                                 "notice": notice, "error": None})
 
 
 @router.get("/datasets/{dataset_id}/compare", response_class=HTMLResponse)
-def dataset_compare_page(dataset_id: int, request: Request, session: SessionDep, audio_off: bool = False):
+def dataset_compare_page(dataset_id: int, request: Request, session: SessionDep, audio_off: bool = False,
+                         strengths: bool = False):
     """The checkpoints of every run of a dataset side by side (prompt i of each run in row i)."""
     dataset = get_dataset(session, dataset_id)
     runs = sorted(list_runs(session, dataset_id=dataset.id), key=lambda r: r.id)
-    context = {"run": None, "dataset": dataset, "runs": runs, "audio_off": audio_off, "grid": None,
+    context = {"run": None, "dataset": dataset, "runs": runs, "audio_off": audio_off, "strengths": strengths, "grid": None,
                "charts": [], "flags": {}, "pending": 0, "summary": None, "trial": None, "checkpoints": [],
                "key_reports": {}, "compare_url": f"/datasets/{dataset.id}/compare", "notice": "", "error": None}
     if runs:
-        context["grid"] = compare_service.compare_grid(runs, audio_off=audio_off)
+        context["grid"] = compare_service.compare_grid(runs, audio_off=audio_off, strengths=strengths)
     return templates.TemplateResponse(request, "compare.html", context)
 
 

@@ -2,7 +2,8 @@
 
 :func:`compare_grid` lays out one run (or every run of a dataset) as rows (validation prompts)
 and columns (the training clip's decoded audio, the base model with the LoRA off, each
-checkpoint's LoRA sample, and on demand the LoRA with its audio modules off). Each cell carries
+checkpoint's LoRA sample, and on demand the LoRA with its audio modules off and the samples at
+other per-side strengths, :mod:`app.services.strength_samples`). Each cell carries
 the URLs of its audio, video, waveform and spectrogram and the sample's metrics and flags
 against the base model. :func:`metric_charts` gives the numbers per step for the small charts.
 Waveform and spectrogram PNGs are drawn on first request and cached beside the wav
@@ -27,6 +28,7 @@ from app.models import Job, JobStatus, PreprocessRun, Sample, TrainingRun
 from app.recipe.run_config import expand_trigger
 from app.services.errors import InvalidInput, NotFound
 from app.services.job_queue import queue_job
+from app.services.strength_samples import parse_strength_variant, strength_label
 
 CPU_QUEUE = "cpu"
 IMAGE_KINDS = ("waveform", "spectrogram")
@@ -46,13 +48,15 @@ CHART_VARIANTS = ("base", "lora", "lora-audio-off")
 
 @dataclass
 class Column:
-    """One column of the grid: ``kind`` is reference | base | lora | lora-audio-off."""
+    """One column of the grid: ``kind`` is reference | base | lora | lora-audio-off | lora-strength
+    (``variant`` then names the strengths, e.g. ``lora-v0.50-a1.00``)."""
 
     key: str
     label: str
     kind: str
     run_id: int | None = None
     step: int | None = None
+    variant: str | None = None
 
 
 @dataclass
@@ -124,7 +128,13 @@ def sample_cell(column: Column, sample: Sample) -> Cell:
                 metrics=metrics, flags=flags, worst=worst)
 
 
-def _columns(runs: list[TrainingRun], audio_off: bool) -> list[Column]:
+def _strength_variants(run: TrainingRun, step: int) -> list[str]:
+    """The per-side strength variants sampled at ``step``, by video then audio strength."""
+    found = {s.variant for s in run.samples if s.step == step and parse_strength_variant(s.variant)}
+    return sorted(found, key=parse_strength_variant)
+
+
+def _columns(runs: list[TrainingRun], audio_off: bool, strengths: bool = False) -> list[Column]:
     columns = [Column("reference", "Training clip", "reference"), Column("base", "Base (LoRA off)", "base")]
     many = len(runs) > 1
     for run in runs:
@@ -135,11 +145,15 @@ def _columns(runs: list[TrainingRun], audio_off: bool) -> list[Column]:
             if audio_off and any(s.step == step and s.variant == "lora-audio-off" for s in run.samples):
                 columns.append(Column(f"r{run.id}-s{step}-audio-off", f"{prefix}step {step} · audio off",
                                       "lora-audio-off", run.id, step))
+            for variant in _strength_variants(run, step) if strengths else []:
+                columns.append(Column(f"r{run.id}-s{step}-{variant}", f"{prefix}step {step} · {strength_label(variant)}",
+                                      "lora-strength", run.id, step, variant))
     return columns
 
 
-def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False) -> dict[str, Any]:
-    """Columns and rows of the compare page for ``runs`` (one run, or runs of one dataset).
+def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False, strengths: bool = False) -> dict[str, Any]:
+    """Columns and rows of the compare page for ``runs`` (one run, or runs of one dataset);
+    ``audio_off`` / ``strengths`` add the LoRA-audio-off and per-side strength columns.
 
     Rows follow the first run's validation prompts (prompt ``i`` of every run shares row ``i``);
     the base column shows the first run's base sample of the prompt that has one; the
@@ -147,7 +161,7 @@ def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False) -> dict[st
     """
     if not runs:
         raise InvalidInput("no_runs", "There is no training run to compare yet: train one first.")
-    columns = _columns(runs, audio_off)
+    columns = _columns(runs, audio_off, strengths)
     prompts = _prompts(runs[0])
     prompt_count = max([len(prompts)] + [s.prompt_index + 1 for run in runs for s in run.samples])
     references = _references(runs[0].preprocess_run)
@@ -169,13 +183,14 @@ def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False) -> dict[st
                 found = by_key.get(("base", index))
                 cell = sample_cell(column, found) if found else None
             else:
-                found = by_key.get((column.run_id, column.step, column.kind, index))
+                found = by_key.get((column.run_id, column.step, column.variant or column.kind, index))
                 cell = sample_cell(column, found) if found else None
             cells.append(cell or Cell(column=column.key, label=column.label, missing=True))
         prompt = prompts[index] if index < len(prompts) else f"prompt {index + 1}"
         rows.append(Row(index, prompt, cells))
     return {"columns": [asdict(c) for c in columns], "rows": [asdict(r) for r in rows],
-            "has_audio_off": any(s.variant == "lora-audio-off" for run in runs for s in run.samples)}
+            "has_audio_off": any(s.variant == "lora-audio-off" for run in runs for s in run.samples),
+            "has_strengths": any(parse_strength_variant(s.variant) for run in runs for s in run.samples)}
 
 
 def metric_charts(run: TrainingRun) -> list[dict[str, Any]]:

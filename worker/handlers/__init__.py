@@ -18,3 +18,8 @@ from worker.handlers.sample_metrics import sample_metrics  # noqa: E402
 
 HANDLERS["sample_metrics"] = sample_metrics
 HANDLERS["key_report"] = key_report
+
+# Per-modality LoRA strengths on the compare page (issue 5), gpu queue.
+from worker.handlers.strength_samples import strength_samples  # noqa: E402
+
+HANDLERS["strength_samples"] = strength_samples

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from app.routes.deps import SessionDep
 from app.services import compare as compare_service
 from app.services import export as export_service
+from app.services import strength_samples as strength_service
 from app.services import votes as vote_service
 from app.services.runs import get_run
 
@@ -23,16 +24,23 @@ class BestCheckpoint(BaseModel):
     step: int | None = Field(description="The checkpoint step to mark as best; null clears the mark.")
 
 
+class StrengthBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    video_strength: float = Field(1.0, description="Scale of the LoRA's video-side modules, 0..2 (1 = trained).")
+    audio_strength: float = Field(1.0, description="Scale of the LoRA's audio-side modules, 0..2 (0 = off).")
+
+
 class VoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     choice: Literal["a", "b", "same"] = Field(description="The better sample, or 'same'.")
 
 
 @router.get("/runs/{run_id}/compare")
-def read_compare(run_id: int, session: SessionDep, audio_off: bool = False) -> dict[str, Any]:
-    """The compare grid: columns (reference, base, checkpoints), rows (prompts) with media, metrics and flags."""
+def read_compare(run_id: int, session: SessionDep, audio_off: bool = False, strengths: bool = False) -> dict[str, Any]:
+    """The compare grid: columns (reference, base, checkpoints; on demand audio-off and per-side
+    strength columns), rows (prompts) with media, metrics and flags."""
     run = get_run(session, run_id)
-    grid = compare_service.compare_grid([run], audio_off=audio_off)
+    grid = compare_service.compare_grid([run], audio_off=audio_off, strengths=strengths)
     grid.update(run_id=run.id, best_checkpoint_step=run.best_checkpoint_step,
                 charts=compare_service.metric_charts(run), metrics_pending=compare_service.metrics_pending(run))
     return grid
@@ -44,6 +52,15 @@ def measure_samples(run_id: int, session: SessionDep) -> dict[str, Any]:
     run = get_run(session, run_id)
     job = compare_service.queue_sample_metrics(session, run.id)
     return {"run_id": run.id, "job_id": job.id if job else None, "pending": compare_service.metrics_pending(run)}
+
+
+@router.post("/runs/{run_id}/checkpoints/{step}/strength-samples", status_code=202)
+def queue_strength_samples(run_id: int, step: int, body: StrengthBody, session: SessionDep) -> dict[str, Any]:
+    """Render checkpoint ``step``'s validation prompts with the LoRA's video and audio sides at these
+    strengths (same seed); the samples appear as a compare column. 422: unknown step, strength outside 0..2."""
+    run = get_run(session, run_id)
+    job = strength_service.queue_strength_samples(session, run, step, body.video_strength, body.audio_strength)
+    return {"job_id": job.id, "run_id": run.id, "step": step, "variant": job.params["variant"]}
 
 
 @router.put("/runs/{run_id}/best-checkpoint")
