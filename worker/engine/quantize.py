@@ -79,28 +79,32 @@ def check_quantization_supported(mode: str, device: str) -> None:
         ) from exc
 
 
-def _is_block_linear(module: torch.nn.Module, name: str) -> bool:
-    return isinstance(module, torch.nn.Linear) and name.startswith("transformer_blocks.")
-
-
-def quantize_frozen_base(transformer: torch.nn.Module, mode: str) -> int:
+def quantize_frozen_base(transformer: torch.nn.Module, mode: str, device: str | None = None) -> int:
     """Quantise the transformer blocks' Linear weights in place; returns how many layers changed.
 
     Call before :func:`worker.engine.adapters.add_lora`. ``mode`` ``"none"`` changes nothing.
-    Raises :class:`QuantizationUnavailable` when the machine cannot run ``mode``.
+    With ``device``, the blocks are moved there one at a time and quantised on arrival, so the
+    full bf16 transformer (38 GB at full size) never has to fit on the accelerator: a 32 GB card
+    holds the int8 blocks (about 20 GB) plus one bf16 block. The rest of the transformer stays
+    where it is (move it afterwards). Raises :class:`QuantizationUnavailable` when the machine
+    cannot run ``mode``.
     """
-    device = str(next(transformer.parameters()).device)
+    device = device or str(next(transformer.parameters()).device)
     check_quantization_supported(mode, device)
     if mode == "none":
         return 0
     from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
-    names = [name for name, module in transformer.named_modules() if _is_block_linear(module, name)]
-    if not names:
-        raise ValueError("quantization 'int8': the transformer has no Linear layers inside transformer_blocks")
+    blocks = getattr(transformer, "transformer_blocks", None)
+    if not blocks:
+        raise ValueError("quantization 'int8': the transformer has no transformer_blocks to quantise")
     transformer.requires_grad_(False)
-    quantize_(transformer, Int8WeightOnlyConfig(), filter_fn=_is_block_linear)
-    return len(names)
+    count = 0
+    for block in blocks:
+        block.to(device)
+        count += sum(1 for module in block.modules() if isinstance(module, torch.nn.Linear))
+        quantize_(block, Int8WeightOnlyConfig(), filter_fn=lambda module, _name: isinstance(module, torch.nn.Linear))
+    return count
 
 
 def quantized_layer_count(transformer: torch.nn.Module) -> int:
@@ -109,7 +113,8 @@ def quantized_layer_count(transformer: torch.nn.Module) -> int:
         from torchao.utils import TorchAOBaseTensor
     except ImportError:
         return 0
-    return sum(
-        1 for module in transformer.modules()
+    # by tensor: a PEFT LoRA wrapper exposes its base layer's weight as its own
+    return len({
+        id(module.weight) for module in transformer.modules()
         if isinstance(getattr(module, "weight", None), TorchAOBaseTensor)
-    )
+    })

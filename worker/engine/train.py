@@ -47,7 +47,9 @@ from worker.engine.lora_names import side_of_family
 from worker.engine.optim import build_optimizer, linear_schedule
 from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, ProgressEvent, TrainCallbacks
 from worker.engine.prompt_cache import move_pipeline_except_text_encoder
-from worker.engine.quantize import QuantizationUnavailable, check_quantization_supported, quantize_frozen_base
+from worker.engine.quantize import (
+    QuantizationUnavailable, check_quantization_supported, quantize_frozen_base, quantized_layer_count,
+)
 from worker.engine.timesteps import ShiftedLogitNormalSampler, UniformSampler
 from worker.engine.validate import (
     RUN_CONFIG_NAME,
@@ -145,6 +147,9 @@ class Trainer:
             model=None if pipeline is not None else (config.model, data_dir, model_dir), on_log=self._log,
         )
         if pipeline is None:
+            if config.quantization != "none":  # block by block onto the accelerator, never bf16 whole
+                count = quantize_frozen_base(self.pipe.transformer, config.quantization, device=self.device)
+                self._log("info", f"Frozen base quantised ({config.quantization}): {count} Linear layers.")
             move_pipeline_except_text_encoder(self.pipe, self.device)
         self.transformer = self.pipe.transformer
         self.dataset = PrecomputedDataset(
@@ -177,7 +182,8 @@ class Trainer:
 
     def _setup_lora(self) -> None:
         lora = self.config.lora
-        if self.config.quantization != "none":  # before the LoRA, so PEFT wraps the int8 layers
+        if self.config.quantization != "none" and not quantized_layer_count(self.transformer):
+            # a caller's pipeline: quantise where it is, before the LoRA so PEFT wraps the int8 layers
             count = quantize_frozen_base(self.transformer, self.config.quantization)
             self._log("info", f"Frozen base quantised ({self.config.quantization}): {count} Linear layers.")
         try:

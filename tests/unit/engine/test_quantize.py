@@ -92,3 +92,32 @@ def test_int8_base_trains_a_lora_on_the_toy(tmp_path, engine_data_dir, precomput
     assert quantized_layer_count(trainer.transformer) > 0  # the base stayed int8
     changed = [n for n, p in trainer.transformer.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
     assert changed and all("lora_" in n for n in changed)
+
+
+def test_quantises_block_by_block_only_the_blocks_linear_layers(engine_data_dir):
+    transformer = load_pipeline("toy", data_dir=engine_data_dir, device="cpu", dtype=torch.float32).transformer
+    in_blocks = sum(isinstance(m, torch.nn.Linear) for m in transformer.transformer_blocks.modules())
+    assert quantize_frozen_base(transformer, "int8", device="cpu") == in_blocks
+    assert quantized_layer_count(transformer) == in_blocks
+    assert quantized_layer_count(transformer.proj_in) == 0  # input/output projections keep their dtype
+
+
+def test_trainer_loading_its_own_model_quantises_once_before_moving_it(tmp_path, engine_data_dir, precomputed):
+    from worker.engine.progress import TrainCallbacks
+
+    class Lines(TrainCallbacks):
+        def __init__(self):
+            self.lines = []
+
+        def on_log(self, level, message):
+            self.lines.append(message)
+
+    config = run_config(tmp_path / "run", precomputed, optimization={"steps": 1}, checkpoints={"interval": 1})
+    config.quantization = "int8"
+    log = Lines()
+    fresh = load_pipeline("toy", data_dir=engine_data_dir, device="cpu", dtype=torch.float32).transformer
+    in_blocks = sum(isinstance(m, torch.nn.Linear) for m in fresh.transformer_blocks.modules())
+    trainer = Trainer(config, data_dir=engine_data_dir, device="cpu", callbacks=log)
+    assert quantized_layer_count(trainer.transformer) == in_blocks > 0
+    assert [line for line in log.lines if line.startswith("Frozen base quantised")] == [
+        f"Frozen base quantised (int8): {in_blocks} Linear layers."]
