@@ -32,8 +32,8 @@ class InsufficientDiskSpace(ApiError):
     def __init__(self, needed: int, free: int, where: Path, what: str):
         super().__init__(
             507, "disk_full",
-            f"Not enough free disk space in {where} for {what}: about {_human(needed)} needed, "
-            f"{_human(free)} free. Free some space (old runs, caches) or move DATA_DIR to a larger disk.",
+            f"Not enough free disk space in {where} for {what}: about {human_bytes(needed)} needed, "
+            f"{human_bytes(free)} free. Free some space (old runs, caches) or move DATA_DIR to a larger disk.",
             {"needed_bytes": needed, "free_bytes": free},
         )
 
@@ -45,7 +45,10 @@ class ModelNotAvailable(ApiError):
         super().__init__(422, "model_files_missing", message)
 
 
-def _human(count: int) -> str:
+def human_bytes(count: int | float | None) -> str:
+    """``1536`` -> ``1.5 KiB``; empty for None."""
+    if count is None:
+        return ""
     value = float(count)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":

@@ -43,18 +43,6 @@ def live(status: str | None) -> bool:
     return status in LIVE_STATES
 
 
-def human_bytes(count: int | float | None) -> str:
-    """``1536`` -> ``1.5 KiB``; empty for None."""
-    if count is None:
-        return ""
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
-
-
 def human_seconds(seconds: float | None) -> str:
     """``3725`` -> ``1 h 2 min``; empty for None."""
     if seconds is None:
@@ -249,12 +237,12 @@ def disk_issues(config: RunConfig, form: RunForm) -> list[dict[str, Any]]:
     data_dir = get_settings().data_dir
     needed = preflight.estimate_run_bytes(config) + preflight.SAFETY_MARGIN_BYTES
     free = preflight.free_bytes(data_dir)
-    form.disk = {"needed": human_bytes(needed), "free": human_bytes(free), "ok": free >= needed}
+    form.disk = {"needed": preflight.human_bytes(needed), "free": preflight.human_bytes(free), "ok": free >= needed}
     if free >= needed:
         return []
     return [{"code": "disk_full", "severity": "error",
-             "message": f"Not enough free disk space in {data_dir}: about {human_bytes(needed)} needed for "
-                        f"checkpoints and samples, {human_bytes(free)} free. Free some space, keep fewer "
+             "message": f"Not enough free disk space in {data_dir}: about {preflight.human_bytes(needed)} needed for "
+                        f"checkpoints and samples, {preflight.human_bytes(free)} free. Free some space, keep fewer "
                         "checkpoints (keep_last_n) or sample less often.",
              "detail": {"needed_bytes": needed, "free_bytes": free}}]
 
@@ -315,8 +303,8 @@ def run_header(run: TrainingRun) -> dict[str, Any]:
         "heartbeat_age": human_seconds(heartbeat_age_s(job)) if job and job.heartbeat_at else "",
         "worker": (job.worker if job else None) or "",
         "gpu": (job.gpu if job else None) or "",
-        "gpu_mem": human_bytes(last.gpu_mem) if last else "",
-        "gpu_mem_peak": human_bytes(peak) if peak is not None else "",
+        "gpu_mem": preflight.human_bytes(last.gpu_mem) if last else "",
+        "gpu_mem_peak": preflight.human_bytes(peak) if peak is not None else "",
         "attempt": job.attempt if job else 0,
         "error": job.error if job else None,
         "message": job.message if job else "",

@@ -11,7 +11,8 @@
     boxes.forEach(function (b) { b.checked = !allChecked; });
   });
 
-  // Multipart forms sent to the JSON API (import): fetch with the CSRF header, then open the result.
+  // Multipart forms sent to the JSON API (dataset import, LoRA check): fetch with the CSRF header,
+  // then open the result: the answer's "page", or the dataset it created.
   document.addEventListener("submit", function (event) {
     var form = event.target;
     var url = form.getAttribute("data-api-form");
@@ -24,6 +25,7 @@
       .then(function (response) { return response.json().then(function (body) { return [response, body]; }); })
       .then(function (pair) {
         var response = pair[0], body = pair[1];
+        if (response.ok && body.page) { window.location = body.page; return; }
         if (response.ok && body.dataset) { window.location = "/datasets/" + body.dataset.id; return; }
         status.textContent = body.error ? body.error.message : "failed (HTTP " + response.status + ")";
       })

@@ -70,7 +70,7 @@ def test_checkpoint_key_report_loads_every_key_in_both_layouts(api, browser_clie
 
 def test_lora_check_page_offers_the_upload_form(browser_client, migrated_env):
     page = browser_client.get("/lora/check").text
-    assert 'data-lora-check="/api/v1/lora/verify"' in page and 'name="file"' in page
+    assert 'data-api-form="/api/v1/lora/verify"' in page and 'name="file"' in page
     assert all(f'<option value="{preset}">' in page for preset in ("toy", "ltx-2.3", "ltx-2"))
 
 

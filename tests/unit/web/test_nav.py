@@ -48,7 +48,7 @@ def test_nav_links_lead_to_the_studio_pages(browser_client):
     for href, _label in links:
         assert browser_client.get(href).status_code == 200, href
     check = browser_client.get("/lora/check").text
-    assert "js/lora_check.js" in check and "js/compare.js" not in check  # the upload form's own script
+    assert 'data-api-form="/api/v1/lora/verify"' in check  # sent by studio.js with the CSRF header
 
 
 def test_no_log_out_control_without_a_password(browser_client):
