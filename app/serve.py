@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -21,6 +22,15 @@ def worker_command(queues: str, concurrency: int) -> list[str]:
         "-Q", ",".join(wanted), "-c", str(concurrency), "--prefetch-multiplier", "1",
         "-n", f"avlora-{'-'.join(wanted)}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
     ]
+
+
+def _stop_with_parent() -> None:
+    """In the embedded worker, before exec: its own process group, and SIGTERM when the studio
+    process dies however it dies (Linux ``PR_SET_PDEATHSIG``), so no worker outlives the studio."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def run_worker(queues: str = "cpu,gpu", concurrency: int = 1) -> int:
@@ -53,14 +63,16 @@ def serve(host: str | None = None, port: int | None = None, with_worker: bool = 
     if with_worker:
         # One worker subprocess for both queues; concurrency 2 so a clip is probed while a
         # (toy) training run holds the other slot.
-        worker = subprocess.Popen(worker_command(open_queues, 2), start_new_session=True)
+        worker = subprocess.Popen(worker_command(open_queues, 2), preexec_fn=_stop_with_parent)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"AV-LoRA Studio: http://{shown_host}:{port}/  (data in {settings.data_dir})", flush=True)
     # uvicorn re-raises SIGTERM after its graceful shutdown, which would skip the clean-up
     # below and leave the worker running: turn SIGTERM into a normal exit instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
+        # a bounded graceful shutdown: open event streams (live logs) must not hold it forever
+        uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info",
+                    timeout_graceful_shutdown=5)
     finally:
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
