@@ -106,6 +106,17 @@ class OptimizationSettings(_Section):
         description="torch.compile each transformer block on a CUDA GPU (ignored on the CPU and with an int8 "
         "base): faster steps after a one-time compile of about a minute; the results are the same.",
     )
+    checkpointing_policy: Literal["full", "attention", "matmul"] = Field(
+        "full",
+        description="What gradient checkpointing recomputes: full (the whole block), attention (keep the attention "
+        "outputs: less recompute, a little more memory) or matmul (keep every matmul and attention output, recompute "
+        "only norms and pointwise ops: least recompute, much more memory). The results are the same.",
+    )
+    checkpointing_ratio: float = Field(
+        1.0, gt=0.0, le=1.0,
+        description="Share of the transformer blocks that are checkpointed (evenly spread); the others keep their "
+        "activations: faster steps, more memory. 1 = every block.",
+    )
 
 
 class TimestepSettings(_Section):

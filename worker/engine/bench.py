@@ -29,10 +29,14 @@ import torch
 
 from worker.engine.adapters import add_lora, trainable_parameters
 from worker.engine.bench_profile import cuda_allocated, memory_breakdown, profile_step
-from worker.engine.compiling import compile_by_default, compile_transformer_blocks
+from worker.engine.compiling import (
+    begin_compiled_step, check_cuda_graphs_allowed, compile_by_default, compile_transformer_blocks,
+)
 from worker.engine.dataset import AUDIO_LATENTS_PER_SECOND
 from worker.engine.flow import FlowBatch, compute_step_losses, prepare_flow_inputs
-from worker.engine.levers import StepLevers, lora_compute_in_base_dtype, sdpa_backends_used
+from worker.engine.levers import (
+    StepLevers, enable_activation_checkpointing, lora_compute_in_base_dtype, sdpa_backends_used,
+)
 from worker.engine.optim import build_optimizer
 from worker.engine.quantize import quantize_frozen_base
 from worker.engine.timesteps import ShiftedLogitNormalSampler
@@ -194,7 +198,8 @@ def _count_flops(fn) -> float:
     return float(counter.get_total_flops())
 
 
-def _step_flops(transformer, batch: FlowBatch, gradient_checkpointing: bool) -> tuple[float, float]:
+def _step_flops(transformer, batch: FlowBatch, gradient_checkpointing: bool,
+                checkpoint_policy: str = "full") -> tuple[float, float]:
     """(forward + backward FLOPs, forward-only FLOPs) of one training step, counted."""
     sampler, generator = ShiftedLogitNormalSampler(), torch.Generator().manual_seed(0)
 
@@ -208,7 +213,7 @@ def _step_flops(transformer, batch: FlowBatch, gradient_checkpointing: bool) -> 
             compute_step_losses(transformer, batch, inputs)
 
     if gradient_checkpointing:
-        transformer.enable_gradient_checkpointing()
+        enable_activation_checkpointing(transformer, policy=checkpoint_policy)
     return _count_flops(train_step), _count_flops(forward_only)
 
 
@@ -226,8 +231,12 @@ def count_step_flops(
     rank: int,
     target_modules: list[str] | None,
     gradient_checkpointing: bool,
+    checkpoint_policy: str = "full",
 ) -> tuple[float, float]:
     """FLOPs of one step of the ``layers``-block model: (step, forward), by FlopCounterMode.
+
+    With ``checkpoint_policy`` other than full, the step's count leaves out the recompute of the
+    ops whose outputs the policy keeps (the saved ops are not run again, so not counted).
 
     Counted on 1- and 2-block copies of the same config (blocks are identical, so the count is
     affine in the depth) and extrapolated: FlopCounterMode keeps references that defeat gradient
@@ -236,7 +245,7 @@ def count_step_flops(
     from diffusers import LTX2VideoTransformer3DModel
 
     key = repr((sorted(config.items()), layers, size, text_tokens, device, dtype, rank, target_modules,
-                gradient_checkpointing))
+                gradient_checkpointing, checkpoint_policy))
     if key in _FLOP_CACHE:  # the same shapes count the same FLOPs: count once per process
         return _FLOP_CACHE[key]
     counts = []
@@ -245,7 +254,7 @@ def count_step_flops(
         add_lora(model, rank=rank, alpha=rank, target_modules=target_modules or DEFAULT_TARGETS)
         model.train()
         batch = synthetic_batch(model, size, text_tokens, device, dtype)
-        counts.append(_step_flops(model, batch, gradient_checkpointing))
+        counts.append(_step_flops(model, batch, gradient_checkpointing, checkpoint_policy))
         del model
     (step1, fwd1), (step2, fwd2) = counts
     _FLOP_CACHE[key] = step1 + (step2 - step1) * (layers - 1), fwd1 + (fwd2 - fwd1) * (layers - 1)
@@ -281,7 +290,11 @@ def bench_train(
     rank: int = 32,
     target_modules: list[str] | None = None,
     gradient_checkpointing: bool = True,
+    checkpoint_policy: str = "full",
+    checkpoint_ratio: float = 1.0,
+    cast_lora_weights_once: bool | None = None,
     compile_blocks: bool | None = None,
+    compile_mode: str | None = None,
     baseline: bool = False,
     quantization: str = "none",
     optimizer_name: str = "adamw",
@@ -297,6 +310,10 @@ def bench_train(
     levers (:mod:`worker.engine.levers`); ``compile_blocks`` None compiles on CUDA only.
     ``quantization="int8"`` / ``optimizer_name="adamw8bit"``: the low-VRAM configuration.
     ``profile``: also profile one step after the timed ones (``result.profile``).
+    ``checkpoint_policy`` / ``checkpoint_ratio``: selective activation checkpointing
+    (:func:`worker.engine.levers.enable_activation_checkpointing`); ``cast_lora_weights_once``
+    None follows the levers' default; ``compile_mode="reduce-overhead"``: CUDA graphs of the
+    compiled blocks (CUDA only).
     """
     from worker.engine.presets import get_preset
 
@@ -306,6 +323,14 @@ def bench_train(
     if compile_blocks is None:
         compile_blocks = compile_by_default(device) and not baseline and quantization == "none"
     levers = StepLevers.baseline() if baseline else replace(StepLevers(), compile_blocks=compile_blocks)
+    levers = replace(levers, checkpoint_policy=checkpoint_policy, checkpoint_ratio=checkpoint_ratio,
+                     compile_mode=compile_mode)
+    if cast_lora_weights_once is not None:
+        levers = replace(levers, cast_lora_weights_once=cast_lora_weights_once)
+    if compile_mode is not None:
+        check_cuda_graphs_allowed(device, shapes=1)  # one synthetic clip shape
+        if not levers.compile_blocks:
+            raise ValueError(f"compile mode {compile_mode} needs the blocks compiled (drop --no-compile / --baseline)")
     before_model = cuda_allocated(device)
     if info.is_toy or not random_weights:
         from worker.engine.models import load_pipeline
@@ -319,10 +344,11 @@ def bench_train(
     add_lora(transformer, rank=rank, alpha=rank, target_modules=target_modules or DEFAULT_TARGETS)
     if levers.lora_in_base_dtype:
         lora_compute_in_base_dtype(transformer)
+    checkpointed = 0
     if gradient_checkpointing:
-        transformer.enable_gradient_checkpointing()
+        checkpointed = enable_activation_checkpointing(transformer, policy=checkpoint_policy, ratio=checkpoint_ratio)
     if levers.compile_blocks:
-        compile_transformer_blocks(transformer)
+        compile_transformer_blocks(transformer, mode=levers.compile_mode)
     transformer.train()
     params = trainable_parameters(transformer)
     optimizer = build_optimizer(params, name=optimizer_name, lr=1e-4, weight_decay=0.01, fused=levers.fused_optimizer)
@@ -332,12 +358,14 @@ def bench_train(
     totals: list[torch.Tensor] = []
 
     def step() -> None:
+        begin_compiled_step(levers.compile_mode)
         optimizer.zero_grad(set_to_none=True)
         inputs = prepare_flow_inputs(batch, sampler, generator, first_frame_p=0.0)
-        losses = compute_step_losses(transformer, batch, inputs, drop_all_ones_mask=levers.drop_all_ones_text_mask)
-        if baseline:  # a straightforward trainer reads its losses as floats every step
-            losses.video, losses.audio  # noqa: B018
-        losses.total.backward()
+        with levers.weight_cast(transformer, dtype):
+            losses = compute_step_losses(transformer, batch, inputs, drop_all_ones_mask=levers.drop_all_ones_text_mask)
+            if baseline:  # a straightforward trainer reads its losses as floats every step
+                losses.video, losses.audio  # noqa: B018
+            losses.total.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         totals.append(losses.total.detach())
@@ -380,6 +408,13 @@ def bench_train(
     )
     backends, backends_with_mask = attention_backends(config, size, info.max_sequence_length, device, dtype)
     model_flops = hardware_flops - forward_flops if gradient_checkpointing else hardware_flops
+    if gradient_checkpointing and (checkpoint_policy != "full" or checkpointed < layers):
+        policy_flops = hardware_flops if checkpoint_policy == "full" else count_step_flops(
+            config, layers, size, info.max_sequence_length, device, dtype, rank=rank, target_modules=target_modules,
+            gradient_checkpointing=True, checkpoint_policy=checkpoint_policy,
+        )[0]
+        # only the checkpointed blocks recompute (the blocks are the same, so it scales with their count)
+        hardware_flops = model_flops + (policy_flops - model_flops) * checkpointed / layers
     rate = measure_matmul_rate(device, dtype)
     tokens = batch.video.shape[1] + batch.audio.shape[1]
     return BenchResult(

@@ -40,14 +40,31 @@ TRAIN_PLANS: dict[str, list[dict]] = {
         {"name": "compiled-512-nogc", "size": (512, 512, 49), "compile_blocks": True, "gradient_checkpointing": False},
         {"name": "baseline-512-nogc", "size": (512, 512, 49), "baseline": True, "gradient_checkpointing": False},
     ],
+    "h100-c": [  # next session, call 1: selective checkpointing at 768x768x121 (GPU-bound)
+        {"name": "sac-attn-768x121", "size": (768, 768, 121), "checkpoint_policy": "attention"},
+        {"name": "sac-attn-r75-768x121", "size": (768, 768, 121), "checkpoint_policy": "attention",
+         "checkpoint_ratio": 0.75},
+        {"name": "sac-attn-r875-768x121", "size": (768, 768, 121), "checkpoint_policy": "attention",
+         "checkpoint_ratio": 0.875, "fallback_for": "sac-attn-r75-768x121"},
+        {"name": "r75-768x121", "size": (768, 768, 121), "checkpoint_ratio": 0.75},
+    ],
+    "h100-d": [  # next session, call 2: host overhead at 512x512x49 (host-bound)
+        {"name": "cudagraphs-512-gc", "size": (512, 512, 49), "compile_mode": "reduce-overhead"},
+        {"name": "default-512-gc", "size": (512, 512, 49), "profile": True},
+        {"name": "nocast-512-gc", "size": (512, 512, 49), "cast_lora_weights_once": False},
+        {"name": "cudagraphs-512-nogc", "size": (512, 512, 49), "compile_mode": "reduce-overhead",
+         "gradient_checkpointing": False},
+    ],
     "cpu-smoke": [
         {"name": "baseline", "size": (64, 64, 9), "baseline": True},
         {"name": "levers", "size": (64, 64, 9), "profile": True},
         {"name": "int8", "size": (64, 64, 9), "quantization": "int8"},
+        {"name": "sac-attn-r50", "size": (64, 64, 9), "checkpoint_policy": "attention", "checkpoint_ratio": 0.5},
         {"name": "preprocess", "size": (64, 64, 9), "repeats": 2},
     ],
 }
-PLAN_PRESETS = {"h100-a": ("ltx-2.3", 20, 3), "h100-b": ("ltx-2.3", 20, 2), "cpu-smoke": ("toy", 2, 1)}
+PLAN_PRESETS = {"h100-a": ("ltx-2.3", 20, 3), "h100-b": ("ltx-2.3", 20, 2), "h100-c": ("ltx-2.3", 20, 2),
+                "h100-d": ("ltx-2.3", 20, 3), "cpu-smoke": ("toy", 2, 1)}
 
 
 def _summary(name: str, data: dict) -> str:

@@ -2,23 +2,69 @@
 
 from __future__ import annotations
 
+COMPILE_MODES = (None, "reduce-overhead")
 
-def compile_transformer_blocks(transformer, *, backend: str = "inductor") -> int:
+
+def compile_transformer_blocks(transformer, *, backend: str = "inductor", mode: str | None = None) -> int:
     """``torch.compile`` each transformer block in place; returns how many blocks.
 
     Regional compilation: the blocks are identical, so they share one compiled graph (a
     one-time compile of about a minute on the full model), and the eager step, which is bound by
     kernel launches, turns into a few fused kernels per block. ``backend="aot_eager"`` traces
     the same graphs (forward and backward) without generating kernels: the CPU tests use it.
+
+    ``mode="reduce-overhead"`` (inductor only) also records each block's kernels as CUDA graphs
+    and replays them, which removes most of the per-kernel launch cost of a host-bound step. It
+    needs static shapes (``dynamic=False``: one graph per clip shape) and memory for each
+    recorded shape; check a run with :func:`check_cuda_graphs_allowed` first.
     """
     import torch._dynamo
 
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
+    if mode is not None and backend != "inductor":
+        raise ValueError(f"compile mode {mode!r} needs the inductor backend, not {backend!r}")
     blocks = list(transformer.transformer_blocks)
     # one graph per block signature; the default limit (8) is enough unless shapes vary a lot
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    options = {"backend": backend} if mode is None else {"backend": backend, "mode": mode, "dynamic": False}
+    if mode == "reduce-overhead":
+        import torch._inductor.config
+
+        # the blocks share one compiled graph but not their weights: CUDA graph trees record it
+        # once per block (forward, checkpoint recompute and backward), more than the default limit
+        triton = torch._inductor.config.triton
+        triton.cudagraph_unexpected_rerecord_limit = max(triton.cudagraph_unexpected_rerecord_limit, 4 * len(blocks))
     for block in blocks:
-        block.compile(backend=backend)
+        block.compile(**options)
     return len(blocks)
+
+
+def check_cuda_graphs_allowed(device: str, shapes: int, *, max_shapes: int = 4) -> None:
+    """Raise ValueError, saying why, when CUDA graphs (``mode="reduce-overhead"``) do not fit a run.
+
+    ``shapes``: how many distinct clip shapes (buckets) the run trains on. Each shape records its
+    own graphs and keeps their memory pool, so more than ``max_shapes`` is refused; on a CPU
+    there is nothing to record.
+    """
+    if not str(device).startswith("cuda"):
+        raise ValueError("CUDA graphs (compile mode reduce-overhead) need a CUDA GPU")
+    if shapes < 1:
+        raise ValueError("CUDA graphs need at least one clip shape")
+    if shapes > max_shapes:
+        raise ValueError(
+            f"CUDA graphs record one set of graphs per clip shape: {shapes} shapes is more than {max_shapes}; "
+            "train on fewer buckets or leave the compile mode at its default"
+        )
+
+
+def begin_compiled_step(mode: str | None) -> None:
+    """Call at the start of each training step: with CUDA graphs (``mode="reduce-overhead"``) it
+    tells torch a new step begins, so the previous step's graph outputs may be overwritten."""
+    if mode == "reduce-overhead":
+        import torch
+
+        torch.compiler.cudagraph_mark_step_begin()
 
 
 def compile_by_default(device: str) -> bool:

@@ -38,10 +38,10 @@ from worker.engine.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from worker.engine.compiling import compile_by_default, compile_transformer_blocks
+from worker.engine.compiling import begin_compiled_step, compile_by_default, compile_transformer_blocks
 from worker.engine.dataset import PrecomputedDataset, batch_indices, collate
 from worker.engine.flow import base_dtype, compute_step_losses, prepare_flow_inputs
-from worker.engine.levers import StepLevers, lora_compute_in_base_dtype
+from worker.engine.levers import StepLevers, enable_activation_checkpointing, lora_compute_in_base_dtype
 from worker.engine.lora_io import extract_lora_weights
 from worker.engine.lora_names import side_of_family
 from worker.engine.optim import build_optimizer, linear_schedule
@@ -137,7 +137,11 @@ class Trainer:
             getattr(config.optimization, "compile", False) and compile_by_default(self.device)
             and config.quantization == "none"
         )
-        self.levers = replace(levers or StepLevers(), compile_blocks=compile_blocks)
+        self.levers = replace(
+            levers or StepLevers(), compile_blocks=compile_blocks,
+            checkpoint_policy=getattr(config.optimization, "checkpointing_policy", "full"),
+            checkpoint_ratio=getattr(config.optimization, "checkpointing_ratio", 1.0),
+        )
         self.pipe = pipeline or self._load_pipeline(data_dir, model_dir)
         self.pipe.set_progress_bar_config(disable=True)
         self.plan = plan_from_config(config)
@@ -157,7 +161,7 @@ class Trainer:
         )
         self._setup_lora()
         if self.levers.compile_blocks:
-            compile_transformer_blocks(self.transformer)
+            compile_transformer_blocks(self.transformer, mode=self.levers.compile_mode)
         opt = config.optimization
         self.params = trainable_parameters(self.transformer)
         self.optimizer = build_optimizer(
@@ -201,7 +205,8 @@ class Trainer:
         if self.levers.lora_in_base_dtype:
             lora_compute_in_base_dtype(self.transformer)
         if self.config.optimization.gradient_checkpointing:
-            self.transformer.enable_gradient_checkpointing()
+            enable_activation_checkpointing(self.transformer, policy=self.levers.checkpoint_policy,
+                                            ratio=self.levers.checkpoint_ratio)
         self.transformer.train()
         self._log("info", f"LoRA on {len(names)} layers: {self.lora_families}")
         if self.config.training.with_audio and not any(side_of_family(f) == "audio" for f in self.lora_families):
@@ -289,6 +294,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         totals, videos, audios = [], [], []
         for micro in range(accumulation):
+            begin_compiled_step(self.levers.compile_mode)  # each forward + backward: one CUDA graph step
             indices = batch_indices(step * accumulation + micro, opt.batch_size, len(self.dataset), self.config.seed)
             batch = collate([self.dataset[i] for i in indices], self.device, self.dtype)
             inputs = prepare_flow_inputs(
@@ -296,11 +302,13 @@ class Trainer:
                 first_frame_p=training.first_frame_conditioning_p,
                 independent_audio_timestep=training.independent_audio_timesteps,
             )
-            losses = compute_step_losses(
-                self.transformer, batch, inputs, audio_loss_weight=training.audio_loss_weight,
-                drop_all_ones_mask=self.levers.drop_all_ones_text_mask,
-            )
-            (losses.total / accumulation).backward()
+            # the LoRA weights' bf16 copies are made once and serve the forward and the recompute
+            with self.levers.weight_cast(self.transformer, self.dtype):
+                losses = compute_step_losses(
+                    self.transformer, batch, inputs, audio_loss_weight=training.audio_loss_weight,
+                    drop_all_ones_mask=self.levers.drop_all_ones_text_mask,
+                )
+                (losses.total / accumulation).backward()
             # kept on the device: reading them here would stall the queue before the next micro-step
             totals.append(losses.total.detach())
             videos.append(losses.video_loss)

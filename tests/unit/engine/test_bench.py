@@ -44,7 +44,9 @@ def test_bench_baseline_switches_every_lever_off_and_reports_memory(engine_data_
     assert code == 0, out.err
     result = json.loads(out.out)
     assert result["baseline"] is True and result["compiled"] is False
-    assert not any(result["levers"].values())
+    levers = result["levers"]
+    assert not any(value for value in levers.values() if isinstance(value, bool))
+    assert levers["checkpoint_policy"] == "full" and levers["checkpoint_ratio"] == 1.0  # diffusers' own checkpoint
     memory = result["memory"]
     assert memory["lora_parameter_bytes"] == 4 * result["lora_parameters"]  # float32 master weights
     assert memory["lora_gradient_bytes"] == memory["lora_parameter_bytes"]
@@ -99,3 +101,39 @@ def test_bench_suite_records_each_configuration(engine_data_dir, tmp_path):
     assert [line["name"] for line in lines] == ["environment", "baseline", "levers"]
     assert lines[0]["versions"]["torch"] and lines[1]["baseline"] and not lines[2]["baseline"]
     assert (tmp_path / "profile_levers.txt").read_text().strip()
+
+
+def test_gpu_plans_name_only_real_bench_settings():
+    """A typo in a plan would only show on the GPU, after minutes of device time: check here."""
+    import inspect
+
+    from worker.engine.bench import bench_train
+    from worker.engine.bench_suite import PLAN_PRESETS, TRAIN_PLANS
+
+    accepted = set(inspect.signature(bench_train).parameters) | {"name", "fallback_for", "repeats"}
+    for plan, specs in TRAIN_PLANS.items():
+        assert plan in PLAN_PRESETS
+        names = {spec["name"] for spec in specs}
+        for spec in specs:
+            assert set(spec) <= accepted, (plan, spec)
+            assert spec.get("fallback_for") in names | {None}, (plan, spec)
+
+
+def test_bench_selective_checkpointing_counts_less_recompute(engine_data_dir, capsys):
+    code, out = _bench_json(capsys, engine_data_dir, "--checkpoint-policy", "attention", "--checkpoint-ratio", "0.5")
+    assert code == 0, out.err
+    result = json.loads(out.out)
+    assert result["levers"]["checkpoint_policy"] == "attention" and result["levers"]["checkpoint_ratio"] == 0.5
+    assert result["levers"]["cast_lora_weights_once"] is True and result["loss_finite"]
+    # one of the toy's two blocks is checkpointed: at most half a forward is recomputed
+    recompute = result["hardware_flops_per_step"] - result["model_flops_per_step"]
+    assert 0 < recompute <= result["forward_flops"] / 2
+    assert 0 < result["mfu"] < result["hfu"]
+
+
+def test_bench_refuses_cuda_graphs_on_a_cpu_and_bad_ratios(engine_data_dir, capsys):
+    code, out = _bench_json(capsys, engine_data_dir, "--compile-mode", "reduce-overhead")
+    assert code == 2 and "CUDA GPU" in out.err
+    with pytest.raises(SystemExit):
+        _bench_json(capsys, engine_data_dir, "--checkpoint-ratio", "0")
+    assert "not in (0, 1]" in capsys.readouterr().err

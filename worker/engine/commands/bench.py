@@ -30,9 +30,18 @@ def register(subparsers) -> None:
     train.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
     train.add_argument("--rank", type=int, default=32, help="LoRA rank (default 32)")
     train.add_argument("--no-gradient-checkpointing", action="store_true", help="keep activations (more memory)")
+    train.add_argument("--checkpoint-policy", choices=["full", "attention", "matmul"], default="full",
+                       help="what the checkpoint recompute redoes: full (default), attention (keep SDPA outputs), "
+                            "matmul (keep matmul + SDPA outputs, recompute norms and pointwise ops)")
+    train.add_argument("--checkpoint-ratio", type=_ratio, default=1.0,
+                       help="share of the blocks checkpointed, in (0, 1] (default 1: all)")
+    train.add_argument("--no-cast-once", dest="cast_once", action="store_false", default=None,
+                       help="cast the LoRA weights to bf16 at every call, not once per step")
     compile_group = train.add_mutually_exclusive_group()
     compile_group.add_argument("--compile", dest="compile", action="store_true", default=None,
                                help="torch.compile each transformer block (default: on CUDA)")
+    train.add_argument("--compile-mode", choices=["reduce-overhead"], default=None,
+                       help="reduce-overhead: CUDA graphs of the compiled blocks (CUDA only)")
     compile_group.add_argument("--no-compile", dest="compile", action="store_false", help="run the blocks eagerly")
     train.add_argument("--baseline", action="store_true",
                        help="the straightforward diffusers + peft step: no engine levers, no compile")
@@ -55,6 +64,17 @@ def register(subparsers) -> None:
     pre.add_argument("--json", action="store_true", help="print the result as JSON")
     pre.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
     pre.set_defaults(func=run_preprocess)
+
+
+def _ratio(text: str) -> float:
+    """argparse type for ``--checkpoint-ratio``: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1]")
+    return value
 
 
 def _si(value: float, unit: str) -> str:
@@ -110,7 +130,11 @@ def run_train(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             rank=args.rank,
             gradient_checkpointing=not args.no_gradient_checkpointing,
+            checkpoint_policy=args.checkpoint_policy,
+            checkpoint_ratio=args.checkpoint_ratio,
+            cast_lora_weights_once=args.cast_once,
             compile_blocks=args.compile,
+            compile_mode=args.compile_mode,
             baseline=args.baseline,
             quantization="int8" if args.low_vram else args.quantization,
             optimizer_name="adamw8bit" if args.low_vram else args.optimizer,

@@ -1,0 +1,171 @@
+"""Selective activation checkpointing, the once-per-step LoRA weight cast and the CUDA-graph compile
+mode: the step's losses and LoRA gradients stay the same, and each lever does less work."""
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from app.recipe.run_config import ConfigFileError, parse_run_config
+from worker.engine.adapters import lora_layers
+from worker.engine.bench import _count_flops, synthetic_batch
+from worker.engine.compiling import check_cuda_graphs_allowed, compile_transformer_blocks
+from worker.engine.flow import compute_step_losses, prepare_flow_inputs
+from worker.engine.levers import (
+    cast_lora_weights_once,
+    checkpointed_block_indices,
+    enable_activation_checkpointing,
+    lora_compute_in_base_dtype,
+)
+from worker.engine.timesteps import ShiftedLogitNormalSampler
+
+from .test_levers import _assert_close_grads, _lora_transformer
+
+
+def _step(transformer, dtype, cast_once=False):
+    """(total loss, {name: LoRA gradient}) of one training step on a fixed synthetic batch."""
+    batch = synthetic_batch(transformer, (64, 64, 9), 64, "cpu", dtype)
+    inputs = prepare_flow_inputs(batch, ShiftedLogitNormalSampler(), torch.Generator().manual_seed(0))
+    for param in transformer.parameters():
+        param.grad = None
+    if cast_once:
+        with cast_lora_weights_once(transformer, dtype) as cached:
+            # lora_A and lora_B of each layer; nothing to cache when the activations are float32
+            assert cached == (0 if dtype == torch.float32 else 2 * len(list(lora_layers(transformer))))
+            losses = compute_step_losses(transformer, batch, inputs)
+            losses.total.backward()
+    else:
+        losses = compute_step_losses(transformer, batch, inputs)
+        losses.total.backward()
+    grads = {n: p.grad.detach().float().clone() for n, p in transformer.named_parameters() if p.requires_grad}
+    return float(losses.total), grads
+
+
+def _checkpointed(data_dir, policy="full", ratio=1.0, dtype=torch.float32):
+    transformer = _lora_transformer(data_dir, dtype)
+    lora_compute_in_base_dtype(transformer)
+    enable_activation_checkpointing(transformer, policy=policy, ratio=ratio)
+    return transformer
+
+
+def test_checkpointed_blocks_are_evenly_spread():
+    assert checkpointed_block_indices(48, 1.0) == list(range(48))
+    assert checkpointed_block_indices(48, 0.5) == list(range(1, 48, 2))
+    three_quarters = checkpointed_block_indices(48, 0.75)
+    assert len(three_quarters) == 36 and max(b - a for a, b in zip(three_quarters, three_quarters[1:])) == 2
+    assert checkpointed_block_indices(2, 0.5) == [1]
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        checkpointed_block_indices(48, 1.5)
+
+
+@pytest.mark.parametrize(("policy", "ratio"), [("attention", 1.0), ("matmul", 1.0), ("full", 0.5)])
+def test_selective_checkpointing_keeps_losses_and_gradients(engine_data_dir, policy, ratio):
+    loss_full, grads_full = _step(_checkpointed(engine_data_dir), torch.float32)
+    loss, grads = _step(_checkpointed(engine_data_dir, policy, ratio), torch.float32)
+    assert loss == pytest.approx(loss_full, rel=1e-6)
+    _assert_close_grads(grads, grads_full, rtol=1e-5)
+
+
+def test_selective_checkpointing_recomputes_less(engine_data_dir):
+    """Ops run in one step: the full checkpoint runs each block's attention and matmuls twice;
+    ``attention`` keeps the attention outputs, ``matmul`` the matmuls too; half the blocks
+    checkpointed, half the recompute (counted FLOPs)."""
+
+    def ops_run(transformer):
+        with _CountOps() as counter:
+            _step(transformer, torch.float32)
+        return counter
+
+    plain = _lora_transformer(engine_data_dir, torch.float32)
+    lora_compute_in_base_dtype(plain)
+    none = ops_run(plain)
+    full = ops_run(_checkpointed(engine_data_dir, "full"))
+    attention = ops_run(_checkpointed(engine_data_dir, "attention"))
+    matmul = ops_run(_checkpointed(engine_data_dir, "matmul"))
+    assert none.attention > 0 and full.attention == 2 * none.attention
+    assert attention.attention == matmul.attention == none.attention
+    assert full.matmuls == attention.matmuls > matmul.matmuls == none.matmuls
+    assert full.pointwise > none.pointwise and matmul.pointwise > none.pointwise  # norms, GELU: recomputed
+
+    none_flops = _count_flops(lambda: _step(plain, torch.float32))
+    full_flops = _count_flops(lambda: _step(_checkpointed(engine_data_dir, "full"), torch.float32))
+    half_flops = _count_flops(lambda: _step(_checkpointed(engine_data_dir, "full", 0.5), torch.float32))
+    assert full_flops > none_flops
+    assert half_flops - none_flops == pytest.approx((full_flops - none_flops) / 2, rel=1e-6)  # 1 of 2 blocks
+
+
+class _CountOps(TorchDispatchMode):
+    """Counts the aten ops that really run while active (by kind)."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = self.matmuls = self.pointwise = self.casts = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.__name__
+        if name.startswith("_scaled_dot_product") and "backward" not in name:
+            self.attention += 1
+        elif name.split(".")[0] in ("mm", "addmm", "bmm"):
+            self.matmuls += 1
+        elif name.split(".")[0] in ("gelu", "rsqrt", "sigmoid"):
+            self.pointwise += 1
+        elif func is torch.ops.aten._to_copy.default:
+            self.casts += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_lora_weights_cast_once_per_step_gives_the_same_step(engine_data_dir):
+    plain, lever = (_checkpointed(engine_data_dir, dtype=torch.bfloat16) for _ in range(2))
+    with _CountOps() as plain_casts:
+        loss_plain, grads_plain = _step(plain, torch.bfloat16)
+    with _CountOps() as lever_casts:
+        loss_lever, grads_lever = _step(lever, torch.bfloat16, cast_once=True)
+    assert loss_lever == loss_plain
+    _assert_close_grads(grads_lever, grads_plain, rtol=1e-6)
+    # per LoRA weight: one cast in the forward and one in the checkpoint recompute, now one in all
+    weights = 2 * len(list(lora_layers(lever)))
+    assert plain_casts.casts - lever_casts.casts >= weights
+    assert not any("step_weight" in m.__dict__ for m in lever.modules())  # the copies are freed
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32
+               for n, p in lever.named_parameters() if p.requires_grad)
+
+
+def test_compiled_selective_checkpointing_with_cast_once(engine_data_dir):
+    """The GPU configuration, traced on the CPU in bf16: compiled blocks inside selective
+    checkpoints, with the once-per-step cast; the eager full checkpoint's numbers, no recompile."""
+    import torch._dynamo.utils
+
+    loss_eager, grads_eager = _step(_checkpointed(engine_data_dir, dtype=torch.bfloat16), torch.bfloat16)
+    compiled = _checkpointed(engine_data_dir, "attention", 0.5, dtype=torch.bfloat16)
+    compile_transformer_blocks(compiled, backend="aot_eager")
+    torch._dynamo.utils.counters.clear()
+    try:
+        loss, grads = _step(compiled, torch.bfloat16, cast_once=True)
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        _step(compiled, torch.bfloat16, cast_once=True)
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs > 0
+    finally:
+        torch._dynamo.reset()
+    assert loss == pytest.approx(loss_eager, rel=1e-2)
+    _assert_close_grads(grads, grads_eager, rtol=2e-2)
+
+
+def test_cuda_graph_compile_mode_is_guarded(toy_pipeline):
+    check_cuda_graphs_allowed("cuda:0", shapes=2)
+    with pytest.raises(ValueError, match="CUDA GPU"):
+        check_cuda_graphs_allowed("cpu", shapes=1)
+    with pytest.raises(ValueError, match="9 shapes"):
+        check_cuda_graphs_allowed("cuda", shapes=9)
+    with pytest.raises(ValueError, match="inductor"):
+        compile_transformer_blocks(toy_pipeline.transformer, backend="aot_eager", mode="reduce-overhead")
+    with pytest.raises(ValueError, match="compile mode"):
+        compile_transformer_blocks(toy_pipeline.transformer, mode="max-autotune")
+
+
+def test_run_config_takes_the_checkpointing_settings():
+    config = parse_run_config({"optimization": {"checkpointing_policy": "attention", "checkpointing_ratio": 0.5}})
+    assert (config.optimization.checkpointing_policy, config.optimization.checkpointing_ratio) == ("attention", 0.5)
+    assert parse_run_config({}).optimization.checkpointing_policy == "full"
+    with pytest.raises(ConfigFileError, match="checkpointing_ratio"):
+        parse_run_config({"optimization": {"checkpointing_ratio": 0}})
+    with pytest.raises(ConfigFileError, match="checkpointing_policy"):
+        parse_run_config({"optimization": {"checkpointing_policy": "some"}})
