@@ -47,6 +47,13 @@ def create_dataset_form(request: Request, session: SessionDep, name: str = Form(
     return RedirectResponse(f"/datasets/{dataset.id}", status_code=303)
 
 
+def render_dataset_page(request: Request, dataset, *, notice: str = "", error: ApiError | None = None,
+                        status_code: int = 200):
+    """The dataset page, with a notice (green) or an error (red) above it."""
+    return templates.TemplateResponse(request, "dataset.html", _dataset_context(dataset, notice=notice, error=error),
+                                      status_code=status_code)
+
+
 @router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
 def dataset_page(dataset_id: int, request: Request, session: SessionDep, notice: str = ""):
     """The dataset: summary, what the trainer would drop, upload zone, clip grid, settings, bulk edits."""

@@ -3,8 +3,6 @@ live linter, presets, YAML editor and official-YAML import/export."""
 
 from __future__ import annotations
 
-from urllib.parse import quote_plus
-
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -12,6 +10,7 @@ from app.errors import ApiError
 from app.recipe.config_yaml import ConfigFileError
 from app.recipe.official_yaml import OfficialConfigError, from_official_yaml, to_official_yaml
 from app.recipe.run_config import PRESET_DESCRIPTIONS, PRESET_NAMES, parse_run_config
+from app.routes.datasets import render_dataset_page
 from app.routes.deps import SessionDep
 from app.services import preprocess_runs as preprocess_service
 from app.services import runs as run_service
@@ -46,14 +45,15 @@ def dataset_training_panel(dataset_id: int, request: Request, session: SessionDe
 
 
 @router.post("/datasets/{dataset_id}/preprocess")
-def start_preprocess_form(dataset_id: int, session: SessionDep, model: str = Form(""), buckets: str = Form("")):
-    """Queue preprocessing from the dataset page, then open the preprocess page (or say what to fix)."""
+def start_preprocess_form(dataset_id: int, request: Request, session: SessionDep, model: str = Form(""),
+                          buckets: str = Form("")):
+    """Queue preprocessing from the dataset page, then open the preprocess page (or say, as an error, what to fix)."""
     try:
         run = preprocess_service.start_preprocess(session, dataset_id, model=model or None, buckets=buckets or None)
     except ApiError as exc:
         session.rollback()
-        return RedirectResponse(f"/datasets/{dataset_id}?notice={quote_plus('Preprocessing refused: ' + exc.message)}",
-                                status_code=303)
+        refused = ApiError(exc.status, exc.code, "Preprocessing refused: " + exc.message)
+        return render_dataset_page(request, get_dataset(session, dataset_id), error=refused, status_code=exc.status)
     return RedirectResponse(f"/preprocess/{run.id}", status_code=303)
 
 

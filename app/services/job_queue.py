@@ -67,6 +67,16 @@ def run_link(job: Job) -> dict[str, Any] | None:
     return None
 
 
+def job_subject(job: Job) -> dict[str, Any] | None:
+    """What a job without a run works on: ``{"type": "clip"|"key_report", "id"}`` from its params."""
+    params = job.params or {}
+    if "clip_id" in params:
+        return {"type": "clip", "id": int(params["clip_id"])}
+    if params.get("report_ids"):
+        return {"type": "key_report", "id": int(params["report_ids"][0])}
+    return None
+
+
 def queue_positions(session: Session) -> dict[int, int]:
     """1-based position of every queued job among the queued jobs of its queue (oldest first)."""
     positions: dict[int, int] = {}
@@ -88,6 +98,7 @@ def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict[str, 
         "heartbeat_at": job.heartbeat_at.isoformat() if job.heartbeat_at else None,
         "result": job.result,
         "run": run_link(job),
+        "subject": job_subject(job),
         "queue_position": (positions or {}).get(job.id),
         "requests": dict(job.requests or {}),
     })

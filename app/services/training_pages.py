@@ -349,10 +349,15 @@ def _clock(iso: str) -> str:
 
 
 def job_link(job: dict[str, Any]) -> tuple[str | None, str]:
-    """The page a job belongs to and a label: a training run, a preprocess run or a clip."""
+    """The page a job belongs to and a label: a training run, a preprocess run, a clip or a key report."""
     run = job.get("run")
     if run and run["type"] == "training":
         return f"/runs/{run['id']}", f"Training run #{run['id']}"
     if run and run["type"] == "preprocess":
         return f"/preprocess/{run['id']}", f"Preprocess run #{run['id']}"
+    subject = job.get("subject")
+    if subject and subject["type"] == "clip":
+        return f"/clips/{subject['id']}", f"Clip #{subject['id']}"
+    if subject and subject["type"] == "key_report":
+        return f"/lora/reports/{subject['id']}", f"Key report #{subject['id']}"
     return None, job.get("kind", "job")

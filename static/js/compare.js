@@ -97,6 +97,11 @@
 
   function onEnded(event) {
     var seq = state.sequence;
+    if (!seq && event.target === state.current && !event.target.loop) {
+      var cell = event.target.closest("td.cell");
+      say("Finished " + (cell ? describe(cell) : "playing"));  // not "Playing …" after the end
+      return;
+    }
     if (!seq || event.target !== audioOf(seq.cells[seq.index])) return;
     seq.index += 1;
     if (seq.index >= seq.cells.length) {

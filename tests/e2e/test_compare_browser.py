@@ -85,6 +85,11 @@ def test_play_a_row_move_with_keys_and_vote_blind(studio_env, seeded_run, tmp_pa
         page.screenshot(path=str(SCREENSHOTS / "avlora-compare.png"), full_page=True)
         page.keyboard.press("Escape")
 
+        # a cell played to its end says so, instead of "Playing …" forever
+        _cell(page, 0, 1).focus()
+        page.keyboard.press(" ")
+        expect(page.locator("#now-playing")).to_contain_text("Finished Base (LoRA off) (prompt 1)", timeout=10_000)
+
         # blind A/B: hidden labels, pick one, see the vote counted and the labels revealed
         page.click("#blind-start")
         expect(page.locator("#blind-trial")).to_be_visible()

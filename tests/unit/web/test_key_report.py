@@ -64,6 +64,9 @@ def test_checkpoint_key_report_loads_every_key_in_both_layouts(api, browser_clie
 
     page = browser_client.get(f"/runs/{seeded.run_id}/checkpoints/{BUZZ_STEP}/key-report").text
     assert page.count("VERIFIED") == 2 and "every 2s" not in page
+    attn1 = report["reports"]["official"]["families"]["attn1"]
+    assert "built-in method" not in page  # the "In file" column shows the key count
+    assert f'<th scope="row">attn1</th><td>{attn1["loaded"]}</td><td>{attn1["keys"]}</td>' in page
     compare = browser_client.get(f"/runs/{seeded.run_id}/compare").text
     assert 'status-done">done' in compare and 'status-missing">missing' in compare  # step 4 never checked
 

@@ -94,7 +94,7 @@ def test_lint_partial_blocks_queue_on_bad_targets_and_trigger(api, browser_clien
     assert api.get("/api/v1/runs").json() == []
     # preprocessing a dataset without trainable clips is refused with the reason, on the dataset page
     nothing = browser_client.post(f"/datasets/{dataset['id']}/preprocess", data={"csrf_token": token, "model": "toy"})
-    assert nothing.status_code == 200 and "Preprocessing refused" in nothing.text and "no trainable clips" in nothing.text
+    assert nothing.status_code == 422 and "Preprocessing refused" in nothing.text and "no trainable clips" in nothing.text
 
 
 def test_official_yaml_export_and_import(api, browser_client):
