@@ -247,8 +247,11 @@ def import_dataset(session: Session, source: ImportSource, *, name: str | None =
                     stored_path=str(target.relative_to(get_settings().data_dir)),
                     content_hash=received.sha256, size_bytes=received.size_bytes,
                     status=ClipStatus.uploaded.value, findings=[], media={})
+        extra = (studio.get("captions") or {}).get(entry.video) or {}
+        if extra.get("name"):  # the clip's own name from a studio export, not the zip's file name
+            clip.original_name = PurePosixPath(str(extra["name"])).name
         session.add(clip)
-        _set_imported_caption(clip, dataset, entry, (studio.get("captions") or {}).get(entry.video))
+        _set_imported_caption(clip, dataset, entry, extra or None)
         kept.append((len(results), clip))
         results.append({})
     refresh_dataset_findings(dataset)

@@ -82,7 +82,7 @@ def sample_metrics(ctx: JobContext, params: dict[str, Any]) -> dict | None:
                 sample.metrics = metrics
     with session_scope() as session:
         flagged = flag_against_base(session, run_id)
-    ctx.progress(len(todo) + 1, len(todo) + 1, f"{len(todo)} samples measured, {flagged} compared with the base model")
+    ctx.progress(len(todo) + 1, len(todo) + 1, f"{len(todo)} sample{'s' if len(todo) != 1 else ''} measured, {flagged} compared with the base model")
     return {"run_id": run_id, "measured": len(todo), "flagged": flagged, "references": len(references)}
 
 

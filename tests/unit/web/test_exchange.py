@@ -52,6 +52,8 @@ def test_export_then_import_round_trip(api, media, migrated_env):
     assert {c["caption"]["composed"] for c in imported["clips"]} == original
     assert imported["clips"][0]["caption"]["transcript"] == "Start again."
     assert imported["summary"]["trainable"] == 2
+    before = sorted(c["name"] for c in api.get(f"/api/v1/datasets/{dataset_id}").json()["clips"])
+    assert sorted(c["name"] for c in imported["clips"]) == before  # names survive the round trip
     names = {p.name for p in stored_files(__import__("pathlib").Path(migrated_env["AVLORA_DATA_DIR"]))}
     assert not any(n.endswith(".part") or n.startswith(".export-") for n in names)
 
