@@ -128,6 +128,12 @@ def is_signed_in(request: Request) -> bool:
     return access_policy(request).session_signed_in(request.scope.get("session", {}))
 
 
+def may_browse(request: Request) -> bool:
+    """Whether this request may see the studio's pages: no password set, or signed in."""
+    policy = access_policy(request)
+    return not policy.password_required or policy.session_signed_in(request.scope.get("session", {}))
+
+
 def sign_in(request: Request) -> None:
     """Mark the session signed in, with a fresh CSRF token (a pre-login token is not reused)."""
     request.session.clear()

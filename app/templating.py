@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 
-from app.security import csrf_token, is_signed_in
+from app.security import csrf_token, is_signed_in, may_browse
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -20,3 +20,4 @@ templates.env.globals["htmx_js"] = next(
 # htmx and fetch send the header X-CSRF-Token (see app/security.py for the contract).
 templates.env.globals["csrf_token"] = csrf_token
 templates.env.globals["is_signed_in"] = is_signed_in
+templates.env.globals["may_browse"] = may_browse  # the login page shows no nav to a signed-out visitor

@@ -77,3 +77,9 @@ def test_shared_templates_have_no_inline_scripts():
         for tag in re.findall(r"<script[^>]*>", text):
             assert "src=" in tag, f"inline script in {name}"
         assert not re.search(r"\son[a-z]+=", text), f"inline event handler in {name}"
+
+
+def test_the_login_page_shows_no_nav_to_a_signed_out_visitor(locked):
+    assert '<nav aria-label="Main">' not in locked.get("/login").text  # every link would lead back here
+    _sign_in(locked)
+    assert '<nav aria-label="Main">' in locked.get("/datasets").text
