@@ -32,7 +32,7 @@
       var body = JSON.parse(xhr.responseText);
       if (body.error) return body.error.message;
       if (Array.isArray(body)) {
-        return body.map(function (e) { return e.error ? e.error.message : "uploaded, being checked"; }).join("; ");
+        return body.map(function (e) { return e.error ? e.error.message : "uploaded: its check shows in the clips below"; }).join("; ");
       }
     } catch (e) { /* not JSON */ }
     return "failed (HTTP " + xhr.status + ")";

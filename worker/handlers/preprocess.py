@@ -67,9 +67,13 @@ def preprocess(ctx: JobContext, params: dict[str, Any]) -> dict | None:
         model, buckets, trigger = run.model, run.buckets, run.trigger
         out_dir = preprocess_service.run_dir(run)
         clip_count = len(run.clip_results)
+        # the engine names clips by their file in the run folder; people know them by their names
+        shown_names = {item["media"]: item["name"] for item in run.clip_results if item.get("media")}
     _log(ctx.job_id, "info", f"Preprocessing {clip_count} clips with {model}, buckets {buckets}.")
 
     def on_progress(index: int, total: int, message: str) -> None:
+        for media, name in shown_names.items():
+            message = message.replace(media, name)
         ctx.progress(index, total, message)
         _log(ctx.job_id, "error" if ": error:" in message else "info", message)
 

@@ -54,6 +54,8 @@ def test_preprocess_reports_every_clip_and_serves_decoded_previews(api, media):
     assert api.get(f"/api/v1/preprocess/{body['run_id']}/clips/{clips[1]['id']}/decoded_audio").status_code == 404
     listed = api.get(f"/api/v1/datasets/{dataset['id']}/preprocess").json()
     assert [r["id"] for r in listed] == [body["run_id"]]
+    log = " ".join(line["text"] for line in api.get(f"/api/v1/jobs/{body['job_id']}/log").json())
+    assert "take0.mp4: ok" in log and "_take0.mp4" not in log  # clips by their names, not the run folder's files
 
 
 def test_training_is_offered_only_after_matching_preprocessing(api, media):
