@@ -159,10 +159,6 @@ def validate_run(
     """
     from app.recipe.run_config import run_config_from_yaml
     from worker.engine.checkpoint import checkpoint_paths, list_checkpoint_steps
-    from worker.engine.loading import default_device, default_dtype
-    from worker.engine.models import load_pipeline
-    from worker.engine.prompt_cache import move_pipeline_except_text_encoder
-
     run_dir = Path(run_dir)
     config_file = run_dir / RUN_CONFIG_NAME
     if not config_file.is_file():
@@ -175,26 +171,42 @@ def validate_run(
         step = steps[-1]
     elif step not in steps:
         raise FileNotFoundError(f"No checkpoint at step {step} in {run_dir}; available: {steps}")
-    lora_file = checkpoint_paths(run_dir, step).official
-    device = device or default_device()
-    # loaded on the CPU: the text encoder visits the accelerator alone, then the rest moves there
-    pipe = load_pipeline(
-        config.model, data_dir=Path(data_dir), model_dir=model_dir, device="cpu", dtype=default_dtype(device)
-    )
-    pipe.set_progress_bar_config(disable=True)
     plan = plan_from_config(config)
     if variants:
         plan.variants = list(variants)
-    prompt_cache = encode_plan_prompts(
-        pipe, plan, device=device, load_in_8bit=config.load_text_encoder_in_8bit,
-        model=(config.model, data_dir, model_dir), on_log=(callbacks or TrainCallbacks()).on_log,
+    pipe, prompt_cache = load_checkpoint_pipeline(
+        config, checkpoint_paths(run_dir, step).official, plan, data_dir=data_dir, model_dir=model_dir,
+        device=device, on_log=(callbacks or TrainCallbacks()).on_log,
     )
-    move_pipeline_except_text_encoder(pipe, device)
-    pipe.load_lora_weights(str(lora_file), adapter_name="default")
     return run_validation(
         pipe, plan, run_dir / "samples", step, callbacks=callbacks,
         video_strength=video_strength, audio_strength=audio_strength, prompt_cache=prompt_cache,
     )
+
+
+def load_checkpoint_pipeline(config, lora_file: str | Path, plan: ValidationPlan, *, data_dir: str | Path,
+                             model_dir: str | Path | None = None, device: str | None = None, on_log=None):
+    """A fresh pipeline of ``config.model`` holding the LoRA file (diffusers' ``load_lora_weights``,
+    the path users take), with the plan's prompts encoded once; returns ``(pipe, prompt_cache)``.
+
+    Loaded on the CPU first: the text encoder visits the accelerator alone, then the rest moves.
+    """
+    from worker.engine.loading import default_device, default_dtype
+    from worker.engine.models import load_pipeline
+    from worker.engine.prompt_cache import move_pipeline_except_text_encoder
+
+    device = device or default_device()
+    pipe = load_pipeline(
+        config.model, data_dir=Path(data_dir), model_dir=model_dir, device="cpu", dtype=default_dtype(device)
+    )
+    pipe.set_progress_bar_config(disable=True)
+    prompt_cache = encode_plan_prompts(
+        pipe, plan, device=device, load_in_8bit=config.load_text_encoder_in_8bit,
+        model=(config.model, data_dir, model_dir), on_log=on_log,
+    )
+    move_pipeline_except_text_encoder(pipe, device)
+    pipe.load_lora_weights(str(lora_file), adapter_name="default")
+    return pipe, prompt_cache
 
 
 def encode_plan_prompts(pipe, plan: ValidationPlan, *, device: str, load_in_8bit: bool = False, model=None,

@@ -1,8 +1,8 @@
 """strength_samples: render a checkpoint's validation prompts at chosen per-side LoRA strengths (gpu queue).
 
 For run ``params["run_id"]`` and checkpoint ``params["step"]``: a fresh pipeline of the run's
-model loads the checkpoint's official-format file (diffusers' ``load_lora_weights``, the path users
-take), the LoRA's video side is scaled to ``video_strength`` and its audio side to
+model loads the checkpoint's official-format file as ``avlora validate`` does
+(:func:`worker.engine.validate.load_checkpoint_pipeline`), the LoRA's video side is scaled to ``video_strength`` and its audio side to
 ``audio_strength`` (:func:`worker.engine.adapters.set_side_strength`), and every validation prompt
 is sampled with the run's validation settings and seed. Each sample is written beside the others
 (``step_000004_01_lora-v1.00-a0.00.mp4`` / ``.wav``) and recorded as a
@@ -57,9 +57,8 @@ def strength_samples(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     """Sample checkpoint ``params["step"]`` of run ``params["run_id"]`` at ``video_strength`` /
     ``audio_strength``; returns the variant and how many samples were written."""
     from worker.engine.loading import ModelFilesMissing
-    from worker.engine.models import load_pipeline
     from worker.engine.sampling import generate, lora_variant, write_mp4, write_wav
-    from worker.engine.validate import plan_from_config, sample_stem
+    from worker.engine.validate import load_checkpoint_pipeline, plan_from_config, sample_stem
 
     settings = get_settings()
     data_dir = settings.data_dir
@@ -75,18 +74,17 @@ def strength_samples(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     total = len(plan.prompts) + 1
     ctx.progress(0, total, f"loading {config.model} with the LoRA of step {step}")
     try:
-        pipe = load_pipeline(config.model, data_dir=data_dir, model_dir=settings.model_dir)
+        pipe, prompt_cache = load_checkpoint_pipeline(config, lora_file, plan, data_dir=data_dir,
+                                                      model_dir=settings.model_dir)
     except ModelFilesMissing as exc:
         raise JobFailed(str(exc)) from exc
-    pipe.set_progress_bar_config(disable=True)
-    pipe.load_lora_weights(str(lora_file), adapter_name="default")
     samples_dir = run_dir / "samples"
     written = 0
     for index, prompt in enumerate(plan.prompts):
         ctx.check_cancelled()
         ctx.progress(index + 1, total, f"prompt {index + 1}/{len(plan.prompts)}, video ×{video:.2f}, audio ×{audio:.2f}")
         with lora_variant(pipe, "lora", video_strength=video, audio_strength=audio):
-            sample = generate(pipe, plan.spec(prompt))
+            sample = generate(pipe, plan.spec(prompt), prompt_cache=prompt_cache)
         stem = sample_stem(step, index, variant)
         wav, mp4 = write_wav(samples_dir / f"{stem}.wav", sample), write_mp4(samples_dir / f"{stem}.mp4", sample)
         with session_scope() as session:
