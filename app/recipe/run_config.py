@@ -106,16 +106,30 @@ class OptimizationSettings(_Section):
         description="torch.compile each transformer block on a CUDA GPU (ignored on the CPU and with an int8 "
         "base): faster steps after a one-time compile of about a minute; the results are the same.",
     )
-    checkpointing_policy: Literal["full", "attention", "matmul"] = Field(
+    checkpointing_policy: Literal["full", "attention", "matmul", "none"] = Field(
         "full",
         description="What gradient checkpointing recomputes: full (the whole block), attention (keep the attention "
-        "outputs: less recompute, a little more memory) or matmul (keep every matmul and attention output, recompute "
-        "only norms and pointwise ops: least recompute, much more memory). The results are the same.",
+        "outputs: less recompute, a little more memory), matmul (keep every matmul and attention output, recompute "
+        "only norms and pointwise ops: almost no recompute, much more memory) or none (keep everything). "
+        "The results are the same.",
     )
     checkpointing_ratio: float = Field(
         1.0, gt=0.0, le=1.0,
-        description="Share of the transformer blocks that are checkpointed (evenly spread); the others keep their "
-        "activations: faster steps, more memory. 1 = every block.",
+        description="Share of the transformer blocks (evenly spread) that use the checkpointing policy; the others "
+        "use checkpointing_rest_policy. Lower it when the policy does not fit in memory on every block. "
+        "1 = every block.",
+    )
+    checkpointing_rest_policy: Literal["full", "attention", "matmul", "none"] = Field(
+        "full",
+        description="The checkpointing policy of the blocks outside checkpointing_ratio (default full). On an 80 GB "
+        "card at 768x768x121, policy matmul on 0.25 of the blocks and attention on the rest is the fastest measured "
+        "mix (docs/benchmarks.md).",
+    )
+    cuda_graph: bool = Field(
+        True,
+        description="On a CUDA GPU, record each step's forward and backward once as a CUDA graph and replay it, so "
+        "the GPU no longer waits on Python between kernels (one clip shape is recorded; steps of other shapes and "
+        "gradient accumulation run without it). The results are the same.",
     )
 
 

@@ -33,7 +33,8 @@ from worker.engine.compiling import (
     begin_compiled_step, check_cuda_graphs_allowed, compile_by_default, compile_transformer_blocks,
 )
 from worker.engine.dataset import AUDIO_LATENTS_PER_SECOND
-from worker.engine.flow import FlowBatch, compute_step_losses, prepare_flow_inputs
+from worker.engine.flow import FlowBatch, compute_step_losses, forward_backward, prepare_flow_inputs, ready_for_step
+from worker.engine.graphed import GraphedStep
 from worker.engine.levers import (
     StepLevers, enable_activation_checkpointing, lora_compute_in_base_dtype, sdpa_backends_used,
 )
@@ -71,15 +72,17 @@ class BenchResult:
     warmup: int
     median_s_per_step: float
     tokens_per_s: float
-    peak_memory_bytes: int
+    peak_memory_bytes: int  # most memory allocated at once, warm-up and graph recording included
+    peak_reserved_bytes: int  # most memory the allocator held (what the card must have)
     hardware_flops_per_step: float
     model_flops_per_step: float
     forward_flops: float
-    matmul_flops_per_s: float
+    matmul_flops_per_s: float  # the highest of the rates measured before and after the steps
     mfu: float
     hfu: float
     loss_finite: bool
     memory: dict = field(default_factory=dict)
+    matmul_rates: list = field(default_factory=list)  # every measurement (FLOP/s), before and after
     sdpa_backends: dict = field(default_factory=dict)
     sdpa_backends_with_mask: dict = field(default_factory=dict)
     profile: dict | None = None
@@ -166,9 +169,10 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure_matmul_rate(device: str, dtype: torch.dtype, n: int | None = None, repeats: int = 10) -> float:
+def measure_matmul_rate(device: str, dtype: torch.dtype, n: int | None = None, repeats: int | None = None) -> float:
     """Dense ``n x n @ n x n`` matmul rate in FLOP/s on ``device`` in ``dtype`` (median of repeats)."""
     n = n or (8192 if device.startswith("cuda") else 512)
+    repeats = repeats or (100 if device.startswith("cuda") else 10)  # on an H100 100 take about 0.15 s
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
@@ -292,9 +296,12 @@ def bench_train(
     gradient_checkpointing: bool = True,
     checkpoint_policy: str = "full",
     checkpoint_ratio: float = 1.0,
+    checkpoint_rest: str = "full",
     cast_lora_weights_once: bool | None = None,
     compile_blocks: bool | None = None,
     compile_mode: str | None = None,
+    cuda_graph: bool | None = None,
+    memory_budget: float | None = None,
     baseline: bool = False,
     quantization: str = "none",
     optimizer_name: str = "adamw",
@@ -310,10 +317,16 @@ def bench_train(
     levers (:mod:`worker.engine.levers`); ``compile_blocks`` None compiles on CUDA only.
     ``quantization="int8"`` / ``optimizer_name="adamw8bit"``: the low-VRAM configuration.
     ``profile``: also profile one step after the timed ones (``result.profile``).
-    ``checkpoint_policy`` / ``checkpoint_ratio``: selective activation checkpointing
+    ``checkpoint_policy`` / ``checkpoint_ratio`` / ``checkpoint_rest``: selective activation checkpointing
     (:func:`worker.engine.levers.enable_activation_checkpointing`); ``cast_lora_weights_once``
     None follows the levers' default; ``compile_mode="reduce-overhead"``: CUDA graphs of the
-    compiled blocks (CUDA only).
+    compiled blocks (CUDA only). ``cuda_graph``: the whole step's forward and backward as one
+    CUDA graph (:mod:`worker.engine.graphed`); None: on CUDA unless ``baseline`` or
+    ``compile_mode`` is set (the engine's default for one clip shape). ``memory_budget``: the
+    compiled blocks choose their own recompute within this share of their activations
+    (:func:`worker.engine.compiling.compile_transformer_blocks`), instead of gradient
+    checkpointing: needs ``gradient_checkpointing=False`` and compiled blocks. Its recompute is
+    not counted (hardware FLOPs = model FLOPs).
     """
     from worker.engine.presets import get_preset
 
@@ -324,13 +337,26 @@ def bench_train(
         compile_blocks = compile_by_default(device) and not baseline and quantization == "none"
     levers = StepLevers.baseline() if baseline else replace(StepLevers(), compile_blocks=compile_blocks)
     levers = replace(levers, checkpoint_policy=checkpoint_policy, checkpoint_ratio=checkpoint_ratio,
-                     compile_mode=compile_mode)
+                     checkpoint_rest=checkpoint_rest, compile_mode=compile_mode)
     if cast_lora_weights_once is not None:
         levers = replace(levers, cast_lora_weights_once=cast_lora_weights_once)
+    if cuda_graph is None:
+        cuda_graph = device.startswith("cuda") and not baseline and compile_mode is None
+    if cuda_graph and not device.startswith("cuda"):
+        raise ValueError("a whole-step CUDA graph needs a CUDA GPU")
+    if cuda_graph and compile_mode is not None:
+        raise ValueError(f"a whole-step CUDA graph and compile mode {compile_mode} both record graphs: choose one")
+    levers = replace(levers, cuda_graph=cuda_graph, memory_budget=memory_budget)
+    if memory_budget is not None and (gradient_checkpointing or not levers.compile_blocks):
+        raise ValueError("a memory budget replaces gradient checkpointing and needs compiled blocks: "
+                         "turn checkpointing off and compile")
     if compile_mode is not None:
         check_cuda_graphs_allowed(device, shapes=1)  # one synthetic clip shape
         if not levers.compile_blocks:
             raise ValueError(f"compile mode {compile_mode} needs the blocks compiled (drop --no-compile / --baseline)")
+    # the reference rate, measured before the model is built and again after the steps; the
+    # higher one counts (the lower MFU): the GPU's clocks drift with its temperature
+    rates = [measure_matmul_rate(device, dtype)]
     before_model = cuda_allocated(device)
     if info.is_toy or not random_weights:
         from worker.engine.models import load_pipeline
@@ -344,11 +370,12 @@ def bench_train(
     add_lora(transformer, rank=rank, alpha=rank, target_modules=target_modules or DEFAULT_TARGETS)
     if levers.lora_in_base_dtype:
         lora_compute_in_base_dtype(transformer)
-    checkpointed = 0
+    modes = ["none"] * transformer.config.num_layers
     if gradient_checkpointing:
-        checkpointed = enable_activation_checkpointing(transformer, policy=checkpoint_policy, ratio=checkpoint_ratio)
+        modes = enable_activation_checkpointing(transformer, policy=checkpoint_policy, ratio=checkpoint_ratio,
+                                                rest=checkpoint_rest, inside_compile=levers.compile_blocks)
     if levers.compile_blocks:
-        compile_transformer_blocks(transformer, mode=levers.compile_mode)
+        compile_transformer_blocks(transformer, mode=levers.compile_mode, memory_budget=levers.memory_budget)
     transformer.train()
     params = trainable_parameters(transformer)
     optimizer = build_optimizer(params, name=optimizer_name, lr=1e-4, weight_decay=0.01, fused=levers.fused_optimizer)
@@ -356,20 +383,37 @@ def bench_train(
     batch = synthetic_batch(transformer, size, info.max_sequence_length, device, dtype)
     sampler, generator = ShiftedLogitNormalSampler(), torch.Generator().manual_seed(0)
     totals: list[torch.Tensor] = []
+    ready = None if baseline else ready_for_step(transformer, batch, drop_all_ones_mask=levers.drop_all_ones_text_mask)
+
+    def engine_step(step_batch, inputs):
+        return forward_backward(transformer, step_batch, inputs,
+                                weight_cast=lambda: levers.weight_cast(transformer, dtype))
+
+    graphed = GraphedStep(engine_step, params, warmup=2) if levers.cuda_graph else None
 
     def step() -> None:
         begin_compiled_step(levers.compile_mode)
         optimizer.zero_grad(set_to_none=True)
         inputs = prepare_flow_inputs(batch, sampler, generator, first_frame_p=0.0)
-        with levers.weight_cast(transformer, dtype):
-            losses = compute_step_losses(transformer, batch, inputs, drop_all_ones_mask=levers.drop_all_ones_text_mask)
-            if baseline:  # a straightforward trainer reads its losses as floats every step
-                losses.video, losses.audio  # noqa: B018
+        if baseline:
+            losses = compute_step_losses(transformer, batch, inputs, drop_all_ones_mask=False)
+            losses.video, losses.audio  # noqa: B018 - a straightforward trainer reads its losses every step
             losses.total.backward()
+        elif graphed is not None:
+            losses = graphed(ready, inputs)
+        else:
+            losses = engine_step(ready, inputs)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         totals.append(losses.total.detach())
 
+    if device.startswith("cuda"):
+        # from here, not from the timed steps: a CUDA graph takes its memory when it is recorded
+        # (during the warm-up), and replays allocate nothing new. The cache goes back first, so
+        # the reserved peak does not count memory freed while the model was built (the int8
+        # base is quantised from bf16 here)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     try:
         for _ in range(warmup):
             step()
@@ -377,11 +421,6 @@ def bench_train(
         hint = "" if gradient_checkpointing else " Enable gradient checkpointing (drop --no-gradient-checkpointing)."
         raise BenchOutOfMemory(f"Out of memory at size {size} with rank {rank}.{hint}") from exc
     _sync(device)
-    step_start = None
-    if device.startswith("cuda"):
-        optimizer.zero_grad(set_to_none=True)
-        step_start = cuda_allocated(device)
-        torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -389,8 +428,9 @@ def bench_train(
         _sync(device)
         times.append(time.perf_counter() - start)
     peak = _peak_memory(device)
+    reserved = int(torch.cuda.max_memory_reserved()) if device.startswith("cuda") else peak
     memory = memory_breakdown(device=device, before_model=before_model, after_setup=after_setup,
-                              step_start=step_start, peak=peak, params=params, optimizer=optimizer)
+                              peak=peak, params=params, optimizer=optimizer)
     profile_result = profile_step(step, device) if profile else None
     finite = bool(torch.isfinite(torch.stack(totals)).all())
     median = statistics.median(times)
@@ -399,7 +439,9 @@ def bench_train(
 
     layers = transformer.config.num_layers
     config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
-    del step, optimizer, params, transformer, totals
+    if graphed is not None:
+        graphed.release()
+    del step, engine_step, graphed, ready, optimizer, params, transformer, totals
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     hardware_flops, forward_flops = count_step_flops(
@@ -408,14 +450,18 @@ def bench_train(
     )
     backends, backends_with_mask = attention_backends(config, size, info.max_sequence_length, device, dtype)
     model_flops = hardware_flops - forward_flops if gradient_checkpointing else hardware_flops
-    if gradient_checkpointing and (checkpoint_policy != "full" or checkpointed < layers):
-        policy_flops = hardware_flops if checkpoint_policy == "full" else count_step_flops(
-            config, layers, size, info.max_sequence_length, device, dtype, rank=rank, target_modules=target_modules,
-            gradient_checkpointing=True, checkpoint_policy=checkpoint_policy,
-        )[0]
-        # only the checkpointed blocks recompute (the blocks are the same, so it scales with their count)
-        hardware_flops = model_flops + (policy_flops - model_flops) * checkpointed / layers
-    rate = measure_matmul_rate(device, dtype)
+    if gradient_checkpointing and set(modes) != {"full"}:
+        # each block recomputes what its mode does not keep (the blocks are the same, so a block's
+        # share is 1/layers of the whole model's recompute under that mode)
+        recompute = {"full": hardware_flops - model_flops, "none": 0.0}
+        for mode in set(modes) - set(recompute):
+            recompute[mode] = count_step_flops(
+                config, layers, size, info.max_sequence_length, device, dtype, rank=rank,
+                target_modules=target_modules, gradient_checkpointing=True, checkpoint_policy=mode,
+            )[0] - model_flops
+        hardware_flops = model_flops + sum(recompute[mode] for mode in modes) / layers
+    rates.append(measure_matmul_rate(device, dtype))
+    rate = max(rates)
     tokens = batch.video.shape[1] + batch.audio.shape[1]
     return BenchResult(
         preset=preset,
@@ -438,10 +484,12 @@ def bench_train(
         median_s_per_step=median,
         tokens_per_s=tokens / median,
         peak_memory_bytes=peak,
+        peak_reserved_bytes=reserved,
         hardware_flops_per_step=hardware_flops,
         model_flops_per_step=model_flops,
         forward_flops=forward_flops,
         matmul_flops_per_s=rate,
+        matmul_rates=rates,
         mfu=model_flops / median / rate,
         hfu=hardware_flops / median / rate,
         loss_finite=finite,

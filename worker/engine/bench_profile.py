@@ -32,25 +32,27 @@ def memory_breakdown(
     device: str,
     before_model: int | None,
     after_setup: int | None,
-    step_start: int | None,
     peak: int,
     params: list[torch.nn.Parameter],
     optimizer: torch.optim.Optimizer,
 ) -> dict[str, int | None]:
     """What holds the peak: model weights (frozen base + LoRA), LoRA gradients, optimizer state,
-    and activations + temporaries (peak minus what was allocated when the step began).
+    and activations + temporaries (the rest of the peak: peak minus what was allocated before
+    the first step, the gradients and the optimizer state).
 
-    ``before_model`` / ``after_setup`` / ``step_start`` are ``torch.cuda.memory_allocated()``
-    readings (None off CUDA, where only the tensor sizes are reported).
+    ``before_model`` / ``after_setup`` are ``torch.cuda.memory_allocated()`` readings (None off
+    CUDA, where only the tensor sizes are reported). Not "peak minus what was allocated when a
+    timed step began": with a CUDA graph, the graph's memory is allocated by then.
     """
     grads = tensor_bytes(p.grad for p in params if p.grad is not None)
     model = None if after_setup is None or before_model is None else after_setup - before_model
-    activations = None if step_start is None else peak - step_start
+    state = optimizer_state_bytes(optimizer)
+    activations = None if after_setup is None else peak - after_setup - grads - state
     return {
         "model_weights_bytes": model,
         "lora_parameter_bytes": tensor_bytes(params),
         "lora_gradient_bytes": grads,
-        "optimizer_state_bytes": optimizer_state_bytes(optimizer),
+        "optimizer_state_bytes": state,
         "activations_and_temporaries_bytes": activations,
         "peak_bytes": peak,
     }

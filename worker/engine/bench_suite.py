@@ -55,6 +55,59 @@ TRAIN_PLANS: dict[str, list[dict]] = {
         {"name": "cudagraphs-512-nogc", "size": (512, 512, 49), "compile_mode": "reduce-overhead",
          "gradient_checkpointing": False},
     ],
+    "h100-e": [  # whole-step CUDA graph at 512x512x49 (host-bound): the new default first
+        {"name": "graph-512-gc", "size": (512, 512, 49), "profile": True},
+        {"name": "graph-512-nogc", "size": (512, 512, 49), "gradient_checkpointing": False},
+        {"name": "graph-512-budget30", "size": (512, 512, 49), "gradient_checkpointing": False, "memory_budget": 0.3},
+        {"name": "baseline-512-nogc", "size": (512, 512, 49), "baseline": True, "gradient_checkpointing": False},
+        {"name": "nograph-512-gc", "size": (512, 512, 49), "cuda_graph": False, "profile": True},
+    ],
+    "h100-f": [  # 768x768x121 (GPU-bound): recompute less within 80 GB; then 512 memory with the graph
+        {"name": "graph-768-gc", "size": (768, 768, 121)},
+        {"name": "graph-768-budget50", "size": (768, 768, 121), "gradient_checkpointing": False, "memory_budget": 0.5},
+        {"name": "graph-768-budget25", "size": (768, 768, 121), "gradient_checkpointing": False, "memory_budget": 0.25,
+         "fallback_for": "graph-768-budget50"},
+        {"name": "graph-512-gc", "size": (512, 512, 49)},
+        {"name": "graph-512-nogc", "size": (512, 512, 49), "gradient_checkpointing": False},
+    ],
+    "h100-g": [  # 768x768x121: a budget small enough for 80 GB (0.25 ran out of memory), profiled
+        {"name": "graph-768-budget15", "size": (768, 768, 121), "gradient_checkpointing": False, "memory_budget": 0.15,
+         "profile": True},
+        {"name": "graph-768-budget08", "size": (768, 768, 121), "gradient_checkpointing": False, "memory_budget": 0.08,
+         "profile": True, "fallback_for": "graph-768-budget15"},
+    ],
+    "h100-h": [  # 768x768x121: selective checkpointing inside the compiled blocks
+        {"name": "graph-768-attn", "size": (768, 768, 121), "checkpoint_policy": "attention"},
+        {"name": "graph-768-none15-attn", "size": (768, 768, 121), "checkpoint_policy": "none",
+         "checkpoint_ratio": 0.15, "checkpoint_rest": "attention"},
+        {"name": "graph-768-none08-attn", "size": (768, 768, 121), "checkpoint_policy": "none",
+         "checkpoint_ratio": 0.08, "checkpoint_rest": "attention", "fallback_for": "graph-768-none15-attn"},
+        {"name": "graph-768-full", "size": (768, 768, 121)},
+    ],
+    "h100-i": [  # 768x768x121: spend the memory left over by the attention policy
+        {"name": "graph-768-matmul25-attn", "size": (768, 768, 121), "checkpoint_policy": "matmul",
+         "checkpoint_ratio": 0.25, "checkpoint_rest": "attention"},
+        {"name": "graph-768-matmul15-attn", "size": (768, 768, 121), "checkpoint_policy": "matmul",
+         "checkpoint_ratio": 0.15, "checkpoint_rest": "attention", "fallback_for": "graph-768-matmul25-attn"},
+        {"name": "graph-768-none19-attn", "size": (768, 768, 121), "checkpoint_policy": "none",
+         "checkpoint_ratio": 0.19, "checkpoint_rest": "attention"},
+        {"name": "graph-768-attn", "size": (768, 768, 121), "checkpoint_policy": "attention"},
+    ],
+    "h100-j": [  # the new default at 512 (checkpoint inside the compiled blocks), the best 768 mix
+        {"name": "graph-512-full", "size": (512, 512, 49)},
+        {"name": "graph-768-matmul30-attn", "size": (768, 768, 121), "checkpoint_policy": "matmul",
+         "checkpoint_ratio": 0.3, "checkpoint_rest": "attention"},
+    ],
+    "h100-k": [  # low VRAM: the int8 base's eager step replayed as one CUDA graph
+        {"name": "lowvram-512-graph", "size": (512, 512, 49), "compile_blocks": False, "cuda_graph": True,
+         "quantization": "int8", "optimizer_name": "adamw8bit"},
+        {"name": "lowvram-512-eager", "size": (512, 512, 49), "compile_blocks": False, "cuda_graph": False,
+         "quantization": "int8", "optimizer_name": "adamw8bit"},
+    ],
+    "h100-l": [  # low VRAM with the CUDA graph again, its reserved memory counted after the cache is returned
+        {"name": "lowvram-512-graph", "size": (512, 512, 49), "compile_blocks": False, "cuda_graph": True,
+         "quantization": "int8", "optimizer_name": "adamw8bit"},
+    ],
     "cpu-smoke": [
         {"name": "baseline", "size": (64, 64, 9), "baseline": True},
         {"name": "levers", "size": (64, 64, 9), "profile": True},
@@ -64,7 +117,13 @@ TRAIN_PLANS: dict[str, list[dict]] = {
     ],
 }
 PLAN_PRESETS = {"h100-a": ("ltx-2.3", 20, 3), "h100-b": ("ltx-2.3", 20, 2), "h100-c": ("ltx-2.3", 20, 2),
-                "h100-d": ("ltx-2.3", 20, 3), "cpu-smoke": ("toy", 2, 1)}
+                "h100-d": ("ltx-2.3", 20, 3), "h100-e": ("ltx-2.3", 20, 2),
+                "h100-f": ("ltx-2.3", 20, 2), "h100-g": ("ltx-2.3", 20, 2),
+                "h100-h": ("ltx-2.3", 20, 2),
+                "h100-i": ("ltx-2.3", 20, 2),
+                "h100-j": ("ltx-2.3", 20, 2),
+                "h100-k": ("ltx-2.3", 20, 2),
+                "h100-l": ("ltx-2.3", 20, 2), "cpu-smoke": ("toy", 2, 1)}
 
 
 def _summary(name: str, data: dict) -> str:
@@ -75,7 +134,7 @@ def _summary(name: str, data: dict) -> str:
         act = mem.get("activations_and_temporaries_bytes")
         return (
             f"{name:24s} {data['median_s_per_step']:.3f} s/step  MFU {data['mfu']:.1%}  "
-            f"peak {data['peak_memory_bytes'] / 2**30:.1f} GiB  (weights "
+            f"peak {data['peak_memory_bytes'] / 2**30:.1f} GiB (reserved {data['peak_reserved_bytes'] / 2**30:.1f})  (weights "
             f"{(mem.get('model_weights_bytes') or 0) / 2**30:.1f}, act {(act or 0) / 2**30:.1f})  "
             f"sdpa {data['sdpa_backends']} / masked {data['sdpa_backends_with_mask']}"
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 COMPILE_MODES = (None, "reduce-overhead")
 
 
-def compile_transformer_blocks(transformer, *, backend: str = "inductor", mode: str | None = None) -> int:
+def compile_transformer_blocks(transformer, *, backend: str = "inductor", mode: str | None = None,
+                               memory_budget: float | None = None) -> int:
     """``torch.compile`` each transformer block in place; returns how many blocks.
 
     Regional compilation: the blocks are identical, so they share one compiled graph (a
@@ -17,13 +18,27 @@ def compile_transformer_blocks(transformer, *, backend: str = "inductor", mode: 
     and replays them, which removes most of the per-kernel launch cost of a host-bound step. It
     needs static shapes (``dynamic=False``: one graph per clip shape) and memory for each
     recorded shape; check a run with :func:`check_cuda_graphs_allowed` first.
+
+    ``memory_budget`` (0 to 1; None = 1): the compiled blocks choose what to recompute in the
+    backward themselves. Each block's forward and backward are compiled as one joint graph, and
+    the partitioner keeps the activations that cost the most to recompute per byte (attention,
+    matmul outputs) within this share of what keeping everything would take, recomputing the
+    rest (norms and pointwise ops first, fused into the backward kernels). Use it instead of
+    gradient checkpointing (:func:`worker.engine.levers.enable_activation_checkpointing`), which
+    recomputes each block's whole forward. It is torch's process-wide setting
+    ``torch._functorch.config.activation_memory_budget``, read when a block compiles; it is set
+    at every call (None restores the default, 1).
     """
     import torch._dynamo
+    import torch._functorch.config
 
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
     if mode is not None and backend != "inductor":
         raise ValueError(f"compile mode {mode!r} needs the inductor backend, not {backend!r}")
+    if memory_budget is not None and not 0.0 <= memory_budget <= 1.0:
+        raise ValueError(f"memory budget must be between 0 and 1, got {memory_budget}")
+    torch._functorch.config.activation_memory_budget = 1.0 if memory_budget is None else float(memory_budget)
     blocks = list(transformer.transformer_blocks)
     # one graph per block signature; the default limit (8) is enough unless shapes vary a lot
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)

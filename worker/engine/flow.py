@@ -39,6 +39,10 @@ class FlowBatch:
     fps: float
     audio_frames: int
     audio_channels: int = 128  # packed audio token width (8 latent channels x 16 mel bins)
+    # RoPE patch coordinates, computed ahead of the forward by :func:`with_rope_coords` (None: the
+    # transformer computes them itself, which copies small host tensors to the device each call)
+    video_coords: torch.Tensor | None = None
+    audio_coords: torch.Tensor | None = None
 
 
 @dataclass
@@ -155,6 +159,23 @@ def uses_cross_timestep(transformer: torch.nn.Module) -> bool:
     return bool(getattr(config, "cross_attn_mod", False) or getattr(config, "audio_cross_attn_mod", False))
 
 
+def with_rope_coords(transformer: torch.nn.Module, batch: FlowBatch) -> FlowBatch:
+    """``batch`` with its RoPE patch coordinates filled in, as the transformer would compute them.
+
+    The coordinates depend only on the clip's shape and fps. Computed here, outside the forward,
+    the forward issues no host-to-device copies, which a CUDA graph capture of it requires
+    (:mod:`worker.engine.graphed`).
+    """
+    from dataclasses import replace
+
+    device, bsz = batch.video.device, batch.video.shape[0]
+    video_coords = transformer.rope.prepare_video_coords(
+        bsz, batch.latent_frames, batch.latent_height, batch.latent_width, device, fps=batch.fps
+    )
+    audio_coords = transformer.audio_rope.prepare_audio_coords(bsz, batch.audio_frames, device)
+    return replace(batch, video_coords=video_coords, audio_coords=audio_coords)
+
+
 def base_dtype(transformer: torch.nn.Module) -> torch.dtype:
     """The dtype of the transformer's own (non-LoRA) weights, which its inputs must match."""
     return next(p.dtype for n, p in transformer.named_parameters() if "lora_" not in n)
@@ -194,6 +215,8 @@ def run_transformer(
         width=batch.latent_width,
         fps=batch.fps,
         audio_num_frames=batch.audio_frames,
+        video_coords=batch.video_coords,
+        audio_coords=batch.audio_coords,
         use_cross_timestep=uses_cross_timestep(transformer),
         return_dict=False,
     )
@@ -230,6 +253,43 @@ def compute_step_losses(
         total = total + audio_loss_weight * audio_loss
         audio_loss = audio_loss.detach()
     return StepLosses(total=total, video_loss=video_loss.detach(), audio_loss=audio_loss)
+
+
+def ready_for_step(transformer: torch.nn.Module, batch: FlowBatch, *, drop_all_ones_mask: bool = True) -> FlowBatch:
+    """``batch`` with everything the forward would otherwise work out on the host done now: the
+    RoPE coordinates (:func:`with_rope_coords`) and the all-ones text mask dropped (read once,
+    here). A batch made ready runs the same forward with no host-to-device copy or device read
+    inside it, which a CUDA graph capture needs (:mod:`worker.engine.graphed`)."""
+    from dataclasses import replace
+
+    batch = with_rope_coords(transformer, batch)
+    if drop_all_ones_mask:
+        batch = replace(batch, text_mask=text_mask_or_none(batch.text_mask))
+    return batch
+
+
+def forward_backward(
+    transformer: torch.nn.Module,
+    batch: FlowBatch,
+    inputs: FlowInputs,
+    *,
+    audio_loss_weight: float = 1.0,
+    loss_scale: float = 1.0,
+    weight_cast=None,
+) -> StepLosses:
+    """One step's forward, losses and backward (of ``loss_scale`` x the total, e.g. 1 / the
+    gradient accumulation steps); returns the losses. ``weight_cast``: a zero-argument callable
+    returning the context the forward and backward run in (the cast-once lever), or None.
+
+    Expects a batch made ready by :func:`ready_for_step`: the text mask is used as it is.
+    """
+    import contextlib
+
+    with weight_cast() if weight_cast is not None else contextlib.nullcontext():
+        losses = compute_step_losses(transformer, batch, inputs, audio_loss_weight=audio_loss_weight,
+                                     drop_all_ones_mask=False)
+        (losses.total * loss_scale if loss_scale != 1.0 else losses.total).backward()
+    return losses
 
 
 @torch.no_grad()

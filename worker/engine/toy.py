@@ -102,7 +102,8 @@ def _build_text_encoder(vocab_size: int):
     return Gemma3ForConditionalGeneration(config).eval()
 
 
-def _build_transformer(version: str):
+def build_toy_transformer(version: str = "2.3"):
+    """The toy LTX-2 transformer alone (random weights from torch's current seed), e.g. on a GPU."""
     from diffusers import LTX2VideoTransformer3DModel
 
     is_23 = version == "2.3"
@@ -338,7 +339,7 @@ def build_toy_pipeline(version: str):
     torch.manual_seed(TOY_SEED + 1)
     connectors = _build_connectors(version)
     torch.manual_seed(TOY_SEED + 2)
-    transformer = _build_transformer(version)
+    transformer = build_toy_transformer(version)
     torch.manual_seed(TOY_SEED + 3)
     vae = _build_video_vae(version)
     torch.manual_seed(TOY_SEED + 4)

@@ -40,7 +40,8 @@ from worker.engine.checkpoint import (
 )
 from worker.engine.compiling import begin_compiled_step, compile_by_default, compile_transformer_blocks
 from worker.engine.dataset import PrecomputedDataset, batch_indices, collate
-from worker.engine.flow import base_dtype, compute_step_losses, prepare_flow_inputs
+from worker.engine.flow import base_dtype, forward_backward, prepare_flow_inputs, ready_for_step
+from worker.engine.graphed import GraphedStep, GraphUnavailable
 from worker.engine.levers import StepLevers, enable_activation_checkpointing, lora_compute_in_base_dtype
 from worker.engine.lora_io import extract_lora_weights
 from worker.engine.lora_names import side_of_family
@@ -141,6 +142,7 @@ class Trainer:
             levers or StepLevers(), compile_blocks=compile_blocks,
             checkpoint_policy=getattr(config.optimization, "checkpointing_policy", "full"),
             checkpoint_ratio=getattr(config.optimization, "checkpointing_ratio", 1.0),
+            checkpoint_rest=getattr(config.optimization, "checkpointing_rest_policy", "full"),
         )
         self.pipe = pipeline or self._load_pipeline(data_dir, model_dir)
         self.pipe.set_progress_bar_config(disable=True)
@@ -176,6 +178,45 @@ class Trainer:
                                              end_factor=1.0)
         self.sampler = _make_sampler(config.training.timesteps)
         self.generator = torch.Generator().manual_seed(config.seed)
+        self.graphed = self._graphed_step()
+
+    def _graphed_step(self) -> GraphedStep | None:
+        """The whole-step CUDA graph, where it applies (``optimization.cuda_graph``; CUDA; no
+        gradient accumulation; not with the blocks' own CUDA graphs)."""
+        opt = self.config.optimization
+        self._told_other_shapes = False
+        if not (getattr(opt, "cuda_graph", False) and self.device.startswith("cuda")):
+            return None
+        why_not = None
+        if opt.gradient_accumulation_steps > 1:
+            why_not = "gradient accumulation"
+        elif self.levers.compile_mode is not None:
+            why_not = f"compile mode {self.levers.compile_mode}"
+        if why_not:
+            self._log("info", f"Steps run without a CUDA graph ({why_not}).")
+            return None
+        self.levers = replace(self.levers, cuda_graph=True)
+        return GraphedStep(self._forward_backward, self.params, max_graphs=1)
+
+    def _forward_backward(self, batch, inputs, loss_scale: float = 1.0):
+        return forward_backward(
+            self.transformer, batch, inputs, audio_loss_weight=self.config.training.audio_loss_weight,
+            loss_scale=loss_scale, weight_cast=lambda: self.levers.weight_cast(self.transformer, self.dtype),
+        )
+
+    def _graphed_or_eager(self, batch, inputs, loss_scale: float):
+        """One micro-step's forward and backward: replayed as a CUDA graph where it can be, else eager."""
+        if self.graphed is not None and loss_scale == 1.0:
+            try:
+                return self.graphed(batch, inputs)
+            except GraphUnavailable as exc:
+                if exc.permanent:
+                    self.graphed = None
+                    self._log("warning", f"{exc}. The run goes on without CUDA graphs.")
+                elif not self._told_other_shapes:
+                    self._told_other_shapes = True
+                    self._log("info", "Clips of a second shape train without the CUDA graph (one shape is recorded).")
+        return self._forward_backward(batch, inputs, loss_scale)
 
     def _load_pipeline(self, data_dir, model_dir):
         from worker.engine.models import load_pipeline
@@ -204,9 +245,11 @@ class Trainer:
         self.lora_families = families_of(names)
         if self.levers.lora_in_base_dtype:
             lora_compute_in_base_dtype(self.transformer)
+        self.checkpoint_modes = ["none"] * len(self.transformer.transformer_blocks)
         if self.config.optimization.gradient_checkpointing:
-            enable_activation_checkpointing(self.transformer, policy=self.levers.checkpoint_policy,
-                                            ratio=self.levers.checkpoint_ratio)
+            self.checkpoint_modes = enable_activation_checkpointing(self.transformer, policy=self.levers.checkpoint_policy,
+                                            ratio=self.levers.checkpoint_ratio, rest=self.levers.checkpoint_rest,
+                                            inside_compile=self.levers.compile_blocks)
         self.transformer.train()
         self._log("info", f"LoRA on {len(names)} layers: {self.lora_families}")
         if self.config.training.with_audio and not any(side_of_family(f) == "audio" for f in self.lora_families):
@@ -302,13 +345,8 @@ class Trainer:
                 first_frame_p=training.first_frame_conditioning_p,
                 independent_audio_timestep=training.independent_audio_timesteps,
             )
-            # the LoRA weights' bf16 copies are made once and serve the forward and the recompute
-            with self.levers.weight_cast(self.transformer, self.dtype):
-                losses = compute_step_losses(
-                    self.transformer, batch, inputs, audio_loss_weight=training.audio_loss_weight,
-                    drop_all_ones_mask=self.levers.drop_all_ones_text_mask,
-                )
-                (losses.total / accumulation).backward()
+            batch = ready_for_step(self.transformer, batch, drop_all_ones_mask=self.levers.drop_all_ones_text_mask)
+            losses = self._graphed_or_eager(batch, inputs, 1.0 / accumulation)
             # kept on the device: reading them here would stall the queue before the next micro-step
             totals.append(losses.total.detach())
             videos.append(losses.video_loss)
@@ -367,6 +405,8 @@ class Trainer:
     def _validate(self, step: int, include_base: bool = False) -> None:
         if not self.plan.prompts:
             return
+        if self.graphed is not None:  # the graph's memory goes back for sampling; the next step records again
+            self.graphed.release()
         plan = self.plan
         if not include_base and "base" in plan.variants:
             plan = replace(plan, variants=[v for v in plan.variants if v != "base"])

@@ -120,14 +120,18 @@ def test_gpu_plans_name_only_real_bench_settings():
 
 
 def test_bench_selective_checkpointing_counts_less_recompute(engine_data_dir, capsys):
-    code, out = _bench_json(capsys, engine_data_dir, "--checkpoint-policy", "attention", "--checkpoint-ratio", "0.5")
+    code, out = _bench_json(capsys, engine_data_dir, "--checkpoint-policy", "none", "--checkpoint-ratio", "0.5",
+                            "--checkpoint-rest", "matmul")
     assert code == 0, out.err
     result = json.loads(out.out)
-    assert result["levers"]["checkpoint_policy"] == "attention" and result["levers"]["checkpoint_ratio"] == 0.5
-    assert result["levers"]["cast_lora_weights_once"] is True and result["loss_finite"]
-    # one of the toy's two blocks is checkpointed: at most half a forward is recomputed
+    levers = result["levers"]
+    assert (levers["checkpoint_policy"], levers["checkpoint_ratio"], levers["checkpoint_rest"]) == ("none", 0.5, "matmul")
+    assert levers["cast_lora_weights_once"] is True and result["loss_finite"]
+    # one of the toy's two blocks keeps everything, the other recomputes no matmul or attention:
+    # less than half a forward is recomputed
     recompute = result["hardware_flops_per_step"] - result["model_flops_per_step"]
-    assert 0 < recompute <= result["forward_flops"] / 2
+    assert 0 < recompute < result["forward_flops"] / 2
+    assert len(result["matmul_rates"]) == 2 and result["matmul_flops_per_s"] == max(result["matmul_rates"])
     assert 0 < result["mfu"] < result["hfu"]
 
 

@@ -40,10 +40,12 @@ def _step(transformer, dtype, cast_once=False):
     return float(losses.total), grads
 
 
-def _checkpointed(data_dir, policy="full", ratio=1.0, dtype=torch.float32):
+def _checkpointed(data_dir, policy="full", ratio=1.0, dtype=torch.float32, rest="full", inside_compile=False):
     transformer = _lora_transformer(data_dir, dtype)
     lora_compute_in_base_dtype(transformer)
-    enable_activation_checkpointing(transformer, policy=policy, ratio=ratio)
+    modes = enable_activation_checkpointing(transformer, policy=policy, ratio=ratio, rest=rest,
+                                            inside_compile=inside_compile)
+    assert len(modes) == len(transformer.transformer_blocks)
     return transformer
 
 
@@ -57,10 +59,12 @@ def test_checkpointed_blocks_are_evenly_spread():
         checkpointed_block_indices(48, 1.5)
 
 
-@pytest.mark.parametrize(("policy", "ratio"), [("attention", 1.0), ("matmul", 1.0), ("full", 0.5)])
-def test_selective_checkpointing_keeps_losses_and_gradients(engine_data_dir, policy, ratio):
+@pytest.mark.parametrize(("policy", "ratio", "rest"),
+                         [("attention", 1.0, "full"), ("matmul", 1.0, "full"), ("none", 0.5, "full"),
+                          ("none", 0.5, "attention")])
+def test_selective_checkpointing_keeps_losses_and_gradients(engine_data_dir, policy, ratio, rest):
     loss_full, grads_full = _step(_checkpointed(engine_data_dir), torch.float32)
-    loss, grads = _step(_checkpointed(engine_data_dir, policy, ratio), torch.float32)
+    loss, grads = _step(_checkpointed(engine_data_dir, policy, ratio, rest=rest), torch.float32)
     assert loss == pytest.approx(loss_full, rel=1e-6)
     _assert_close_grads(grads, grads_full, rtol=1e-5)
 
@@ -88,7 +92,7 @@ def test_selective_checkpointing_recomputes_less(engine_data_dir):
 
     none_flops = _count_flops(lambda: _step(plain, torch.float32))
     full_flops = _count_flops(lambda: _step(_checkpointed(engine_data_dir, "full"), torch.float32))
-    half_flops = _count_flops(lambda: _step(_checkpointed(engine_data_dir, "full", 0.5), torch.float32))
+    half_flops = _count_flops(lambda: _step(_checkpointed(engine_data_dir, "none", 0.5), torch.float32))
     assert full_flops > none_flops
     assert half_flops - none_flops == pytest.approx((full_flops - none_flops) / 2, rel=1e-6)  # 1 of 2 blocks
 
@@ -129,14 +133,48 @@ def test_lora_weights_cast_once_per_step_gives_the_same_step(engine_data_dir):
                for n, p in lever.named_parameters() if p.requires_grad)
 
 
+def _attention_runs(transformer, dtype) -> int:
+    """SDPA forwards that run in one training step (the profiler sees inside compiled code)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        _step(transformer, dtype)
+    return sum(e.count for e in prof.key_averages()
+               if e.key.startswith("aten::_scaled_dot_product") and "backward" not in e.key)
+
+
+def test_checkpoint_inside_the_compiled_blocks_recomputes_what_the_policy_says(engine_data_dir):
+    """With compiled blocks the checkpoint sits inside the compiled graph: ``attention`` runs each
+    attention once per step (a checkpoint around the compiled call ran it more often, not less),
+    and the numbers are the eager step's."""
+    runs = {}
+    try:
+        for policy in ("full", "attention"):
+            compiled = _checkpointed(engine_data_dir, policy, inside_compile=True)
+            compile_transformer_blocks(compiled, backend="aot_eager_decomp_partition")
+            _step(compiled, torch.float32)  # compile
+            runs[policy] = _attention_runs(compiled, torch.float32)
+            loss, grads = _step(compiled, torch.float32)
+            torch._dynamo.reset()
+            loss_eager, grads_eager = _step(_checkpointed(engine_data_dir), torch.float32)
+            assert loss == pytest.approx(loss_eager, rel=1e-5)
+            _assert_close_grads(grads, grads_eager, rtol=1e-4)
+    finally:
+        torch._dynamo.reset()
+    blocks = len(_lora_transformer(engine_data_dir, torch.float32).transformer_blocks)
+    attentions_per_block = 6
+    assert runs["full"] == 2 * blocks * attentions_per_block  # forward + recompute
+    assert runs["attention"] == blocks * attentions_per_block  # forward only
+
+
 def test_compiled_selective_checkpointing_with_cast_once(engine_data_dir):
-    """The GPU configuration, traced on the CPU in bf16: compiled blocks inside selective
-    checkpoints, with the once-per-step cast; the eager full checkpoint's numbers, no recompile."""
+    """The GPU configuration, traced on the CPU in bf16: selective checkpoints inside compiled
+    blocks, with the once-per-step cast; the eager full checkpoint's numbers, no recompile."""
     import torch._dynamo.utils
 
     loss_eager, grads_eager = _step(_checkpointed(engine_data_dir, dtype=torch.bfloat16), torch.bfloat16)
-    compiled = _checkpointed(engine_data_dir, "attention", 0.5, dtype=torch.bfloat16)
-    compile_transformer_blocks(compiled, backend="aot_eager")
+    compiled = _checkpointed(engine_data_dir, "attention", 0.5, dtype=torch.bfloat16, inside_compile=True)
+    compile_transformer_blocks(compiled, backend="aot_eager_decomp_partition")
     torch._dynamo.utils.counters.clear()
     try:
         loss, grads = _step(compiled, torch.bfloat16, cast_once=True)
@@ -165,6 +203,11 @@ def test_run_config_takes_the_checkpointing_settings():
     config = parse_run_config({"optimization": {"checkpointing_policy": "attention", "checkpointing_ratio": 0.5}})
     assert (config.optimization.checkpointing_policy, config.optimization.checkpointing_ratio) == ("attention", 0.5)
     assert parse_run_config({}).optimization.checkpointing_policy == "full"
+    mixed = parse_run_config({"optimization": {"checkpointing_policy": "matmul", "checkpointing_ratio": 0.25,
+                                               "checkpointing_rest_policy": "attention"}}).optimization
+    assert (mixed.checkpointing_policy, mixed.checkpointing_ratio, mixed.checkpointing_rest_policy) == (
+        "matmul", 0.25, "attention")
+    assert parse_run_config({}).optimization.checkpointing_rest_policy == "full"
     with pytest.raises(ConfigFileError, match="checkpointing_ratio"):
         parse_run_config({"optimization": {"checkpointing_ratio": 0}})
     with pytest.raises(ConfigFileError, match="checkpointing_policy"):

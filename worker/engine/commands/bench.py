@@ -30,11 +30,13 @@ def register(subparsers) -> None:
     train.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
     train.add_argument("--rank", type=int, default=32, help="LoRA rank (default 32)")
     train.add_argument("--no-gradient-checkpointing", action="store_true", help="keep activations (more memory)")
-    train.add_argument("--checkpoint-policy", choices=["full", "attention", "matmul"], default="full",
+    train.add_argument("--checkpoint-policy", choices=["full", "attention", "matmul", "none"], default="full",
                        help="what the checkpoint recompute redoes: full (default), attention (keep SDPA outputs), "
-                            "matmul (keep matmul + SDPA outputs, recompute norms and pointwise ops)")
+                            "matmul (keep matmul + SDPA outputs, recompute norms and pointwise ops), none (keep all)")
     train.add_argument("--checkpoint-ratio", type=_ratio, default=1.0,
-                       help="share of the blocks checkpointed, in (0, 1] (default 1: all)")
+                       help="share of the blocks that take --checkpoint-policy, in (0, 1] (default 1: all)")
+    train.add_argument("--checkpoint-rest", choices=["full", "attention", "matmul", "none"], default="full",
+                       help="the other blocks' policy (default full)")
     train.add_argument("--no-cast-once", dest="cast_once", action="store_false", default=None,
                        help="cast the LoRA weights to bf16 at every call, not once per step")
     compile_group = train.add_mutually_exclusive_group()
@@ -43,6 +45,16 @@ def register(subparsers) -> None:
     train.add_argument("--compile-mode", choices=["reduce-overhead"], default=None,
                        help="reduce-overhead: CUDA graphs of the compiled blocks (CUDA only)")
     compile_group.add_argument("--no-compile", dest="compile", action="store_false", help="run the blocks eagerly")
+    train.add_argument("--memory-budget", type=_budget, default=None,
+                       help="instead of gradient checkpointing: the compiled blocks keep the activations that "
+                            "are dearest to recompute within this share (0 to 1) of all of them "
+                            "(needs --no-gradient-checkpointing and the compile)")
+    graph_group = train.add_mutually_exclusive_group()
+    graph_group.add_argument("--cuda-graph", dest="cuda_graph", action="store_true", default=None,
+                             help="record the step's forward and backward as one CUDA graph and replay it "
+                                  "(default: on CUDA, except with --baseline or --compile-mode)")
+    graph_group.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
+                             help="launch the step's kernels one by one")
     train.add_argument("--baseline", action="store_true",
                        help="the straightforward diffusers + peft step: no engine levers, no compile")
     train.add_argument("--quantization", choices=["none", "int8"], default="none",
@@ -77,6 +89,17 @@ def _ratio(text: str) -> float:
     return value
 
 
+def _budget(text: str) -> float:
+    """argparse type for ``--memory-budget``: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
+    return value
+
+
 def _si(value: float, unit: str) -> str:
     """``1.23e12, "FLOP"`` -> ``1.23 TFLOP``."""
     for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -88,9 +111,10 @@ def _si(value: float, unit: str) -> str:
 def _human(result) -> str:
     return (
         f"{result.preset} {result.size} on {result.device} ({result.dtype}{', compiled' if result.compiled else ''}"
+        f"{', CUDA graph' if result.levers.get('cuda_graph') else ''}"
         f"{', baseline' if result.baseline else ''}{', int8 base' if result.quantization == 'int8' else ''}): "
         f"{result.median_s_per_step:.3f} s/step (median of {result.steps}), {result.tokens_per_s:,.0f} tokens/s, "
-        f"peak memory {result.peak_memory_bytes / 2**30:.2f} GiB\n"
+        f"peak memory {result.peak_memory_bytes / 2**30:.2f} GiB (reserved {result.peak_reserved_bytes / 2**30:.2f} GiB)\n"
         f"  tokens: {result.video_tokens} video + {result.audio_tokens} audio + {result.text_tokens} text; "
         f"parameters {_si(result.transformer_parameters, '')}, LoRA {_si(result.lora_parameters, '')}\n"
         f"  per step: model {_si(result.model_flops_per_step, 'FLOP')}, hardware "
@@ -132,9 +156,12 @@ def run_train(args: argparse.Namespace) -> int:
             gradient_checkpointing=not args.no_gradient_checkpointing,
             checkpoint_policy=args.checkpoint_policy,
             checkpoint_ratio=args.checkpoint_ratio,
+            checkpoint_rest=args.checkpoint_rest,
             cast_lora_weights_once=args.cast_once,
             compile_blocks=args.compile,
             compile_mode=args.compile_mode,
+            cuda_graph=args.cuda_graph,
+            memory_budget=args.memory_budget,
             baseline=args.baseline,
             quantization="int8" if args.low_vram else args.quantization,
             optimizer_name="adamw8bit" if args.low_vram else args.optimizer,
