@@ -196,6 +196,7 @@ class Trainer:
             self._log("info", f"Steps run without a CUDA graph ({why_not}).")
             return None
         self.levers = replace(self.levers, cuda_graph=True)
+        self._log("info", "Each step replays as one CUDA graph, recorded at the first step (and again after sampling).")
         return GraphedStep(self._forward_backward, self.params, max_graphs=1)
 
     def _forward_backward(self, batch, inputs, loss_scale: float = 1.0):
