@@ -128,8 +128,8 @@ class OptimizationSettings(_Section):
     cuda_graph: bool = Field(
         True,
         description="On a CUDA GPU, record each step's forward and backward once as a CUDA graph and replay it, so "
-        "the GPU no longer waits on Python between kernels (one clip shape is recorded; steps of other shapes and "
-        "gradient accumulation run without it). The results are the same.",
+        "the GPU no longer waits on Python between kernels. One graph per bucket (up to 4, while memory allows); other "
+        "shapes and gradient accumulation run without it. The results are the same.",
     )
 
 

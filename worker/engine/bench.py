@@ -322,7 +322,7 @@ def bench_train(
     None follows the levers' default; ``compile_mode="reduce-overhead"``: CUDA graphs of the
     compiled blocks (CUDA only). ``cuda_graph``: the whole step's forward and backward as one
     CUDA graph (:mod:`worker.engine.graphed`); None: on CUDA unless ``baseline`` or
-    ``compile_mode`` is set (the engine's default for one clip shape). ``memory_budget``: the
+    ``compile_mode`` is set (the engine's default). ``memory_budget``: the
     compiled blocks choose their own recompute within this share of their activations
     (:func:`worker.engine.compiling.compile_transformer_blocks`), instead of gradient
     checkpointing: needs ``gradient_checkpointing=False`` and compiled blocks. Its recompute is

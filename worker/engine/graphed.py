@@ -103,7 +103,9 @@ class GraphedStep:
     ``params``: the trainable parameters (their gradients are the step's output besides the
     losses). ``max_graphs``: how many signatures may be captured; each graph keeps its
     activations' memory for as long as it lives, so a step with a new signature beyond the limit
-    raises :class:`GraphUnavailable`. ``warmup``: eager steps on a side stream before a capture
+    raises :class:`GraphUnavailable` (the caller runs it eagerly). When a further graph does not
+    fit in memory, the limit drops to the graphs already recorded; when the first does not, the
+    out-of-memory error is the caller's (the step itself does not fit). ``warmup``: eager steps on a side stream before a capture
     (the first compiles the blocks).
     """
 
@@ -135,8 +137,16 @@ class GraphedStep:
                 except Exception as exc:
                     del self._entries[key]
                     clear_grads(self.params)
+                    self._free_cache()
                     if isinstance(exc, torch.OutOfMemoryError):
-                        raise  # the step does not fit, graph or not
+                        if not self._entries:
+                            raise  # the step does not fit, graph or not
+                        # the graphs recorded so far hold their memory: no room for one more
+                        self.max_graphs = len(self._entries)
+                        raise GraphUnavailable(
+                            f"no memory for a CUDA graph of another clip shape beyond {self.max_graphs}: "
+                            "steps of other shapes run eagerly"
+                        ) from exc
                     raise GraphUnavailable(f"CUDA graph capture failed: {type(exc).__name__}: {exc}",
                                            permanent=True) from exc
         _load(entry.batch, batch)
@@ -177,12 +187,16 @@ class GraphedStep:
         entry.grads = [p.grad for p in self.params]
         self.captures += 1
 
+    @staticmethod
+    def _free_cache() -> None:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
     def release(self) -> None:
         """Free every graph and its memory (before sampling, say); the next step records again
         (after one warm-up step: the blocks are compiled by then)."""
         self._entries.clear()
         self.warmup = min(self.warmup, 1)
         clear_grads(self.params)
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        self._free_cache()

@@ -28,7 +28,7 @@ equal within tolerance.
   blocks the checkpoint sits inside the compiled graph. Same numbers, less recompute, more memory.
 - ``cuda_graph``: the step's forward, losses and backward recorded once per clip shape as a CUDA
   graph and replayed (:mod:`worker.engine.graphed`): the host no longer launches the step's
-  kernels one by one. CUDA only, one clip shape, no gradient accumulation; the caller decides.
+  kernels one by one. CUDA only, one graph per clip shape, no gradient accumulation; the caller decides.
 - ``cast_lora_weights_once``: within one training step, each LoRA weight is cast to the compute
   dtype once (and the cast reused by the forward and the checkpoint recompute) instead of at
   every call. On by default (the same numbers; one bf16 copy of the LoRA weights per step).

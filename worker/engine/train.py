@@ -61,6 +61,8 @@ from worker.engine.validate import (
 )
 
 LORA_INIT_SEED_OFFSET = 7919
+# Each clip shape's CUDA graph keeps its own activations' memory: at most this many are recorded
+MAX_GRAPHED_SHAPES = 4
 
 
 class TrainingError(RuntimeError):
@@ -196,8 +198,10 @@ class Trainer:
             self._log("info", f"Steps run without a CUDA graph ({why_not}).")
             return None
         self.levers = replace(self.levers, cuda_graph=True)
-        self._log("info", "Each step replays as one CUDA graph, recorded at the first step (and again after sampling).")
-        return GraphedStep(self._forward_backward, self.params, max_graphs=1)
+        shapes = min(len(self.config.data.bucket_list), MAX_GRAPHED_SHAPES)
+        self._log("info", f"Each step replays as one CUDA graph, recorded at the first step of each clip shape "
+                          f"(up to {shapes}; again after sampling).")
+        return GraphedStep(self._forward_backward, self.params, max_graphs=shapes)
 
     def _forward_backward(self, batch, inputs, loss_scale: float = 1.0):
         return forward_backward(
@@ -216,7 +220,7 @@ class Trainer:
                     self._log("warning", f"{exc}. The run goes on without CUDA graphs.")
                 elif not self._told_other_shapes:
                     self._told_other_shapes = True
-                    self._log("info", "Clips of a second shape train without the CUDA graph (one shape is recorded).")
+                    self._log("info", f"{exc}.")
         return self._forward_backward(batch, inputs, loss_scale)
 
     def _load_pipeline(self, data_dir, model_dir):

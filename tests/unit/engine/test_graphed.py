@@ -167,3 +167,55 @@ def test_trainer_takes_the_checkpointing_mix_from_the_config(tmp_path, engine_da
     trainer = Trainer(config, data_dir=engine_data_dir,
                       pipeline=load_pipeline("toy", data_dir=engine_data_dir, device="cpu", dtype=torch.float32))
     assert trainer.checkpoint_modes == ["attention", "none"]  # the toy's two blocks: one of each
+
+
+def _fake_recorder(transformer, params, fail_after: int):
+    """Stands in for the CUDA capture (this machine has no GPU): the first ``fail_after`` shapes
+    are 'recorded' (their replay runs the step eagerly on the buffers), then memory runs out."""
+    from worker.engine.graphed import clear_grads
+
+    recorded = []
+
+    def record(entry):
+        if len(recorded) >= fail_after:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 72.00 MiB.")
+        recorded.append(entry)
+
+        class Replay:
+            def replay(self):
+                clear_grads(params)
+                entry.losses = forward_backward(transformer, entry.batch, entry.inputs)
+                entry.grads = [p.grad for p in params]
+
+        entry.graph = Replay()
+
+    return record
+
+
+def test_no_memory_for_another_shape_sends_that_shape_to_the_eager_step(engine_data_dir, monkeypatch):
+    transformer = _model(engine_data_dir)
+    params = trainable_parameters(transformer)
+    graphed = GraphedStep(lambda b, i: forward_backward(transformer, b, i), params, capture=False, max_graphs=4)
+    graphed.capture = True  # the bookkeeping around the capture, with the capture itself faked
+    monkeypatch.setattr(graphed, "_record", _fake_recorder(transformer, params, fail_after=1))
+    small = ready_for_step(transformer, synthetic_batch(transformer, (64, 64, 9), 64, "cpu", torch.float32))
+    wide = ready_for_step(transformer, synthetic_batch(transformer, (96, 64, 9), 64, "cpu", torch.float32))
+    first = graphed(small, _inputs(small, 0))
+    with pytest.raises(GraphUnavailable, match="no memory") as caught:
+        graphed(wide, _inputs(wide, 1))
+    assert not caught.value.permanent and graphed.max_graphs == 1
+    assert all(p.grad is None for p in params)  # nothing half-recorded is left behind
+    again = graphed(small, _inputs(small, 0))  # the recorded shape still replays
+    assert float(again.total) == float(first.total)
+
+
+def test_a_first_shape_that_does_not_fit_is_an_out_of_memory_error(engine_data_dir, monkeypatch):
+    transformer = _model(engine_data_dir)
+    params = trainable_parameters(transformer)
+    graphed = GraphedStep(lambda b, i: forward_backward(transformer, b, i), params, capture=False)
+    graphed.capture = True
+    monkeypatch.setattr(graphed, "_record", _fake_recorder(transformer, params, fail_after=0))
+    batch = ready_for_step(transformer, synthetic_batch(transformer, (64, 64, 9), 64, "cpu", torch.float32))
+    with pytest.raises(torch.OutOfMemoryError):
+        graphed(batch, _inputs(batch, 0))
+    assert not graphed._entries
