@@ -106,3 +106,50 @@ def test_a_compiled_memory_budget_trains_like_the_eager_step(eager):
 def test_selective_checkpointing_inside_compiled_blocks_trains_like_the_eager_step(eager):
     got = _train(_model(compile_blocks=True, policy="attention"), graphed=True)
     _assert_same_training(got, eager, loss_rtol=2e-2, weight_rtol=5e-2)
+
+
+def test_a_training_run_replays_its_steps_as_cuda_graphs_and_matches_the_eager_run(tmp_path):
+    """The trainer's own path on the GPU: the toy preprocessed on the CPU, then trained in bf16
+    with compiled blocks, with and without CUDA graphs; the graph is released mid-run (as
+    sampling does) and recorded again. Same losses, no fallback."""
+    from tests.unit.engine._train_data import build_precomputed, run_config
+    from worker.engine.models import load_pipeline
+    from worker.engine.progress import TrainCallbacks
+    from worker.engine.train import Trainer
+
+    data_dir = tmp_path / "data"
+    precomputed = build_precomputed(
+        tmp_path / "dataset", data_dir, load_pipeline("toy", data_dir=data_dir, device="cpu", dtype=torch.float32)
+    )
+
+    class Logs(TrainCallbacks):
+        def __init__(self):
+            self.logs, self.trainer = [], None
+
+        def on_log(self, level, message):
+            self.logs.append((level, message))
+
+        def on_progress(self, event):
+            if event.step == 3 and self.trainer.graphed is not None:
+                self.trainer.graphed.release()  # what sampling does between steps
+
+    runs = {}
+    for graphs in (False, True):
+        config = run_config(tmp_path / f"run-{graphs}", precomputed, optimization={
+            "steps": 6, "gradient_checkpointing": True, "compile": True, "cuda_graph": graphs,
+        })
+        pipe = load_pipeline("toy", data_dir=data_dir, device="cuda", dtype=torch.bfloat16)
+        callbacks = Logs()
+        trainer = Trainer(config, data_dir=data_dir, pipeline=pipe, callbacks=callbacks)
+        callbacks.trainer = trainer
+        assert (trainer.graphed is not None) == graphs and trainer.levers.compile_blocks
+        result = trainer.run()
+        assert result.status == "completed" and result.step == 6
+        if graphs:
+            assert trainer.graphed.captures == 2  # the first step, and again after the release
+            assert any("CUDA graph" in message for _, message in callbacks.logs)
+        assert not any(level == "warning" for level, _ in callbacks.logs), callbacks.logs
+        runs[graphs] = result.losses
+    for (step, video, audio), (_, video_g, audio_g) in zip(runs[False], runs[True]):
+        assert video_g == pytest.approx(video, rel=1e-2), step
+        assert audio_g == pytest.approx(audio, rel=1e-2), step
