@@ -20,6 +20,13 @@
     event.preventDefault();
     var status = form.querySelector(".form-status");
     var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+    var refuse = function (message) {  // shown as an error, and read out by screen readers
+      status.textContent = message;
+      status.classList.add("form-error");
+      status.setAttribute("role", "alert");
+    };
+    status.classList.remove("form-error");
+    status.setAttribute("role", "status");
     status.textContent = "uploading…";
     fetch(url, { method: "POST", body: new FormData(form), headers: { "X-CSRF-Token": csrf } })
       .then(function (response) { return response.json().then(function (body) { return [response, body]; }); })
@@ -27,9 +34,9 @@
         var response = pair[0], body = pair[1];
         if (response.ok && body.page) { window.location = body.page; return; }
         if (response.ok && body.dataset) { window.location = "/datasets/" + body.dataset.id; return; }
-        status.textContent = body.error ? body.error.message : "failed (HTTP " + response.status + ")";
+        refuse(body.error ? body.error.message : "failed (HTTP " + response.status + ")");
       })
-      .catch(function () { status.textContent = "connection lost: try again"; });
+      .catch(function () { refuse("connection lost: try again"); });
   });
 
   // Forms that need a confirmation (delete).

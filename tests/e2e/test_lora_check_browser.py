@@ -27,7 +27,10 @@ def test_upload_a_lora_file_and_open_its_report(studio_env, tmp_path, browser):
         page.set_input_files("#lora-file", str(junk))
         page.keyboard.press("Tab")
         page.get_by_role("button", name="Check the file").click()
-        expect(page.locator("#lora-check-form .form-status")).to_contain_text("safetensors")
+        refusal = page.locator("#lora-check-form .form-status")
+        expect(refusal).to_contain_text("safetensors")
+        expect(refusal).to_have_attribute("role", "alert")  # an error, announced and in the error colour
+        assert refusal.evaluate("el => getComputedStyle(el).color") == "rgb(255, 107, 122)"
         assert page.url.endswith("/lora/check")  # refused: stays on the form
 
         page.set_input_files("#lora-file", str(lora))
