@@ -20,9 +20,7 @@ time goes. ``docs/benchmarks.md`` has the H100 figures.
 from __future__ import annotations
 
 import contextlib
-import resource
 import statistics
-import time
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -38,6 +36,7 @@ from worker.engine.graphed import GraphedStep
 from worker.engine.levers import (
     StepLevers, enable_activation_checkpointing, lora_compute_in_base_dtype, sdpa_backends_used,
 )
+from worker.engine.measure import peak_memory_bytes, reset_peak, timed_calls
 from worker.engine.optim import build_optimizer
 from worker.engine.quantize import quantize_frozen_base
 from worker.engine.timesteps import ShiftedLogitNormalSampler
@@ -164,33 +163,13 @@ def synthetic_batch(transformer, size: tuple[int, int, int], text_tokens: int, d
     )
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def measure_matmul_rate(device: str, dtype: torch.dtype, n: int | None = None, repeats: int | None = None) -> float:
     """Dense ``n x n @ n x n`` matmul rate in FLOP/s on ``device`` in ``dtype`` (median of repeats)."""
     n = n or (8192 if device.startswith("cuda") else 512)
     repeats = repeats or (100 if device.startswith("cuda") else 10)  # on an H100 100 take about 0.15 s
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return 2.0 * n**3 / statistics.median(times)
-
-
-def _peak_memory(device: str) -> int:
-    if device.startswith("cuda"):
-        return int(torch.cuda.max_memory_allocated())
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    return 2.0 * n**3 / statistics.median(timed_calls(lambda: a @ b, device, repeats, warmup=3))
 
 
 def _count_flops(fn) -> float:
@@ -407,27 +386,19 @@ def bench_train(
         optimizer.step()
         totals.append(losses.total.detach())
 
-    if device.startswith("cuda"):
-        # from here, not from the timed steps: a CUDA graph takes its memory when it is recorded
-        # (during the warm-up), and replays allocate nothing new. The cache goes back first, so
-        # the reserved peak does not count memory freed while the model was built (the int8
-        # base is quantised from bf16 here)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+    # from here, not from the timed steps: a CUDA graph takes its memory when it is recorded
+    # (during the warm-up), and replays allocate nothing new. The cache goes back first, so the
+    # reserved peak does not count memory freed while the model was built (the int8 base is
+    # quantised from bf16 here)
+    reset_peak(device)
     try:
         for _ in range(warmup):
             step()
     except torch.OutOfMemoryError as exc:
         hint = "" if gradient_checkpointing else " Enable gradient checkpointing (drop --no-gradient-checkpointing)."
         raise BenchOutOfMemory(f"Out of memory at size {size} with rank {rank}.{hint}") from exc
-    _sync(device)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    peak = _peak_memory(device)
+    times = timed_calls(step, device, steps)
+    peak = peak_memory_bytes(device)
     reserved = int(torch.cuda.max_memory_reserved()) if device.startswith("cuda") else peak
     memory = memory_breakdown(device=device, before_model=before_model, after_setup=after_setup,
                               peak=peak, params=params, optimizer=optimizer)

@@ -17,10 +17,11 @@ padding as the tokenizer does it), so no tokenizer files are needed.
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import asdict, dataclass
 
 import torch
+
+from worker.engine.measure import peak_memory_bytes, reset_peak, timed_calls
 
 # Gemma-3 12B's text tower (the LTX-2 text encoder): 48 layers + embeddings = 49 hidden states.
 GEMMA3_12B_TEXT = {
@@ -57,38 +58,6 @@ class PreprocessBenchResult:
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
         return asdict(self)
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _reset_peak(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-
-
-def _peak(device: str) -> int:
-    if device.startswith("cuda"):
-        return int(torch.cuda.max_memory_allocated())
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def _median_seconds(fn, device: str, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _build(cls, device: str, dtype: torch.dtype, *args, **kwargs):
@@ -173,15 +142,19 @@ def bench_preprocess(
     generator = torch.Generator().manual_seed(0)
     pixels = (torch.rand(1, 3, frames, height, width, generator=generator) * 2 - 1).to(device, vae.dtype)
 
-    _reset_peak(device)
-    vae_s = _median_seconds(lambda: vae.encode(pixels).latent_dist.mode(), device, repeats, warmup)
-    vae_peak = _peak(device)
+    reset_peak(device)
+    vae_s = statistics.median(
+        timed_calls(lambda: vae.encode(pixels).latent_dist.mode(), device, repeats, warmup=warmup)
+    )
+    vae_peak = peak_memory_bytes(device)
 
     length = info.max_sequence_length
     ids, mask = _random_tokens(vocab, length, device, min(caption_tokens, length))
-    _reset_peak(device)
-    text_s = _median_seconds(lambda: caption_embedding(gemma, connectors, ids, mask), device, repeats, warmup)
-    text_peak = _peak(device)
+    reset_peak(device)
+    text_s = statistics.median(
+        timed_calls(lambda: caption_embedding(gemma, connectors, ids, mask), device, repeats, warmup=warmup)
+    )
+    text_peak = peak_memory_bytes(device)
     return PreprocessBenchResult(
         preset=preset,
         device=torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",

@@ -14,7 +14,7 @@ Timesteps go to the transformer as ``s * 1000``: per video token as ``timestep``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -166,8 +166,6 @@ def with_rope_coords(transformer: torch.nn.Module, batch: FlowBatch) -> FlowBatc
     the forward issues no host-to-device copies, which a CUDA graph capture of it requires
     (:mod:`worker.engine.graphed`).
     """
-    from dataclasses import replace
-
     device, bsz = batch.video.device, batch.video.shape[0]
     video_coords = transformer.rope.prepare_video_coords(
         bsz, batch.latent_frames, batch.latent_height, batch.latent_width, device, fps=batch.fps
@@ -260,8 +258,6 @@ def ready_for_step(transformer: torch.nn.Module, batch: FlowBatch, *, drop_all_o
     RoPE coordinates (:func:`with_rope_coords`) and the all-ones text mask dropped (read once,
     here). A batch made ready runs the same forward with no host-to-device copy or device read
     inside it, which a CUDA graph capture needs (:mod:`worker.engine.graphed`)."""
-    from dataclasses import replace
-
     batch = with_rope_coords(transformer, batch)
     if drop_all_ones_mask:
         batch = replace(batch, text_mask=text_mask_or_none(batch.text_mask))

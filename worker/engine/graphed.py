@@ -176,8 +176,7 @@ class GraphedStep:
         torch.cuda.current_stream().wait_stream(side)
         torch.cuda.synchronize()
         clear_grads(self.params)
-        gc.collect()
-        torch.cuda.empty_cache()  # the warm-up's activations go back before the graph takes its own
+        self._free_cache()  # the warm-up's activations go back before the graph takes its own
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             losses = self.forward_backward(entry.batch, entry.inputs)

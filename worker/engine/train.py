@@ -19,7 +19,6 @@ so the loss curve continues as if the run had never stopped.
 
 from __future__ import annotations
 
-import resource
 import statistics
 import time
 from dataclasses import dataclass, field, replace
@@ -45,6 +44,7 @@ from worker.engine.graphed import GraphedStep, GraphUnavailable
 from worker.engine.levers import StepLevers, enable_activation_checkpointing, lora_compute_in_base_dtype
 from worker.engine.lora_io import extract_lora_weights
 from worker.engine.lora_names import side_of_family
+from worker.engine.measure import peak_memory_bytes
 from worker.engine.optim import build_optimizer, linear_schedule
 from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, ProgressEvent, TrainCallbacks
 from worker.engine.prompt_cache import move_pipeline_except_text_encoder
@@ -86,12 +86,6 @@ def _device_and_dtype(config, device: str | None) -> tuple[str, torch.dtype]:
     if device == "cpu" or config.optimization.mixed_precision == "no":
         return device, torch.float32
     return device, torch.bfloat16 if config.optimization.mixed_precision == "bf16" else torch.float16
-
-
-def _peak_memory_bytes(device: str) -> int:
-    if device.startswith("cuda"):
-        return int(torch.cuda.max_memory_allocated())
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def _make_sampler(settings):
@@ -252,9 +246,10 @@ class Trainer:
             lora_compute_in_base_dtype(self.transformer)
         self.checkpoint_modes = ["none"] * len(self.transformer.transformer_blocks)
         if self.config.optimization.gradient_checkpointing:
-            self.checkpoint_modes = enable_activation_checkpointing(self.transformer, policy=self.levers.checkpoint_policy,
-                                            ratio=self.levers.checkpoint_ratio, rest=self.levers.checkpoint_rest,
-                                            inside_compile=self.levers.compile_blocks)
+            self.checkpoint_modes = enable_activation_checkpointing(
+                self.transformer, policy=self.levers.checkpoint_policy, ratio=self.levers.checkpoint_ratio,
+                rest=self.levers.checkpoint_rest, inside_compile=self.levers.compile_blocks,
+            )
         self.transformer.train()
         self._log("info", f"LoRA on {len(names)} layers: {self.lora_families}")
         if self.config.training.with_audio and not any(side_of_family(f) == "audio" for f in self.lora_families):
@@ -303,7 +298,7 @@ class Trainer:
                 ProgressEvent(
                     step=done, total=total, loss=loss, loss_video=loss_video, loss_audio=loss_audio,
                     lr=self.scheduler.get_last_lr()[0], grad_norm=grad_norm, step_time_s=step_times[-1],
-                    memory_bytes=_peak_memory_bytes(self.device), eta_s=median * (total - done),
+                    memory_bytes=peak_memory_bytes(self.device), eta_s=median * (total - done),
                 )
             )
             interval = self.config.validation.interval
