@@ -11,18 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.templating import templates
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, detail: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.detail = status, code, message, detail
-
-    def body(self) -> dict:
-        error = {"code": self.code, "message": self.message}
-        if self.detail:
-            error["detail"] = self.detail
-        return {"error": error}
+from core.errors import ApiError
 
 
 def _wants_page(request: Request) -> bool:

@@ -7,11 +7,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import ApiError, api_error_handler, http_error_handler, validation_error_handler
+from app.errors import api_error_handler, http_error_handler, validation_error_handler
 from app.routes import ROUTERS
 from app.security import install_access_control
-from app.services.sweeper import sweeper_lifespan
+from core.services.sweeper import sweeper_lifespan
 from app.templating import STATIC_DIR
+from core.errors import ApiError
 
 
 def create_app() -> FastAPI:

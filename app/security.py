@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.config import Settings, get_settings
+from core.config import Settings, get_settings
 
 SESSION_COOKIE = "avlora_session"
 SESSION_MAX_AGE_S = 14 * 24 * 3600

@@ -30,7 +30,7 @@ def studio_env(tmp_path, monkeypatch):
 @pytest.fixture
 def migrated_env(studio_env):
     """``studio_env`` with the SQLite schema migrated to head."""
-    from app.migrate import upgrade
+    from core.migrate import upgrade
 
     upgrade()
     return studio_env
@@ -52,7 +52,7 @@ def production_env(tmp_path, monkeypatch):
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         reset_app_caches()
-        from app.migrate import upgrade
+        from core.migrate import upgrade
 
         upgrade()
         yield env

@@ -20,9 +20,9 @@ REDIS_BASE = os.environ.get("AVLORA_TEST_REDIS", "redis://127.0.0.1:6379")
 
 def reset_app_caches() -> None:
     """Forget cached settings, engines and the Celery client (after changing AVLORA_ env vars)."""
-    from app.config import get_settings
-    from app.db import get_engine, get_sessionmaker
-    from app.queue import get_celery
+    from core.config import get_settings
+    from core.db import get_engine, get_sessionmaker
+    from core.queue import get_celery
 
     if get_sessionmaker.cache_info().currsize:
         get_engine().dispose()
@@ -84,7 +84,7 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | Non
 @contextmanager
 def celery_worker(env: dict[str, str], log_path: Path, queues: str = "cpu,gpu", concurrency: int = 1):
     """A real Celery worker process (the production command) with ``env``; stopped afterwards."""
-    from app.serve import worker_command
+    from avlora.serve import worker_command
 
     cmd = worker_command(queues, concurrency)
     with open(log_path, "ab") as log:
@@ -101,7 +101,7 @@ def celery_worker(env: dict[str, str], log_path: Path, queues: str = "cpu,gpu", 
 def web_server(env: dict[str, str], log_path: Path, *, with_worker: bool = False):
     """``avlora serve`` in a subprocess on a free port; yields its base URL."""
     port = free_port()
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "avlora.cli", "serve", "--port", str(port)]
     if not with_worker:
         cmd.append("--no-worker")
     with open(log_path, "ab") as log:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.queue import get_celery
+from core.queue import get_celery
 
 celery_app = get_celery()
 celery_app.conf.imports = ("worker.tasks",)

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from app.config import get_settings
-from app.db import session_scope
-from app.models import Job, JobStatus
+from core.config import get_settings
+from core.db import session_scope
+from core.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.config import get_settings
-from app.queue import TASK_RUN_JOB, get_celery
+from core.config import get_settings
+from core.queue import TASK_RUN_JOB, get_celery
 from worker.handlers import HANDLERS
 from worker.jobs import run_job
 

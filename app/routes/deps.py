@@ -7,6 +7,6 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.orm import Session
 
-from app.db import get_session
+from core.db import get_session
 
 SessionDep = Annotated[Session, Depends(get_session)]

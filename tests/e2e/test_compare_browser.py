@@ -20,9 +20,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def seeded_run(migrated_env, tmp_path_factory):
     """A run with two prompts x (training clip, base, step 2, step 4), measured by the cpu job."""
-    from app.config import get_settings
-    from app.db import session_scope
-    from app.services.compare import queue_sample_metrics
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.services.compare import queue_sample_metrics
     from tests.media_factory import MediaFactory
     from tests.unit.web.compare_support import seed_run
     from tests.unit.web.helpers import run_pending_jobs

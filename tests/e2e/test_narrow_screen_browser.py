@@ -15,8 +15,8 @@ PAGE_WIDTH = "() => document.documentElement.scrollWidth"
 
 def test_tables_scroll_inside_themselves_on_a_narrow_screen(studio_env, migrated_env, tmp_path_factory,
                                                             tmp_path, browser):
-    from app.config import get_settings
-    from app.db import session_scope
+    from core.config import get_settings
+    from core.db import session_scope
     from tests.media_factory import MediaFactory
     from tests.unit.web.compare_support import seed_run
 

@@ -16,10 +16,11 @@ STEPS = 3
 def _model(*, compile_blocks=False, checkpointing=True, policy="full", memory_budget=None):
     import torch._dynamo
 
-    from worker.engine.adapters import add_lora
-    from worker.engine.compiling import compile_transformer_blocks
-    from worker.engine.levers import enable_activation_checkpointing, lora_compute_in_base_dtype
-    from worker.engine.toy import build_toy_transformer
+    from worker.engine.lora.adapters import add_lora
+    from worker.engine.step.compiling import compile_transformer_blocks
+    from worker.engine.step.levers import lora_compute_in_base_dtype
+    from worker.engine.step.checkpointing import enable_activation_checkpointing
+    from worker.engine.model.toy import build_toy_transformer
 
     torch._dynamo.reset()
     torch.manual_seed(0)
@@ -42,12 +43,12 @@ def _model(*, compile_blocks=False, checkpointing=True, policy="full", memory_bu
 def _train(transformer, *, graphed: bool):
     """Losses of STEPS optimizer steps on fixed inputs with fresh noise each step, and how far the
     LoRA weights moved (the update, so a wrong gradient cannot hide behind the initial weights)."""
-    from worker.engine.adapters import trainable_parameters
-    from worker.engine.bench import synthetic_batch
-    from worker.engine.flow import forward_backward, prepare_flow_inputs, ready_for_step
-    from worker.engine.graphed import GraphedStep
-    from worker.engine.levers import cast_lora_weights_once
-    from worker.engine.timesteps import ShiftedLogitNormalSampler
+    from worker.engine.lora.adapters import trainable_parameters
+    from worker.engine.bench.train import synthetic_batch
+    from worker.engine.step.flow import forward_backward, prepare_flow_inputs, ready_for_step
+    from worker.engine.step.graphed import GraphedStep
+    from worker.engine.step.levers import cast_lora_weights_once
+    from worker.engine.step.timesteps import ShiftedLogitNormalSampler
 
     params = trainable_parameters(transformer)
     initial = torch.cat([p.detach().flatten() for p in params]).clone()
@@ -113,7 +114,7 @@ def test_a_training_run_replays_its_steps_as_cuda_graphs_and_matches_the_eager_r
     with compiled blocks, with and without CUDA graphs; the graph is released mid-run (as
     sampling does) and recorded again. Same losses, no fallback."""
     from tests.unit.engine._train_data import build_precomputed, run_config
-    from worker.engine.models import load_pipeline
+    from worker.engine.model.pipelines import load_pipeline
     from worker.engine.progress import TrainCallbacks
     from worker.engine.train import Trainer
 

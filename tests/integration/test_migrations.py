@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from app import migrate
-from app.models import Base
+from core.models import Base
 from tests.support import postgres_database
 
 

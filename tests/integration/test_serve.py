@@ -79,7 +79,7 @@ def test_serve_with_a_password_asks_for_it(studio_env, tmp_path):
 
 def test_serve_refuses_a_public_host_without_a_password(studio_env):
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+        [sys.executable, "-m", "avlora.cli", "serve", "--host", "0.0.0.0", "--port", str(free_port())],
         cwd=ROOT, env={**os.environ, **studio_env}, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "Refusing to listen on '0.0.0.0' without a password" in result.stderr

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 def test_killing_the_studio_stops_its_worker(studio_env, tmp_path):
     port = free_port()
     with open(tmp_path / "serve.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "avlora.cli", "serve", "--port", str(port)], cwd=ROOT,
                                 env={**os.environ, **studio_env}, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     data_dir = studio_env["AVLORA_DATA_DIR"]

@@ -47,8 +47,8 @@ def test_upload_is_probed_by_a_real_worker(production_env, tmp_path, tmp_path_fa
     # the rows really are in Postgres
     from sqlalchemy import select
 
-    from app.db import session_scope
-    from app.models import Clip
+    from core.db import session_scope
+    from core.models import Clip
 
     with session_scope() as session:
         assert session.get_bind().dialect.name == "postgresql"

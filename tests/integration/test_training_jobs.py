@@ -85,8 +85,8 @@ def _start_run(client: TestClient, dataset_id: int, steps: int, interval: int) -
 def _rows(run_id: int):
     from sqlalchemy import select
 
-    from app.db import session_scope
-    from app.models import Checkpoint, Metric, Sample
+    from core.db import session_scope
+    from core.models import Checkpoint, Metric, Sample
 
     with session_scope() as session:
         assert session.get_bind().dialect.name == "postgresql"
@@ -133,8 +133,8 @@ def test_preprocess_train_and_cancel_on_a_real_worker(production_env, tmp_path, 
 
 def test_a_killed_worker_is_interrupted_and_resumed_without_losing_checkpoints(production_env, tmp_path,
                                                                                 tmp_path_factory):
-    from app.db import session_scope
-    from app.services.sweeper import sweep
+    from core.db import session_scope
+    from core.services.sweeper import sweep
     from tests.media_factory import MediaFactory
 
     media = MediaFactory(tmp_path_factory.mktemp("media"))
@@ -184,9 +184,9 @@ def test_the_web_process_sweeps_dead_and_lost_jobs(production_env, tmp_path):
 
     import redis
 
-    from app.db import session_scope
-    from app.models import Job
-    from app.services.job_queue import queue_job
+    from core.db import session_scope
+    from core.models import Job
+    from core.services.job_queue import queue_job
     from tests.support import web_server
 
     old = datetime.now(timezone.utc) - timedelta(minutes=10)

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from app.cli import build_parser
-from app.config import Settings
-from app.serve import worker_command
+from avlora.cli import build_parser
+from core.config import Settings
+from avlora.serve import worker_command
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

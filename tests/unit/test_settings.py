@@ -1,6 +1,6 @@
 import pytest
 
-from app.config import Settings
+from core.config import Settings
 
 
 def test_embedded_defaults_need_no_service(tmp_path):

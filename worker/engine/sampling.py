@@ -6,7 +6,7 @@ Variants of one LoRA, all from the same prompt and seed:
 - ``lora``: LoRA on at the given per-side strengths;
 - ``lora-audio-off``: LoRA on for its video-side modules, audio-side modules switched off.
 
-Sides are DESIGN.md's (see :func:`worker.engine.adapters.set_side_strength`).
+Sides are DESIGN.md's (see :func:`worker.engine.lora.adapters.set_side_strength`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worker.engine.adapters import DEFAULT_ADAPTER, lora_layers, set_side_strength
-from worker.engine.atomic import atomic_write
+from worker.engine.lora.adapters import DEFAULT_ADAPTER, lora_layers, set_side_strength
+from core.files import atomic_write
 
 VARIANTS = ("base", "lora", "lora-audio-off")
 
@@ -61,7 +61,7 @@ def audio_sample_rate(pipe) -> int:
 def generate(pipe, spec: SampleSpec, prompt_cache=None) -> GeneratedSample:
     """Run the pipeline once for ``spec`` with a fixed-seed generator.
 
-    ``prompt_cache`` (a :class:`worker.engine.prompt_cache.PromptCache` holding ``spec.prompt``
+    ``prompt_cache`` (a :class:`worker.engine.data.prompt_cache.PromptCache` holding ``spec.prompt``
     and ``spec.negative_prompt``): use its embeddings instead of running the text encoder; the
     sample is the same.
     """

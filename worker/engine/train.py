@@ -1,6 +1,6 @@
 """LoRA training of the LTX-2 audio-video transformer from the ``.precomputed`` cache.
 
-``train_run(config, ...)`` runs a :class:`app.recipe.run_config.RunConfig`:
+``train_run(config, ...)`` runs a :class:`core.recipe.run_config.RunConfig`:
 
 1. loads the pipeline (``models.load_pipeline``) and the cached samples;
 2. wraps the transformer's target layers with a PEFT LoRA (the transformer only; base frozen);
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from worker.engine.adapters import DEFAULT_ADAPTER, add_lora, families_of, trainable_parameters
-from worker.engine.atomic import atomic_write
-from worker.engine.checkpoint import (
+from worker.engine.lora.adapters import DEFAULT_ADAPTER, add_lora, families_of, trainable_parameters
+from core.files import atomic_write
+from worker.engine.lora.checkpoint import (
     checkpoint_paths,
     latest_checkpoint_step,
     list_checkpoint_steps,
@@ -37,21 +37,22 @@ from worker.engine.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from worker.engine.compiling import begin_compiled_step, compile_by_default, compile_transformer_blocks
-from worker.engine.dataset import PrecomputedDataset, batch_indices, collate
-from worker.engine.flow import base_dtype, forward_backward, prepare_flow_inputs, ready_for_step
-from worker.engine.graphed import GraphedStep, GraphUnavailable
-from worker.engine.levers import StepLevers, enable_activation_checkpointing, lora_compute_in_base_dtype
-from worker.engine.lora_io import extract_lora_weights
-from worker.engine.lora_names import side_of_family
-from worker.engine.measure import peak_memory_bytes
-from worker.engine.optim import build_optimizer, linear_schedule
+from worker.engine.step.compiling import begin_compiled_step, compile_by_default, compile_transformer_blocks
+from worker.engine.data.dataset import PrecomputedDataset, batch_indices, collate
+from worker.engine.step.flow import base_dtype, forward_backward, prepare_flow_inputs, ready_for_step
+from worker.engine.step.graphed import GraphedStep, GraphUnavailable
+from worker.engine.step.levers import StepLevers, lora_compute_in_base_dtype
+from worker.engine.step.checkpointing import enable_activation_checkpointing
+from worker.engine.lora.files import extract_lora_weights
+from worker.engine.lora.names import side_of_family
+from worker.engine.step.measure import peak_memory_bytes
+from worker.engine.step.optim import build_optimizer, linear_schedule
 from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, ProgressEvent, TrainCallbacks
-from worker.engine.prompt_cache import move_pipeline_except_text_encoder
-from worker.engine.quantize import (
+from worker.engine.data.prompt_cache import move_pipeline_except_text_encoder
+from worker.engine.step.quantize import (
     QuantizationUnavailable, check_quantization_supported, quantize_frozen_base, quantized_layer_count,
 )
-from worker.engine.timesteps import ShiftedLogitNormalSampler, UniformSampler
+from worker.engine.step.timesteps import ShiftedLogitNormalSampler, UniformSampler
 from worker.engine.validate import (
     RUN_CONFIG_NAME,
     encode_plan_prompts,
@@ -111,7 +112,7 @@ class Trainer:
         control: ControlRequests | None = None,
         levers: StepLevers | None = None,
     ):
-        from app.recipe.run_config import config_fingerprint
+        from core.recipe.run_config import config_fingerprint
 
         self.config = config
         self.callbacks = callbacks or TrainCallbacks()
@@ -218,7 +219,7 @@ class Trainer:
         return self._forward_backward(batch, inputs, loss_scale)
 
     def _load_pipeline(self, data_dir, model_dir):
-        from worker.engine.models import load_pipeline
+        from worker.engine.model.pipelines import load_pipeline
 
         # on the CPU first: the text encoder visits the accelerator alone (encode_plan_prompts)
         return load_pipeline(self.config.model, data_dir=Path(data_dir), model_dir=model_dir, device="cpu",
@@ -262,7 +263,7 @@ class Trainer:
 
     def run(self, *, resume: bool = False) -> TrainResult:
         """Train until ``optimization.steps`` or a cancel; returns how it ended."""
-        from app.recipe.run_config import run_config_to_yaml
+        from core.recipe.run_config import run_config_to_yaml
 
         total = self.config.optimization.steps
         self.output_dir.mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,7 @@ class ValidationPlan:
 
 
 def plan_from_config(config) -> ValidationPlan:
-    """The plan of a :class:`app.recipe.run_config.RunConfig`."""
+    """The plan of a :class:`core.recipe.run_config.RunConfig`."""
     v = config.validation
     width, height, frames = v.video_dims
     return ValidationPlan(
@@ -157,8 +157,8 @@ def validate_run(
     Loads the run's config, a fresh pipeline, and the official-format LoRA file of ``step``
     (default: the latest) through diffusers' ``load_lora_weights``, the loading path users take.
     """
-    from app.recipe.run_config import run_config_from_yaml
-    from worker.engine.checkpoint import checkpoint_paths, list_checkpoint_steps
+    from core.recipe.run_config import run_config_from_yaml
+    from worker.engine.lora.checkpoint import checkpoint_paths, list_checkpoint_steps
     run_dir = Path(run_dir)
     config_file = run_dir / RUN_CONFIG_NAME
     if not config_file.is_file():
@@ -191,9 +191,9 @@ def load_checkpoint_pipeline(config, lora_file: str | Path, plan: ValidationPlan
 
     Loaded on the CPU first: the text encoder visits the accelerator alone, then the rest moves.
     """
-    from worker.engine.loading import default_device, default_dtype
-    from worker.engine.models import load_pipeline
-    from worker.engine.prompt_cache import move_pipeline_except_text_encoder
+    from worker.engine.model.loading import default_device, default_dtype
+    from worker.engine.model.pipelines import load_pipeline
+    from worker.engine.data.prompt_cache import move_pipeline_except_text_encoder
 
     device = device or default_device()
     pipe = load_pipeline(
@@ -215,10 +215,10 @@ def encode_plan_prompts(pipe, plan: ValidationPlan, *, device: str, load_in_8bit
 
     ``model``: ``(preset, data_dir, model_dir)`` the pipeline was loaded from, where an 8-bit
     Gemma is reloaded from (``load_in_8bit``); ``None`` for a caller's pipeline. Returns the
-    :class:`worker.engine.prompt_cache.PromptCache` for :func:`run_validation`, or ``None``
+    :class:`worker.engine.data.prompt_cache.PromptCache` for :func:`run_validation`, or ``None``
     when the plan has no prompt (the encoder is released all the same).
     """
-    from worker.engine.prompt_cache import (
+    from worker.engine.data.prompt_cache import (
         encode_once_and_release,
         release_text_encoder,
         sampling_texts,

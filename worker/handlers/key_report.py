@@ -1,8 +1,8 @@
 """key_report: load LoRA files into a fresh pipeline and store which keys really loaded (cpu queue).
 
-For each :class:`app.models.LoraKeyReport` row named in ``params["report_ids"]`` (a checkpoint's
+For each :class:`core.models.LoraKeyReport` row named in ``params["report_ids"]`` (a checkpoint's
 official and diffusers files, or an uploaded file), runs
-:func:`worker.engine.verify.verify_lora_file` with a FRESH pipeline of the row's preset per file
+:func:`worker.engine.lora.verify.verify_lora_file` with a FRESH pipeline of the row's preset per file
 (a pipeline that already holds an adapter would hide a dropped key) and stores the report, or
 the reason none could be made. Idempotent: running it again overwrites the rows' reports.
 """
@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.config import get_settings
-from app.db import session_scope
-from app.models import LoraKeyReport
+from core.config import get_settings
+from core.db import session_scope
+from core.models import LoraKeyReport
 from worker.jobs import JobContext, JobFailed
 
 
 def key_report(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     """Verify every file of ``params["report_ids"]``; returns ``{report_id: ok}``."""
-    from worker.engine.loading import ModelFilesMissing
-    from worker.engine.models import load_pipeline
-    from worker.engine.presets import UnknownPreset
-    from worker.engine.verify import verify_lora_file
+    from core.model_files import ModelFilesMissing
+    from worker.engine.model.pipelines import load_pipeline
+    from core.presets import UnknownPreset
+    from worker.engine.lora.verify import verify_lora_file
 
     settings = get_settings()
     report_ids = [int(i) for i in params.get("report_ids", [])]

@@ -1,8 +1,8 @@
 """preprocess: turn a preprocess run's clips into the ``.precomputed`` cache (gpu queue).
 
 Exports the clips snapshotted when the run was queued, with their composed captions, to
-``dataset.jsonl`` in the run folder (``app.services.preprocess_runs.write_worker_inputs``), runs
-:func:`worker.engine.preprocess.preprocess_dataset` with ``decode=True`` (progress per clip,
+``dataset.jsonl`` in the run folder (``core.services.preprocess_runs.write_worker_inputs``), runs
+:func:`worker.engine.data.preprocess.preprocess_dataset` with ``decode=True`` (progress per clip,
 cancel between steps) and stores each clip's bucket, outcome and decoded previews on the row.
 Clips that cannot be used are dropped with their reason; the job fails only when none is left.
 Running it again reuses every cache entry already written (resume after a crash or cancel).
@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.config import get_settings
-from app.db import session_scope
-from app.errors import ApiError
-from app.models import PreprocessRun
-from app.services import preprocess_runs as preprocess_service
-from app.services.run_records import add_log_line
+from core.config import get_settings
+from core.db import session_scope
+from core.errors import ApiError
+from core.models import PreprocessRun
+from core.services import preprocess_runs as preprocess_service
+from core.services.run_records import add_log_line
 from worker.jobs import JobCancelled, JobContext, JobFailed
 
 
@@ -29,7 +29,7 @@ def _log(job_id: int, level: str, text: str) -> None:
 
 def _decoded_previews(precomputed: Path, data_dir: Path, metadata: Path, reports: list[dict]) -> dict[str, dict]:
     """Media name -> paths (under DATA_DIR) of its decoded video and audio, where they exist."""
-    from worker.engine.preprocess import entry_name
+    from worker.engine.data.preprocess import entry_name
 
     previews: dict[str, dict] = {}
     for report in reports:
@@ -48,8 +48,8 @@ def _decoded_previews(precomputed: Path, data_dir: Path, metadata: Path, reports
 
 def preprocess(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     """Preprocess run ``params["preprocess_run_id"]``; returns counts of usable and dropped clips."""
-    from worker.engine.loading import ModelFilesMissing
-    from worker.engine.preprocess import PreprocessCancelled, PreprocessError, preprocess_dataset
+    from core.model_files import ModelFilesMissing
+    from worker.engine.data.preprocess import PreprocessCancelled, PreprocessError, preprocess_dataset
 
     run_id = int(params["preprocess_run_id"])
     settings = get_settings()

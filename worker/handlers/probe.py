@@ -1,10 +1,10 @@
 """probe_clip: analyse one uploaded clip on the cpu queue and store what was found.
 
-Reads the clip row, runs :func:`app.media.pipeline.analyze_clip` on its file (probe, audio
+Reads the clip row, runs :func:`core.media.pipeline.analyze_clip` on its file (probe, audio
 analysis, poster/waveform/spectrogram images, a proxy when the source is not browser-playable),
 stores probe, analysis, media paths and findings on the row, and sets ``ready`` or
 ``rejected``. Findings that depend on other rows (duplicates, transcript, buckets) are computed
-by :func:`app.services.clip_findings.refresh_dataset_findings`, the same code the web uses.
+by :func:`core.services.clip_findings.refresh_dataset_findings`, the same code the web uses.
 Idempotent: running the job again re-analyses the file and overwrites the results.
 """
 
@@ -13,12 +13,12 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from app.config import get_settings
-from app.db import session_scope
-from app.media.pipeline import analyze_clip
-from app.models import Clip, ClipStatus
-from app.services.clip_findings import refresh_dataset_findings
-from app.services.clips import media_folder
+from core.config import get_settings
+from core.db import session_scope
+from core.media.pipeline import analyze_clip
+from core.models import Clip, ClipStatus
+from core.services.clip_findings import refresh_dataset_findings
+from core.services.clips import media_folder
 from worker.jobs import JobContext, JobFailed
 
 MEDIA_FILE_KINDS = ("poster", "waveform", "spectrogram", "proxy")

@@ -1,10 +1,10 @@
 """sample_metrics: measure a run's validation samples and flag where a checkpoint's audio degrades (cpu queue).
 
-For run ``params["run_id"]``, every :class:`app.models.Sample` without metrics is measured
-(:func:`app.media.sample_metrics.measure_sample` on its wav), gets its ``voice_distance`` to the
+For run ``params["run_id"]``, every :class:`core.models.Sample` without metrics is measured
+(:func:`core.media.sample_metrics.measure_sample` on its wav), gets its ``voice_distance`` to the
 training clips (their decoded audio from the run's preprocess run, pooled into one MFCC voice
 profile) and, for LoRA variants, ``flags`` from
-:func:`app.media.sample_metrics.compare_to_base` against the base-model sample of the same
+:func:`core.media.sample_metrics.compare_to_base` against the base-model sample of the same
 prompt. Base samples are measured first; a LoRA sample measured before its base gets its flags
 on a later run of this job. A sample whose audio cannot be measured stores ``{"error": ...}``
 so it is not retried for ever. Idempotent: measured samples are left as they are.
@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.config import get_settings
-from app.db import session_scope
-from app.media.analysis import AudioDecodeError
-from app.media.sample_metrics import SampleAudioError, compare_to_base, measure_sample, voice_distance
-from app.models import PreprocessRun, Sample, TrainingRun
+from core.config import get_settings
+from core.db import session_scope
+from core.media.analysis import AudioDecodeError
+from core.media.sample_metrics import SampleAudioError, compare_to_base, measure_sample, voice_distance
+from core.models import PreprocessRun, Sample, TrainingRun
 from worker.jobs import JobContext, JobFailed
 
 log = logging.getLogger(__name__)

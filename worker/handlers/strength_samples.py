@@ -3,10 +3,10 @@
 For run ``params["run_id"]`` and checkpoint ``params["step"]``: a fresh pipeline of the run's
 model loads the checkpoint's official-format file as ``avlora validate`` does
 (:func:`worker.engine.validate.load_checkpoint_pipeline`), the LoRA's video side is scaled to ``video_strength`` and its audio side to
-``audio_strength`` (:func:`worker.engine.adapters.set_side_strength`), and every validation prompt
+``audio_strength`` (:func:`worker.engine.lora.adapters.set_side_strength`), and every validation prompt
 is sampled with the run's validation settings and seed. Each sample is written beside the others
 (``step_000004_01_lora-v1.00-a0.00.mp4`` / ``.wav``) and recorded as a
-:class:`app.models.Sample` whose variant encodes the strengths; then ``sample_metrics`` is queued.
+:class:`core.models.Sample` whose variant encodes the strengths; then ``sample_metrics`` is queued.
 Idempotent: running it again overwrites the same files and rows.
 """
 
@@ -15,15 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.config import get_settings
-from app.db import session_scope
-from app.models import Checkpoint, TrainingRun
-from app.recipe.config_yaml import ConfigFileError
-from app.recipe.run_config import RunConfig, parse_run_config
-from app.services import run_records
-from app.services.compare import queue_sample_metrics
-from app.services.errors import InvalidInput
-from app.services.strength_samples import check_strength, strength_variant
+from core.config import get_settings
+from core.db import session_scope
+from core.models import Checkpoint, TrainingRun
+from core.recipe.config_yaml import ConfigFileError
+from core.recipe.run_config import RunConfig, parse_run_config
+from core.services import run_records
+from core.services.compare import queue_sample_metrics
+from core.errors import InvalidInput
+from core.services.strength_samples import check_strength, strength_variant
 from worker.jobs import JobContext, JobFailed
 
 
@@ -56,7 +56,7 @@ def _relative(path: Path, data_dir: Path) -> str:
 def strength_samples(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     """Sample checkpoint ``params["step"]`` of run ``params["run_id"]`` at ``video_strength`` /
     ``audio_strength``; returns the variant and how many samples were written."""
-    from worker.engine.loading import ModelFilesMissing
+    from core.model_files import ModelFilesMissing
     from worker.engine.sampling import generate, lora_variant, write_mp4, write_wav
     from worker.engine.validate import load_checkpoint_pipeline, plan_from_config, sample_stem
 

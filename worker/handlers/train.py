@@ -16,14 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.config import get_settings
-from app.db import session_scope
-from app.models import Job, JobStatus, TrainingRun, utcnow
-from app.recipe.config_yaml import ConfigFileError
-from app.recipe.run_config import RunConfig, parse_run_config
-from app.services import run_records
-from app.services.compare import queue_sample_metrics
-from app.services.lora_check import queue_checkpoint_key_report
+from core.config import get_settings
+from core.db import session_scope
+from core.models import Job, JobStatus, TrainingRun, utcnow
+from core.recipe.config_yaml import ConfigFileError
+from core.recipe.run_config import RunConfig, parse_run_config
+from core.services import run_records
+from core.services.compare import queue_sample_metrics
+from core.services.lora_check import queue_checkpoint_key_report
 from worker.engine.progress import (
     CancelToken,
     CheckpointEvent,
@@ -144,7 +144,7 @@ def _host_config(run: TrainingRun, data_dir: Path) -> RunConfig:
 
 def _reconcile_checkpoints(run_id: int, output_dir: Path, data_dir: Path) -> int | None:
     """Rows for every checkpoint on disk (a crash may have come between file and row); drop later rows."""
-    from worker.engine.checkpoint import checkpoint_paths, list_checkpoint_steps
+    from worker.engine.lora.checkpoint import checkpoint_paths, list_checkpoint_steps
 
     steps = list_checkpoint_steps(output_dir)
     latest = steps[-1] if steps else 0
@@ -163,7 +163,7 @@ def _missing_samples(config: RunConfig, run_id: int, step: int) -> list[str]:
     """Variants whose samples at checkpoint ``step`` are missing (a crash came during its validation)."""
     from sqlalchemy import select
 
-    from app.models import Sample
+    from core.models import Sample
 
     validation = config.validation
     if not (validation.at_checkpoints or (validation.interval and step % validation.interval == 0)):
@@ -189,7 +189,7 @@ def train(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     """Train run ``params["run_id"]`` (continuing from its latest checkpoint if it has one)."""
     import torch
 
-    from worker.engine.loading import ModelFilesMissing
+    from core.model_files import ModelFilesMissing
     from worker.engine.train import TrainingError, train_run
     from worker.engine.validate import validate_run
 

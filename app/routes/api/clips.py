@@ -8,8 +8,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
 from app.routes.deps import SessionDep
-from app.services import clips as clip_service
-from app.services.captions import save_caption
+from core.services import clips as clip_service
+from core.services.captions import save_caption
 
 router = APIRouter(prefix="/api/v1", tags=["clips"])
 

@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from app.routes.deps import SessionDep
-from app.services import compare as compare_service
-from app.services import export as export_service
-from app.services import strength_samples as strength_service
-from app.services import votes as vote_service
-from app.services.runs import get_run
+from core.services import compare as compare_service
+from core.services import export as export_service
+from core.services import strength_samples as strength_service
+from core.services import votes as vote_service
+from core.services.runs import get_run
 
 router = APIRouter(prefix="/api/v1", tags=["compare"])
 

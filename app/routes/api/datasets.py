@@ -9,13 +9,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from app.config import get_settings
-from app.errors import ApiError
+from core.config import get_settings
+from core.errors import ApiError
 from app.routes.deps import SessionDep
-from app.services import captions as caption_service
-from app.services import datasets as dataset_service
-from app.services.clips import add_received_files
-from app.services.uploads import receive_clip_files
+from core.services import captions as caption_service
+from core.services import datasets as dataset_service
+from core.services.clips import add_received_files
+from core.services.uploads import receive_clip_files
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
 

@@ -12,13 +12,13 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, JSONResponse
 
-from app.config import get_settings
-from app.recipe.metadata import METADATA_SUFFIXES
+from core.config import get_settings
+from core.recipe.metadata import METADATA_SUFFIXES
 from app.routes.deps import SessionDep
-from app.services import datasets as dataset_service
-from app.services import exchange
-from app.services.errors import InvalidInput
-from app.services.uploads import receive_multipart
+from core.services import datasets as dataset_service
+from core.services import exchange
+from core.errors import InvalidInput
+from core.services.uploads import receive_multipart
 
 router = APIRouter(prefix="/api/v1", tags=["import and export"])
 

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.config import get_settings
-from app.db import session_scope
+from core.config import get_settings
+from core.db import session_scope
 from app.routes.deps import SessionDep
-from app.services import job_queue
-from app.services.events import Cursor, JobEventFeed
-from app.services.job_actions import CHECKPOINT_NOW, SAMPLE_NOW, request_now, resume_job
-from app.services.jobs import request_cancel
+from core.services import job_queue
+from app.views.events import Cursor, JobEventFeed
+from core.services.job_actions import CHECKPOINT_NOW, SAMPLE_NOW, request_now, resume_job
+from core.services.jobs import request_cancel
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from app.config import get_settings
+from core.config import get_settings
 from app.routes.deps import SessionDep
-from app.services import lora_check
-from app.services.errors import NotFound
+from core.services import lora_check
+from core.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["lora"])
 

@@ -7,12 +7,12 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from app.config import get_settings
-from app.recipe.config_yaml import ConfigFileError
-from app.recipe.run_config import PRESET_DESCRIPTIONS, PRESET_NAMES, preset_config, run_config_to_yaml
+from core.config import get_settings
+from core.recipe.config_yaml import ConfigFileError
+from core.recipe.run_config import PRESET_DESCRIPTIONS, PRESET_NAMES, preset_config, run_config_to_yaml
 from app.routes.deps import SessionDep
-from app.services.datasets import get_dataset
-from app.services.errors import InvalidInput, NotFound
+from core.services.datasets import get_dataset
+from core.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["presets"])
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from app.routes.deps import SessionDep
-from app.services import runs as run_service
+from core.services import runs as run_service
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 

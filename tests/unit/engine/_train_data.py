@@ -14,7 +14,7 @@ BUCKET = "64x64x9"
 def build_precomputed(root: Path, data_dir: Path, pipeline) -> Path:
     """Write one 9-frame 64x64 clip with a stereo tone, preprocess it with the toy model, and
     return the ``.precomputed`` folder (the real preprocessing path, nothing hand-made)."""
-    from worker.engine.preprocess import preprocess_dataset
+    from worker.engine.data.preprocess import preprocess_dataset
 
     write_clip(root / "clips" / "a.mp4", frames=9, width=64, height=64, audio="stereo", tone_hz=330.0)
     metadata = root / "dataset.jsonl"
@@ -29,7 +29,7 @@ def build_precomputed(root: Path, data_dir: Path, pipeline) -> Path:
 
 def run_config(output_dir: Path, precomputed: Path, **sections):
     """A toy run config: tiny validation, no first-frame conditioning unless asked."""
-    from app.recipe.run_config import preset_config
+    from core.recipe.run_config import preset_config
 
     base = {
         "lora": {"rank": 4, "alpha": 4},

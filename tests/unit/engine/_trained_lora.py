@@ -12,8 +12,8 @@ def train_toy_checkpoint(root: Path, data_dir: Path) -> dict[str, Path]:
     reach every attention family); returns the step-2 checkpoint's ``official`` and ``diffusers`` files."""
     import torch
 
-    from worker.engine.checkpoint import checkpoint_paths
-    from worker.engine.models import load_pipeline
+    from worker.engine.lora.checkpoint import checkpoint_paths
+    from worker.engine.model.pipelines import load_pipeline
     from worker.engine.train import train_run
 
     def fresh():

@@ -91,7 +91,7 @@ def engine_data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def toy_pipeline(engine_data_dir):
     """The ``toy`` preset (LTX-2.3 architecture) loaded once, CPU, float32."""
-    from worker.engine.models import load_pipeline
+    from worker.engine.model.pipelines import load_pipeline
 
     return load_pipeline("toy", data_dir=engine_data_dir, device="cpu", dtype=torch.float32)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from worker.engine.audio import (
+from worker.engine.data.audio import (
     AudioDecodeError,
     NoAudioTrack,
     decode_audio,

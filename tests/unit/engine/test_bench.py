@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from app.cli import main as avlora
-from worker.engine.bench import parse_size
+from avlora.cli import main as avlora
+from worker.engine.bench.train import parse_size
 
 
 def test_bench_train_runs_on_the_toy_cpu(engine_data_dir, capsys):
@@ -79,8 +79,8 @@ def test_caption_embedding_matches_the_engine_encoder(toy_pipeline):
     """The benchmarked caption path computes what preprocessing stores."""
     import torch
 
-    from worker.engine.bench_preprocess import caption_embedding
-    from worker.engine.text import encode_caption
+    from worker.engine.bench.preprocess import caption_embedding
+    from worker.engine.data.text import encode_caption
 
     stored = encode_caption(toy_pipeline, "ema_voice, a red square hums", max_sequence_length=64)
     tokens = toy_pipeline.tokenizer(["ema_voice, a red square hums"], padding="max_length", max_length=64,
@@ -94,7 +94,7 @@ def test_caption_embedding_matches_the_engine_encoder(toy_pipeline):
 
 
 def test_bench_suite_records_each_configuration(engine_data_dir, tmp_path):
-    from worker.engine.bench_suite import run_plan
+    from worker.engine.bench.suite import run_plan
 
     run_plan("cpu-smoke", tmp_path, data_dir=engine_data_dir, only=["baseline", "levers"])
     lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
@@ -107,8 +107,8 @@ def test_gpu_plans_name_only_real_bench_settings():
     """A typo in a plan would only show on the GPU, after minutes of device time: check here."""
     import inspect
 
-    from worker.engine.bench import bench_train
-    from worker.engine.bench_suite import PLAN_PRESETS, TRAIN_PLANS
+    from worker.engine.bench.train import bench_train
+    from worker.engine.bench.suite import PLAN_PRESETS, TRAIN_PLANS
 
     accepted = set(inspect.signature(bench_train).parameters) | {"name", "fallback_for", "repeats"}
     for plan, specs in TRAIN_PLANS.items():

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from worker.engine import cache
-from worker.engine.preprocess import preprocess_dataset
+from worker.engine.data import cache
+from worker.engine.data.preprocess import preprocess_dataset
 
 KINDS = ("latents", "audio_latents", "conditions")
 

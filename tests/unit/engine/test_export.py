@@ -11,12 +11,12 @@ import io
 import pytest
 import torch
 
-from app.recipe.architecture import AUDIO_FAMILIES, VIDEO_FAMILIES
-from app.services.export import write_lora_subset
+from core.recipe.architecture import AUDIO_FAMILIES, VIDEO_FAMILIES
+from core.services.export import write_lora_subset
 from tests.unit.engine._trained_lora import train_toy_checkpoint
-from worker.engine.lora_io import DIGEST_METADATA_KEY, read_lora_file, tensor_digest
-from worker.engine.models import load_pipeline
-from worker.engine.verify import verify_lora_file
+from worker.engine.lora.files import DIGEST_METADATA_KEY, read_lora_file, tensor_digest
+from worker.engine.model.pipelines import load_pipeline
+from worker.engine.lora.verify import verify_lora_file
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_diffusers_header_lists_only_kept_modules(trained, tmp_path):
 
 
 def test_nothing_left_is_refused_with_a_reason(trained, tmp_path):
-    from app.services.errors import InvalidInput
+    from core.errors import InvalidInput
 
     no_audio, _ = _subset(trained["official"], tmp_path, "no-audio")
     with pytest.raises(InvalidInput, match="no audio-side keys"):

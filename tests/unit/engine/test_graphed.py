@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from tests.unit.engine._train_data import build_precomputed, run_config
-from worker.engine.adapters import add_lora, trainable_parameters
-from worker.engine.bench import synthetic_batch
-from worker.engine.flow import (
+from worker.engine.lora.adapters import add_lora, trainable_parameters
+from worker.engine.bench.train import synthetic_batch
+from worker.engine.step.flow import (
     compute_step_losses, forward_backward, prepare_flow_inputs, ready_for_step, run_transformer, with_rope_coords,
 )
-from worker.engine.graphed import GraphedStep, GraphUnavailable, step_signature
-from worker.engine.levers import lora_compute_in_base_dtype
-from worker.engine.models import load_pipeline
-from worker.engine.optim import build_optimizer
-from worker.engine.timesteps import ShiftedLogitNormalSampler
+from worker.engine.step.graphed import GraphedStep, GraphUnavailable, step_signature
+from worker.engine.step.levers import lora_compute_in_base_dtype
+from worker.engine.model.pipelines import load_pipeline
+from worker.engine.step.optim import build_optimizer
+from worker.engine.step.timesteps import ShiftedLogitNormalSampler
 from worker.engine.train import Trainer
 
 TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
@@ -172,7 +172,7 @@ def test_trainer_takes_the_checkpointing_mix_from_the_config(tmp_path, engine_da
 def _fake_recorder(transformer, params, fail_after: int):
     """Stands in for the CUDA capture (this machine has no GPU): the first ``fail_after`` shapes
     are 'recorded' (their replay runs the step eagerly on the buffers), then memory runs out."""
-    from worker.engine.graphed import clear_grads
+    from worker.engine.step.graphed import clear_grads
 
     recorded = []
 

@@ -5,18 +5,14 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from app.recipe.run_config import ConfigFileError, parse_run_config
-from worker.engine.adapters import lora_layers
-from worker.engine.bench import _count_flops, synthetic_batch
-from worker.engine.compiling import check_cuda_graphs_allowed, compile_transformer_blocks
-from worker.engine.flow import compute_step_losses, prepare_flow_inputs
-from worker.engine.levers import (
-    cast_lora_weights_once,
-    checkpointed_block_indices,
-    enable_activation_checkpointing,
-    lora_compute_in_base_dtype,
-)
-from worker.engine.timesteps import ShiftedLogitNormalSampler
+from core.recipe.run_config import ConfigFileError, parse_run_config
+from worker.engine.lora.adapters import lora_layers
+from worker.engine.bench.train import _count_flops, synthetic_batch
+from worker.engine.step.compiling import check_cuda_graphs_allowed, compile_transformer_blocks
+from worker.engine.step.flow import compute_step_losses, prepare_flow_inputs
+from worker.engine.step.levers import cast_lora_weights_once, lora_compute_in_base_dtype
+from worker.engine.step.checkpointing import checkpointed_block_indices, enable_activation_checkpointing
+from worker.engine.step.timesteps import ShiftedLogitNormalSampler
 
 from .test_levers import _assert_close_grads, _lora_transformer
 

@@ -7,15 +7,15 @@ import torch
 from diffusers.loaders.lora_conversion_utils import _convert_non_diffusers_ltx2_lora_to_diffusers
 from safetensors import safe_open
 
-from app.recipe.architecture import linear_module_names
-from worker.engine.lora_io import (
+from core.recipe.architecture import linear_module_names
+from worker.engine.lora.files import (
     LoraWeights,
     expected_diffusers_module,
     load_lora_weights_file,
     save_diffusers,
     save_official,
 )
-from worker.engine.lora_names import (
+from worker.engine.lora.names import (
     connector_module_to_diffusers,
     connector_module_to_official,
     family_of_key,
@@ -117,7 +117,7 @@ def test_diffusers_file_keeps_rank_and_alpha_in_metadata(tmp_path):
 
 
 def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
-    import worker.engine.lora_io as lora_io
+    import worker.engine.lora.files as lora_io
 
     def broken(state, filename, metadata=None):
         open(filename, "wb").write(b"partial")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from worker.engine.models import (
+from worker.engine.model.pipelines import (
     PRESETS,
     ModelFilesMissing,
     UnknownPreset,

@@ -13,9 +13,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from worker.engine.loading import resolve_real_model
-from worker.engine.presets import PRESETS
-from worker.engine.single_file import (
+from core.model_files import resolve_real_model
+from core.presets import PRESETS
+from worker.engine.model.single_file import (
     CheckpointMismatch,
     convert_key,
     detect_version,
@@ -180,7 +180,7 @@ def test_toy_checkpoint_in_the_official_layout_loads_every_weight(official_toy, 
 
 
 def test_ltx20_toy_checkpoint_round_trips_too(tmp_path, engine_data_dir):
-    from worker.engine.models import load_pipeline
+    from worker.engine.model.pipelines import load_pipeline
 
     original = load_pipeline("toy-2.0", data_dir=engine_data_dir, device="cpu")
     tensors = _write_official_model_dir(original, tmp_path, "ltx-2-19b-dev.safetensors")

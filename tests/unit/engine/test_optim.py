@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from worker.engine.optim import linear_schedule
+from worker.engine.step.optim import linear_schedule
 
 
 def _lrs(steps: int, **kwargs) -> list[float]:

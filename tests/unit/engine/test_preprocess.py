@@ -9,8 +9,8 @@ import pytest
 import soundfile
 import torch
 
-from app.cli import main as avlora_main
-from worker.engine.preprocess import PreprocessCancelled, PreprocessError, preprocess_dataset
+from avlora.cli import main as avlora_main
+from worker.engine.data.preprocess import PreprocessCancelled, PreprocessError, preprocess_dataset
 
 BUCKETS = "64x64x9;64x64x17"
 
@@ -91,7 +91,7 @@ def test_writes_the_official_layout_with_keys_shapes_and_dtypes(dataset, toy_pip
 
 
 def test_stored_latents_are_the_pipelines_normalised_encoding(dataset, toy_pipeline, engine_data_dir):
-    from worker.engine.video import load_clip_pixels
+    from worker.engine.data.video import load_clip_pixels
 
     run(dataset, toy_pipeline, engine_data_dir)
     stored = load(dataset.parent / "out" / ".precomputed" / "latents" / "clips" / "wide.pt")["latents"]

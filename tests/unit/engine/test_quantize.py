@@ -4,13 +4,13 @@ import pytest
 import torch
 
 from tests.unit.engine._train_data import build_precomputed, run_config
-from worker.engine import quantize
-from worker.engine.adapters import add_lora, lora_layers, trainable_parameters
-from worker.engine.dataset import collate
-from worker.engine.flow import fixed_noise_losses
-from worker.engine.levers import StepLevers
-from worker.engine.models import load_pipeline
-from worker.engine.quantize import (
+from worker.engine.step import quantize
+from worker.engine.lora.adapters import add_lora, lora_layers, trainable_parameters
+from worker.engine.data.dataset import collate
+from worker.engine.step.flow import fixed_noise_losses
+from worker.engine.step.levers import StepLevers
+from worker.engine.model.pipelines import load_pipeline
+from worker.engine.step.quantize import (
     QuantizationUnavailable,
     check_quantization_supported,
     quantize_frozen_base,
@@ -72,7 +72,7 @@ def test_lora_wraps_the_int8_layers_and_keeps_the_base_output(engine_data_dir, t
 
 
 def _first_sample(precomputed, pipeline):
-    from worker.engine.dataset import PrecomputedDataset
+    from worker.engine.data.dataset import PrecomputedDataset
 
     return PrecomputedDataset(precomputed, with_audio=True, connectors=pipeline.connectors)[0]
 

@@ -6,7 +6,7 @@ from statistics import NormalDist
 import pytest
 import torch
 
-from worker.engine.timesteps import ShiftedLogitNormalSampler, logit_normal_shift, make_sampler
+from worker.engine.step.timesteps import ShiftedLogitNormalSampler, logit_normal_shift, make_sampler
 
 
 def _expected_quantile(p: float, seq_length: int) -> float:

@@ -5,9 +5,9 @@ import torch
 from safetensors import safe_open
 
 from tests.unit.engine._train_data import build_precomputed, run_config
-from worker.engine.dataset import collate
-from worker.engine.flow import fixed_noise_losses
-from worker.engine.models import load_pipeline
+from worker.engine.data.dataset import collate
+from worker.engine.step.flow import fixed_noise_losses
+from worker.engine.model.pipelines import load_pipeline
 from worker.engine.progress import CancelToken, TrainCallbacks
 from worker.engine.train import Trainer, TrainingError, train_run
 
@@ -136,7 +136,7 @@ def test_targets_that_match_nothing_are_refused(tmp_path, engine_data_dir, preco
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
 def test_eight_bit_adam_is_refused_without_a_gpu(tmp_path, engine_data_dir, precomputed):
-    from worker.engine.optim import OptimizerUnavailable
+    from worker.engine.step.optim import OptimizerUnavailable
 
     config = run_config(tmp_path / "run", precomputed, optimization={"optimizer": "adamw8bit"})
     with pytest.raises(OptimizerUnavailable, match="needs a CUDA GPU"):
@@ -146,8 +146,8 @@ def test_eight_bit_adam_is_refused_without_a_gpu(tmp_path, engine_data_dir, prec
 def test_train_cli_json_and_resume(tmp_path, engine_data_dir, precomputed, capsys):
     import json
 
-    from app.cli import main as avlora
-    from app.recipe.run_config import run_config_to_yaml
+    from avlora.cli import main as avlora
+    from core.recipe.run_config import run_config_to_yaml
 
     config = run_config(tmp_path / "run", precomputed, optimization={"steps": 4}, checkpoints={"interval": 2})
     path = tmp_path / "run.yaml"
@@ -165,7 +165,7 @@ def test_train_cli_json_and_resume(tmp_path, engine_data_dir, precomputed, capsy
 
 
 def test_train_cli_bad_config(tmp_path, capsys):
-    from app.cli import main as avlora
+    from avlora.cli import main as avlora
 
     path = tmp_path / "run.yaml"
     path.write_text("lora:\n  rank: 0\n")
@@ -176,7 +176,7 @@ def test_train_cli_bad_config(tmp_path, capsys):
 def test_missing_audio_latents_stop_an_audio_video_run(tmp_path, engine_data_dir, precomputed):
     import shutil
 
-    from worker.engine.dataset import DatasetError
+    from worker.engine.data.dataset import DatasetError
 
     copy = tmp_path / "cache"
     shutil.copytree(precomputed, copy)

@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from worker.engine.flow import (
+from worker.engine.step.flow import (
     FlowBatch,
     compute_step_losses,
     masked_mse,
     prepare_flow_inputs,
     run_transformer,
 )
-from worker.engine.timesteps import ShiftedLogitNormalSampler
+from worker.engine.step.timesteps import ShiftedLogitNormalSampler
 
 
 def _batch(frames=3, height=2, width=2, audio_frames=6, text=64):

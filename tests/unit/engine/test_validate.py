@@ -6,9 +6,9 @@ import pytest
 import soundfile
 import torch
 
-from app.cli import main as avlora
+from avlora.cli import main as avlora
 from tests.unit.engine._train_data import build_precomputed, run_config
-from worker.engine.models import load_pipeline
+from worker.engine.model.pipelines import load_pipeline
 from worker.engine.sampling import SampleSpec, generate, lora_variant
 from worker.engine.train import train_run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.media.pipeline import ClipAnalysis, analyze_clip
+from core.media.pipeline import ClipAnalysis, analyze_clip
 from tests.media_factory import MediaFactory
 
 # Buckets the clips are analysed with: 64x64 clips fit them without upscaling.

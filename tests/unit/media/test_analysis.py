@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.media.analysis import AudioDecodeError, analyze_audio, decode_audio, true_peak
-from app.recipe import qa_rules
+from core.media.analysis import AudioDecodeError, analyze_audio, decode_audio, true_peak
+from core.recipe import qa_rules
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -88,7 +88,7 @@ def test_analysis_never_imports_torch(media):
     # The web process imports app/: the whole media pipeline must run without torch.
     code = (
         "import json, sys\n"
-        "from app.media.pipeline import analyze_clip\n"
+        "from core.media.pipeline import analyze_clip\n"
         f"result = analyze_clip({str(media.talking_clip())!r}, {str(media.root / 'no-torch')!r}, '64x64x49')\n"
         "print(json.dumps({'torch': 'torch' in sys.modules, 'speech': result.audio['speech_ratio']}))\n"
     )

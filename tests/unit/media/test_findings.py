@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from app.media.findings import FINDING_CODES, SEVERITY_BY_CODE, compute_findings, summarize_dataset
+from core.media.findings import FINDING_CODES, SEVERITY_BY_CODE, compute_findings, summarize_dataset
 from tests.unit.media.conftest import TEST_BUCKETS
 
 TRANSCRIPT = "I think we should start again from the beginning."

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.media import images
-from app.media.analysis import decode_audio
-from app.media.pipeline import analyze_clip
-from app.media.probe import probe_media
-from app.media.proxy import ProxyError, is_browser_playable, proxy_size, write_proxy
+from core.media import images
+from core.media.analysis import decode_audio
+from core.media.pipeline import analyze_clip
+from core.media.probe import probe_media
+from core.media.proxy import ProxyError, is_browser_playable, proxy_size, write_proxy
 
 
 def test_pipeline_writes_images_for_a_talking_clip(media, analysed, tmp_path):

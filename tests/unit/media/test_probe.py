@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from app.media.probe import MediaProbeError, probe_media, verify_video_decodes
+from core.media.probe import MediaProbeError, probe_media, verify_video_decodes
 
 
 def test_talking_clip_fields(media):

@@ -15,15 +15,15 @@ import pytest
 import soundfile
 from scipy.signal import resample_poly, square
 
-from app.media.analysis import AudioDecodeError
-from app.media.sample_metrics import (
+from core.media.analysis import AudioDecodeError
+from core.media.sample_metrics import (
     SampleAudioError,
     compare_to_base,
     measure_sample,
     metrics_series,
     voice_distance,
 )
-from app.recipe import qa_rules, sample_rules
+from core.recipe import qa_rules, sample_rules
 from tests.media_factory import speech_samples
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -277,7 +277,7 @@ def test_sample_metrics_never_import_torch():
     # The web process imports app/: the sample metrics must run without torch.
     code = (
         "import json, sys\nimport numpy as np\n"
-        "from app.media.sample_metrics import measure_sample\n"
+        "from core.media.sample_metrics import measure_sample\n"
         "m = measure_sample((np.zeros(16000, np.float32), 16000))\n"
         "print(json.dumps({'torch': 'torch' in sys.modules}))\n"
     )

@@ -5,7 +5,7 @@ import pytest
 import torch  # noqa: E402
 import diffusers  # noqa: E402
 
-from app.recipe.architecture import (  # noqa: E402
+from core.recipe.architecture import (  # noqa: E402
     ArchitectureError,
     family_linear_counts,
     linear_module_names,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.recipe.buckets import (
+from core.recipe.buckets import (
     DEFAULT_BUCKETS,
     Bucket,
     BucketError,

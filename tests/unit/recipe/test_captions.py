@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.recipe.captions import (
+from core.recipe.captions import (
     TriggerError,
     compose_caption,
     ensure_trigger,

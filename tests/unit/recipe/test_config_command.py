@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.recipe.official_yaml import from_official_yaml
-from app.recipe.run_config import RunConfig, run_config_from_yaml
+from core.recipe.official_yaml import from_official_yaml
+from core.recipe.run_config import RunConfig, run_config_from_yaml
 from worker.engine.commands import config as config_command
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

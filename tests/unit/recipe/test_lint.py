@@ -1,7 +1,7 @@
 """The recipe linter flags the known silent failures before a run starts."""
 
-from app.recipe.lint import ClipShape, DatasetSummary, lint_run_config, lint_run_config_data
-from app.recipe.run_config import preset_config
+from core.recipe.lint import ClipShape, DatasetSummary, lint_run_config, lint_run_config_data
+from core.recipe.run_config import preset_config
 
 
 def codes(issues):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from app.recipe.metadata import MetadataEntry, MetadataError, read_metadata, write_metadata
+from core.recipe.metadata import MetadataEntry, MetadataError, read_metadata, write_metadata
 
 ENTRIES = [
     MetadataEntry(caption='ema, a woman says "hi", softly', video="clips/a.mp4"),

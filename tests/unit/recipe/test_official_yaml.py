@@ -3,14 +3,14 @@
 import pytest
 import yaml
 
-from app.recipe.official_yaml import (
+from core.recipe.official_yaml import (
     OfficialConfigError,
     from_official,
     from_official_yaml,
     to_official,
     to_official_yaml,
 )
-from app.recipe.run_config import RunConfig, preset_config
+from core.recipe.run_config import RunConfig, preset_config
 
 # The former official configs/ltx2_av_lora.yaml (Lightricks/LTX-2, packages/ltx-trainer), abridged.
 OFFICIAL_AV_LORA = """

@@ -2,8 +2,8 @@
 
 import pytest
 
-from app.recipe.config_yaml import ConfigFileError
-from app.recipe.run_config import (
+from core.recipe.config_yaml import ConfigFileError
+from core.recipe.run_config import (
     RunConfig,
     config_fingerprint,
     parse_run_config,

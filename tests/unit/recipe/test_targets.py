@@ -10,7 +10,7 @@ import peft  # noqa: E402
 
 from peft.tuners.tuners_utils import BaseTunerLayer, check_target_module_exists  # noqa: E402
 
-from app.recipe.targets import TargetError, match_targets  # noqa: E402
+from core.recipe.targets import TargetError, match_targets  # noqa: E402
 from .small_configs import CONFIGS  # noqa: E402
 
 TARGET_SPECS = [

@@ -46,7 +46,7 @@ def seed_run(session, data_dir: Path, *, audio_off: bool = True, video: Path | N
     """A dataset (unless given), a succeeded-looking preprocess run with one decoded training clip,
     and a training run with checkpoints at steps 2 and 4: base, lora and (optionally)
     lora-audio-off samples for two prompts. ``video``: an mp4 copied as every sample's video."""
-    from app.models import Checkpoint, Dataset, PreprocessRun, Sample, TrainingRun
+    from core.models import Checkpoint, Dataset, PreprocessRun, Sample, TrainingRun
 
     if dataset_id is None:
         dataset = Dataset(name="Ema", trigger=TRIGGER, buckets="64x64x9")

@@ -38,7 +38,7 @@ def migrated_env(studio_env):
     """``studio_env`` with the SQLite schema migrated (the data directory created first)."""
     from pathlib import Path
 
-    from app.migrate import upgrade
+    from core.migrate import upgrade
 
     Path(studio_env["AVLORA_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     upgrade()

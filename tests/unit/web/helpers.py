@@ -29,9 +29,9 @@ def run_pending_jobs() -> list[str]:
     return their final statuses; follow-up jobs those jobs queued are run too, not reported."""
     from sqlalchemy import select
 
-    from app.config import get_settings
-    from app.db import session_scope
-    from app.models import Job
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.models import Job
     from worker.handlers import HANDLERS
     from worker.jobs import run_job
 

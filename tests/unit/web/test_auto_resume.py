@@ -15,7 +15,7 @@ LONG_AGO = datetime.now(timezone.utc) - timedelta(hours=1)
 
 
 def _allow_attempts(monkeypatch, attempts: int) -> None:
-    from app.config import get_settings
+    from core.config import get_settings
 
     monkeypatch.setenv("AVLORA_AUTO_RESUME_ATTEMPTS", str(attempts))
     get_settings.cache_clear()
@@ -24,8 +24,8 @@ def _allow_attempts(monkeypatch, attempts: int) -> None:
 
 def _worker_died(job_id: int) -> None:
     """The job's worker was killed: the row still says running, its heartbeat is old."""
-    from app.db import session_scope
-    from app.models import Job
+    from core.db import session_scope
+    from core.models import Job
 
     with session_scope() as session:
         job = session.get(Job, job_id)
@@ -33,8 +33,8 @@ def _worker_died(job_id: int) -> None:
 
 
 def _sweep():
-    from app.db import session_scope
-    from app.services.sweeper import sweep
+    from core.db import session_scope
+    from core.services.sweeper import sweep
 
     with session_scope() as session:
         return sweep(session)
@@ -46,9 +46,9 @@ def _log(api, job_id: int) -> list[str]:
 
 def _training_run_row(model: str = "toy") -> tuple[int, int]:
     """A training run and its job, as rows only (the job never runs here): (run id, job id)."""
-    from app.db import session_scope
-    from app.models import Dataset, Job, PreprocessRun, TrainingRun
-    from app.recipe.run_config import preset_config
+    from core.db import session_scope
+    from core.models import Dataset, Job, PreprocessRun, TrainingRun
+    from core.recipe.run_config import preset_config
 
     with session_scope() as session:
         dataset = Dataset(name="d", trigger="t")
@@ -66,8 +66,8 @@ def _training_run_row(model: str = "toy") -> tuple[int, int]:
 
 
 def test_an_interrupted_training_resumes_by_itself_from_its_last_checkpoint(api, media, monkeypatch):
-    from app.db import session_scope
-    from app.models import Checkpoint, Metric, Sample
+    from core.db import session_scope
+    from core.models import Checkpoint, Metric, Sample
 
     _allow_attempts(monkeypatch, 1)
     dataset = ready_dataset(api, media)
@@ -77,7 +77,7 @@ def test_an_interrupted_training_resumes_by_itself_from_its_last_checkpoint(api,
     assert run_pending_jobs() == ["succeeded"]
     # rewind to "killed after step 3": the checkpoint at 4 and the rows after 3 never happened
     folder = Path(api.get(f"/api/v1/runs/{created['id']}").json()["output_dir"])
-    from app.config import get_settings
+    from core.config import get_settings
 
     for path in (get_settings().data_dir / folder / "checkpoints").glob("*00004*"):
         path.unlink()
@@ -105,8 +105,8 @@ def test_an_interrupted_training_resumes_by_itself_from_its_last_checkpoint(api,
 
 
 def test_automatic_resumes_stop_at_the_limit_and_a_person_resets_the_count(api, monkeypatch):
-    from app.db import session_scope
-    from app.models import Job
+    from core.db import session_scope
+    from core.models import Job
 
     _allow_attempts(monkeypatch, 2)
     run_id, first = _training_run_row()
@@ -134,8 +134,8 @@ def test_automatic_resumes_stop_at_the_limit_and_a_person_resets_the_count(api, 
 
 
 def test_no_automatic_resume_when_off_or_when_the_job_was_being_cancelled(api, monkeypatch):
-    from app.db import session_scope
-    from app.models import Job
+    from core.db import session_scope
+    from core.models import Job
 
     _run_id, job_id = _training_run_row()
     _worker_died(job_id)
@@ -161,7 +161,7 @@ def test_no_automatic_resume_when_off_or_when_the_job_was_being_cancelled(api, m
 def test_job_timings_are_settings_with_bounds(monkeypatch, studio_env):
     from pydantic import ValidationError
 
-    from app.config import Settings
+    from core.config import Settings
 
     for name, value in (("SWEEP_INTERVAL_S", "0.3"), ("REDISPATCH_AFTER_S", "7"), ("SSE_POLL_S", "0.1"),
                         ("SSE_HEARTBEAT_S", "2"), ("HEARTBEAT_INTERVAL_S", "3"), ("AUTO_RESUME_ATTEMPTS", "4")):

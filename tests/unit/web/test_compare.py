@@ -14,8 +14,8 @@ from tests.unit.web.helpers import run_pending_jobs
 
 @pytest.fixture
 def seeded(migrated_env):
-    from app.config import get_settings
-    from app.db import session_scope
+    from core.config import get_settings
+    from core.db import session_scope
 
     with session_scope() as session:
         return seed_run(session, get_settings().data_dir)
@@ -28,9 +28,9 @@ def _measure(api, run_id: int) -> None:
 
 
 def test_sample_metrics_job_measures_every_sample_and_flags_the_buzzing_checkpoint(api, seeded):
-    from app.db import session_scope
-    from app.models import Job
-    from app.services.compare import queue_sample_metrics
+    from core.db import session_scope
+    from core.models import Job
+    from core.services.compare import queue_sample_metrics
 
     with session_scope() as session:  # asking twice while one waits queues one job
         first = queue_sample_metrics(session, seeded.run_id)
@@ -91,8 +91,8 @@ def test_compare_api_grid_columns_rows_and_charts(api, seeded):
 
 
 def test_spectrograms_are_drawn_once_beside_the_wav(api, seeded):
-    from app.db import session_scope
-    from app.models import Sample
+    from core.db import session_scope
+    from core.models import Sample
 
     with session_scope() as session:
         sample = session.scalars(select(Sample).where(Sample.variant == "base")).first()
@@ -141,8 +141,8 @@ def test_best_checkpoint_is_marked_and_offered_for_export(api, browser_client, s
 
 
 def test_dataset_compare_puts_runs_side_by_side(api, browser_client, seeded):
-    from app.config import get_settings
-    from app.db import session_scope
+    from core.config import get_settings
+    from core.db import session_scope
 
     with session_scope() as session:
         second = seed_run(session, get_settings().data_dir, audio_off=False, dataset_id=seeded.dataset_id)
@@ -154,8 +154,8 @@ def test_dataset_compare_puts_runs_side_by_side(api, browser_client, seeded):
 
 
 def test_an_unreadable_sample_is_reported_not_retried(api, seeded):
-    from app.db import session_scope
-    from app.models import Sample
+    from core.db import session_scope
+    from core.models import Sample
 
     with session_scope() as session:
         sample = session.scalars(select(Sample).where(Sample.variant == "lora")).first()

@@ -25,8 +25,8 @@ def _wav(api, sample: dict):
 
 
 def _stored_path(sample_id: int) -> str:
-    from app.db import session_scope
-    from app.models import Sample
+    from core.db import session_scope
+    from core.models import Sample
 
     with session_scope() as session:
         return session.get(Sample, sample_id).wav
@@ -35,7 +35,7 @@ def _stored_path(sample_id: int) -> str:
 def test_strength_samples_render_every_prompt_and_audio_zero_matches_audio_off(api, browser_client, media):
     import torch
 
-    from app.config import get_settings
+    from core.config import get_settings
     from worker.engine.validate import validate_run
 
     torch.set_num_threads(2)
@@ -94,9 +94,9 @@ def test_strength_samples_render_every_prompt_and_audio_zero_matches_audio_off(a
 
 
 def test_strength_samples_reject_out_of_range_values_and_unknown_steps(api, migrated_env):
-    from app.config import get_settings
-    from app.db import session_scope
-    from app.models import Job
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.models import Job
 
     with session_scope() as session:
         run_id = seed_run(session, get_settings().data_dir).run_id

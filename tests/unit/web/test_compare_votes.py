@@ -11,16 +11,16 @@ from tests.unit.web.compare_support import BUZZ_STEP, CLEAN_STEP, seed_run
 
 @pytest.fixture
 def seeded(migrated_env):
-    from app.config import get_settings
-    from app.db import session_scope
+    from core.config import get_settings
+    from core.db import session_scope
 
     with session_scope() as session:
         return seed_run(session, get_settings().data_dir, audio_off=False)
 
 
 def test_trials_hide_labels_until_decided_and_votes_are_counted(api, seeded):
-    from app.db import session_scope
-    from app.models import Vote
+    from core.db import session_scope
+    from core.models import Vote
 
     opened = api.post(f"/api/v1/runs/{seeded.run_id}/votes/trials")
     assert opened.status_code == 201
@@ -71,9 +71,9 @@ def test_blind_panel_through_the_page(browser_client, seeded):
 
 
 def test_no_pairs_without_checkpoint_samples(api, migrated_env):
-    from app.config import get_settings
-    from app.db import session_scope
-    from app.models import Sample
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.models import Sample
 
     with session_scope() as session:
         seeded = seed_run(session, get_settings().data_dir, audio_off=False)

@@ -6,7 +6,7 @@ import io
 import json
 import zipfile
 
-from app.recipe.metadata import parse_metadata
+from core.recipe.metadata import parse_metadata
 from tests.unit.web.helpers import create_dataset, run_pending_jobs, stored_files, upload
 
 

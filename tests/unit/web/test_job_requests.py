@@ -125,9 +125,9 @@ def test_requests_are_refused_unless_a_training_is_running(api, action):
 
 
 def test_sample_now_needs_validation_prompts(api):
-    from app.db import session_scope
-    from app.models import Dataset, PreprocessRun, TrainingRun
-    from app.recipe.run_config import preset_config
+    from core.db import session_scope
+    from core.models import Dataset, PreprocessRun, TrainingRun
+    from core.recipe.run_config import preset_config
 
     config = preset_config("sanity").model_dump(mode="json")
     config["validation"]["prompts"] = []

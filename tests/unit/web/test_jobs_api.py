@@ -15,8 +15,8 @@ from tests.unit.web.training_support import preprocessed, ready_dataset, toy_con
 
 
 def _job(kind="train", queue="gpu", status="queued", **fields):
-    from app.db import session_scope
-    from app.models import Job
+    from core.db import session_scope
+    from core.models import Job
 
     with session_scope() as session:
         job = Job(kind=kind, queue=queue, status=status, params=fields.pop("params", {}), **fields)
@@ -26,8 +26,8 @@ def _job(kind="train", queue="gpu", status="queued", **fields):
 
 
 def _set_job(job_id, **fields):
-    from app.db import session_scope
-    from app.models import Job
+    from core.db import session_scope
+    from core.models import Job
 
     with session_scope() as session:
         job = session.get(Job, job_id)
@@ -65,8 +65,8 @@ def test_job_list_shows_queue_positions_per_queue(api):
 
 
 def test_resume_makes_a_new_attempt_that_continues_from_the_last_checkpoint(api, media, migrated_env):
-    from app.db import session_scope
-    from app.models import Checkpoint, Metric, Sample
+    from core.db import session_scope
+    from core.models import Checkpoint, Metric, Sample
 
     dataset = ready_dataset(api, media)
     preprocessed(api, dataset["id"], model="toy")
@@ -107,12 +107,12 @@ def test_resume_makes_a_new_attempt_that_continues_from_the_last_checkpoint(api,
 
 
 def test_events_replay_rows_and_resume_after_last_event_id(api):
-    from app.db import session_scope
-    from app.models import TrainingRun
-    from app.services import run_records
+    from core.db import session_scope
+    from core.models import TrainingRun
+    from core.services import run_records
 
     with session_scope() as session:  # a finished run's rows, written as a worker writes them
-        from app.models import Dataset, PreprocessRun
+        from core.models import Dataset, PreprocessRun
 
         dataset = Dataset(name="d", trigger="t")
         pre = PreprocessRun(dataset=dataset, model="toy", buckets="64x64x9", trigger="t", fingerprint="f",
@@ -148,9 +148,9 @@ def test_events_replay_rows_and_resume_after_last_event_id(api):
 
 
 def test_events_stream_live_with_heartbeats_until_the_job_ends(api, monkeypatch):
-    from app.config import get_settings
-    from app.db import session_scope
-    from app.services import run_records
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.services import run_records
 
     monkeypatch.setattr(get_settings(), "sse_poll_s", 0.05)
     monkeypatch.setattr(get_settings(), "sse_heartbeat_s", 0.2)
@@ -179,9 +179,9 @@ def test_events_stream_live_with_heartbeats_until_the_job_ends(api, monkeypatch)
 
 
 def test_sweeper_interrupts_jobs_whose_worker_stopped_beating(migrated_env):
-    from app.db import session_scope
-    from app.models import Job, LogLine
-    from app.services.sweeper import sweep
+    from core.db import session_scope
+    from core.models import Job, LogLine
+    from core.services.sweeper import sweep
 
     old = datetime.now(timezone.utc) - timedelta(minutes=10)
     dead = _job(status="running", heartbeat_at=old, started_at=old)
@@ -199,11 +199,11 @@ def test_sweeper_interrupts_jobs_whose_worker_stopped_beating(migrated_env):
 
 
 def test_sweeper_sends_again_a_queued_job_whose_task_was_lost(migrated_env):
-    from app.config import get_settings
-    from app.db import session_scope
-    from app.models import Job
-    from app.services.job_queue import queue_job
-    from app.services.sweeper import sweep
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.models import Job
+    from core.services.job_queue import queue_job
+    from core.services.sweeper import sweep
 
     with session_scope() as session:
         job = queue_job(session, "train", "gpu", {"run_id": 1})
@@ -224,10 +224,10 @@ def test_sweeper_sends_again_a_queued_job_whose_task_was_lost(migrated_env):
 
 
 def test_a_job_queued_while_the_broker_is_down_is_not_lost(api, media, monkeypatch):
-    from app.db import session_scope
-    from app.models import Job
-    from app.services import jobs as job_service
-    from app.services.sweeper import sweep
+    from core.db import session_scope
+    from core.models import Job
+    from core.services import jobs as job_service
+    from core.services.sweeper import sweep
 
     dataset = ready_dataset(api, media)
 
@@ -257,8 +257,8 @@ def test_cancel_of_a_training_job(api, status):
 
 def test_an_older_attempt_never_trains_beside_the_newer_one(api, media):
     """A message of a superseded attempt (redelivered late) must not start a second writer of the run."""
-    from app.db import session_scope
-    from app.models import TrainingRun
+    from core.db import session_scope
+    from core.models import TrainingRun
 
     dataset = ready_dataset(api, media)
     preprocessed(api, dataset["id"], model="toy")

@@ -30,9 +30,9 @@ def trained(tmp_path_factory):
 @pytest.fixture
 def seeded(migrated_env, trained):
     """The seeded run, its step-2 checkpoint holding the trained files (step 4's were pruned)."""
-    from app.config import get_settings
-    from app.db import session_scope
-    from app.models import Checkpoint
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.models import Checkpoint
 
     data_dir = get_settings().data_dir
     with session_scope() as session:
@@ -86,7 +86,7 @@ def test_a_file_from_another_trainer_shows_its_dropped_keys(api, browser_client,
     import torch
     from safetensors.torch import load_file, save
 
-    from app.config import get_settings
+    from core.config import get_settings
 
     state = load_file(str(trained["official"]))
     foreign = {}

@@ -12,7 +12,7 @@ from tests.unit.web.training_support import preprocessed, ready_dataset, toy_con
 
 
 def test_presets_are_run_configs(api):
-    from app.recipe.run_config import parse_run_config
+    from core.recipe.run_config import parse_run_config
 
     sanity = api.get("/api/v1/presets/sanity?model=toy")
     assert sanity.status_code == 200
@@ -148,7 +148,7 @@ def test_a_short_run_records_metrics_checkpoints_and_samples(api, media, migrate
 
 
 def test_preflight_refuses_a_full_disk_and_missing_weights(api, media, monkeypatch):
-    from app.services import preflight
+    from core.services import preflight
 
     dataset = ready_dataset(api, media)
     missing = api.post(f"/api/v1/datasets/{dataset['id']}/preprocess", json={"model": "ltx-2.3"})

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
-from app.config import Settings
+from core.config import Settings
 from app.security import (
     AccessMiddleware,
     AccessPolicy,
@@ -337,7 +337,7 @@ def test_empty_password_is_refused(tmp_path):
 
 
 def test_serve_refuses_a_public_host_without_password(studio_env, capsys):
-    from app.cli import main
+    from avlora.cli import main
 
     assert main(["serve", "--host", "0.0.0.0", "--no-worker"]) == 2
     assert "without a password" in capsys.readouterr().err

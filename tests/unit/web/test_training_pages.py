@@ -208,7 +208,7 @@ def test_preprocess_listen_then_queue_watch_cancel_resume_clone(api, browser_cli
 def test_preprocess_progress_per_clip_while_running():
     from types import SimpleNamespace
 
-    from app.services.training_pages import preprocess_clip_rows
+    from app.views.training_pages import preprocess_clip_rows
 
     clips = [{"name": n, "status": "pending"} for n in ("a.mp4", "b.mp4", "c.mp4")]
     running = SimpleNamespace(job=SimpleNamespace(status="running", step=1))
@@ -235,9 +235,9 @@ def test_pages_have_no_inline_scripts_and_escape_names(api, browser_client):
 def _seeded_run_with_job(status: str, *, best_step: int | None = None) -> tuple[int, int]:
     """A run written into the database (checkpoints at steps 2 and 4, only step 4's files on
     disk) whose current job is a training in ``status``; returns (run id, job id)."""
-    from app.config import get_settings
-    from app.db import session_scope
-    from app.models import Checkpoint, Job, TrainingRun
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.models import Checkpoint, Job, TrainingRun
     from tests.unit.web.compare_support import CLEAN_STEP, seed_run
 
     data_dir = get_settings().data_dir
@@ -257,8 +257,8 @@ def _seeded_run_with_job(status: str, *, best_step: int | None = None) -> tuple[
 
 
 def _set_job_status(job_id: int, status: str) -> None:
-    from app.db import session_scope
-    from app.models import Job
+    from core.db import session_scope
+    from core.models import Job
 
     with session_scope() as session:
         session.get(Job, job_id).status = status
@@ -313,8 +313,8 @@ def test_run_page_links_compare_key_reports_and_exports_of_the_best_checkpoint(b
     assert browser_client.get(f"/runs/{run_id}/compare").status_code == 200
     assert browser_client.get(f"/runs/{run_id}/checkpoints/4/key-report").status_code == 200
 
-    from app.db import session_scope
-    from app.models import TrainingRun
+    from core.db import session_scope
+    from core.models import TrainingRun
 
     with session_scope() as session:
         session.get(TrainingRun, run_id).best_checkpoint_step = None

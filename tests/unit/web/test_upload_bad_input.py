@@ -124,7 +124,7 @@ def test_unusual_media_is_described(case, make, code, fact, api, media, dataset_
 def test_over_limit_upload_is_stopped_and_leaves_no_file(api, media, dataset_with_good_clip, monkeypatch, tmp_path):
     dataset_id, before, data_dir = dataset_with_good_clip
     monkeypatch.setenv("AVLORA_MAX_UPLOAD_MB", "1")
-    from app.config import get_settings
+    from core.config import get_settings
 
     get_settings.cache_clear()
     big = tmp_path / "big.mp4"
@@ -195,7 +195,7 @@ def test_over_limit_upload_stops_reading_the_body(api, dataset_with_good_clip, m
     """The server answers 413 as soon as the file passes the limit, without reading the rest."""
     dataset_id, _before, data_dir = dataset_with_good_clip
     monkeypatch.setenv("AVLORA_MAX_UPLOAD_MB", "1")
-    from app.config import get_settings
+    from core.config import get_settings
     from app.main import create_app
     from app.security import api_token
 

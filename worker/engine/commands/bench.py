@@ -133,12 +133,12 @@ def _memory_line(memory: dict) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     """Handle ``avlora bench train``; returns the exit status."""
-    from app.config import Settings
-    from worker.engine.bench import BenchOutOfMemory, bench_train, parse_size
-    from worker.engine.loading import ModelFilesMissing
-    from worker.engine.optim import OptimizerUnavailable
-    from worker.engine.presets import UnknownPreset, get_preset
-    from worker.engine.quantize import QuantizationUnavailable
+    from core.config import Settings
+    from worker.engine.bench.train import BenchOutOfMemory, bench_train, parse_size
+    from core.model_files import ModelFilesMissing
+    from worker.engine.step.optim import OptimizerUnavailable
+    from core.presets import UnknownPreset, get_preset
+    from worker.engine.step.quantize import QuantizationUnavailable
 
     settings = Settings()
     try:
@@ -182,10 +182,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_preprocess(args: argparse.Namespace) -> int:
     """Handle ``avlora bench preprocess``; returns the exit status."""
-    from app.config import Settings
-    from worker.engine.bench import parse_size
-    from worker.engine.bench_preprocess import bench_preprocess
-    from worker.engine.presets import UnknownPreset
+    from core.config import Settings
+    from worker.engine.bench.train import parse_size
+    from worker.engine.bench.preprocess import bench_preprocess
+    from core.presets import UnknownPreset
 
     try:
         result = bench_preprocess(

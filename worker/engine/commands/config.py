@@ -1,6 +1,6 @@
 """``avlora config``: print a run config (YAML) to edit, or the official trainer's YAML.
 
-Pure Python (no torch): the config schema lives in :mod:`app.recipe.run_config`.
+Pure Python (no torch): the config schema lives in :mod:`core.recipe.run_config`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import argparse
 import json
 import sys
 
-from app.recipe.config_yaml import ConfigFileError
-from app.recipe.run_config import PRESET_DESCRIPTIONS, PRESET_NAMES, preset_config, run_config_to_yaml
+from core.recipe.config_yaml import ConfigFileError
+from core.recipe.run_config import PRESET_DESCRIPTIONS, PRESET_NAMES, preset_config, run_config_to_yaml
 
 MODEL_CHOICES = ("ltx-2.3", "ltx-2", "toy", "toy-2.0")
 
@@ -59,7 +59,7 @@ def run_config_command(args: argparse.Namespace) -> int:
         return 2
 
     if args.official:
-        from app.recipe.official_yaml import OfficialConfigError, to_official
+        from core.recipe.official_yaml import OfficialConfigError, to_official
 
         try:
             export = to_official(config, args.official_form)

@@ -51,10 +51,10 @@ def _print_human(result) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``avlora preprocess``; returns the exit status."""
-    from app.config import Settings
-    from worker.engine.loading import ModelFilesMissing
-    from worker.engine.preprocess import PreprocessCancelled, PreprocessError, preprocess_dataset
-    from worker.engine.presets import UnknownPreset
+    from core.config import Settings
+    from core.model_files import ModelFilesMissing
+    from worker.engine.data.preprocess import PreprocessCancelled, PreprocessError, preprocess_dataset
+    from core.presets import UnknownPreset
 
     settings = Settings()
     preset = args.preset or settings.model_preset

@@ -75,12 +75,12 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``avlora train``; returns the exit status."""
     from pathlib import Path
 
-    from app.config import Settings
-    from app.recipe.config_yaml import ConfigFileError
-    from app.recipe.run_config import run_config_from_yaml
-    from worker.engine.dataset import DatasetError
-    from worker.engine.loading import ModelFilesMissing
-    from worker.engine.optim import OptimizerUnavailable
+    from core.config import Settings
+    from core.recipe.config_yaml import ConfigFileError
+    from core.recipe.run_config import run_config_from_yaml
+    from worker.engine.data.dataset import DatasetError
+    from core.model_files import ModelFilesMissing
+    from worker.engine.step.optim import OptimizerUnavailable
     from worker.engine.progress import CancelToken
     from worker.engine.train import TrainingError, train_run
 

@@ -37,9 +37,9 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``avlora validate``; returns the exit status."""
-    from app.config import Settings
-    from app.recipe.config_yaml import ConfigFileError
-    from worker.engine.loading import ModelFilesMissing
+    from core.config import Settings
+    from core.recipe.config_yaml import ConfigFileError
+    from core.model_files import ModelFilesMissing
     from worker.engine.validate import validate_run
 
     settings = Settings()

@@ -36,11 +36,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``avlora verify-lora``; returns the exit status."""
-    from app.config import Settings
-    from worker.engine.loading import ModelFilesMissing
-    from worker.engine.models import load_pipeline
-    from worker.engine.presets import UnknownPreset
-    from worker.engine.verify import verify_lora_file
+    from core.config import Settings
+    from core.model_files import ModelFilesMissing
+    from worker.engine.model.pipelines import load_pipeline
+    from core.presets import UnknownPreset
+    from worker.engine.lora.verify import verify_lora_file
 
     settings = Settings()
     preset = args.preset or settings.model_preset

@@ -1,0 +1,94 @@
+"""Model presets: what each named model is, without loading anything.
+
+A preset names one LTX-2 family model: ``toy`` / ``toy-2.0`` (the real diffusers architecture at
+tiny size with random weights, built offline) and ``ltx-2.3`` / ``ltx-2`` (the real weights, read
+from MODEL_DIR). The facts here are what preprocessing, training and the web form need to know
+before a model is loaded (sample rates, mel settings, prompt length). Pure Python: no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    """Facts about one model preset.
+
+    ``version`` is the LTX generation ("2.3" or "2.0"); ``audio_sample_rate`` is the vocoder's
+    output rate (what decoded audio plays at); ``mel_*`` describe the log-mel the audio VAE
+    encodes; ``max_sequence_length`` is the number of text tokens a caption is padded to.
+    """
+
+    name: str
+    version: str
+    is_toy: bool
+    description: str
+    audio_sample_rate: int
+    mel_sample_rate: int = 16000
+    mel_hop_length: int = 160
+    mel_bins: int = 64
+    max_sequence_length: int = 1024
+    default_fps: float = 24.0
+    single_file_names: tuple[str, ...] = ()
+
+    @property
+    def is_ltx23(self) -> bool:
+        """True for the LTX-2.3 architecture (needs ``sigma``/``audio_sigma`` in the forward)."""
+        return self.version == "2.3"
+
+
+PRESETS: dict[str, PresetInfo] = {
+    "toy": PresetInfo(
+        name="toy",
+        version="2.3",
+        is_toy=True,
+        description="LTX-2.3 architecture at tiny size, random weights (tests, embedded default)",
+        audio_sample_rate=48000,
+        max_sequence_length=64,
+    ),
+    "toy-2.0": PresetInfo(
+        name="toy-2.0",
+        version="2.0",
+        is_toy=True,
+        description="LTX-2.0 architecture at tiny size, random weights",
+        audio_sample_rate=24000,
+        max_sequence_length=64,
+    ),
+    "ltx-2.3": PresetInfo(
+        name="ltx-2.3",
+        version="2.3",
+        is_toy=False,
+        description="Lightricks LTX-2.3 22B (weights from MODEL_DIR)",
+        audio_sample_rate=48000,
+        single_file_names=("ltx-2.3-22b-dev.safetensors", "ltx-2.3-22b-distilled.safetensors"),
+    ),
+    "ltx-2": PresetInfo(
+        name="ltx-2",
+        version="2.0",
+        is_toy=False,
+        description="Lightricks LTX-2 19B (weights from MODEL_DIR)",
+        audio_sample_rate=24000,
+        single_file_names=("ltx-2-19b-dev.safetensors", "ltx-2-19b-distilled.safetensors"),
+    ),
+}
+
+
+class UnknownPreset(ValueError):
+    """A preset name that is not in ``PRESETS``."""
+
+
+def get_preset(name: str) -> PresetInfo:
+    """The ``PresetInfo`` for ``name``; raises ``UnknownPreset`` listing the valid names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UnknownPreset(
+            f"unknown model preset {name!r}; choose one of: {', '.join(PRESETS)}"
+        ) from None
+
+
+def toy_dir(info: PresetInfo, data_dir: Path) -> Path:
+    """Where the toy preset ``info`` is saved under ``data_dir`` (built there on first use)."""
+    return Path(data_dir) / "models" / info.name

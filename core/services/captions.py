@@ -1,0 +1,146 @@
+"""Captions: save the parts of a clip's caption, compose the training text, bulk edits.
+
+The composed caption follows the recipe (``core.recipe.captions.compose_caption``):
+``<trigger>, <visual>, <voice>. Speech: "<transcript>". Sounds: <sounds>.``; an empty voice or
+sounds field falls back to the dataset's default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core.models import Caption, Clip, Dataset
+from core.recipe.captions import compose_caption
+from core.errors import InvalidInput
+
+CAPTION_FIELDS = ("visual", "transcript", "voice", "sounds", "text")
+FIELD_MAX_LENGTH = 4000
+
+
+def compose_for(dataset: Dataset, parts: dict[str, str]) -> str:
+    """The training caption for ``parts`` in ``dataset`` (trigger first, defaults applied)."""
+    return compose_caption(
+        dataset.trigger,
+        visual=parts.get("visual", ""),
+        voice=parts.get("voice") or dataset.default_voice,
+        transcript=parts.get("transcript", ""),
+        sounds=parts.get("sounds") or dataset.default_sounds,
+        text_override=parts.get("text") or None,
+    )
+
+
+def caption_parts(clip: Clip) -> dict[str, str]:
+    """The clip's caption fields (empty strings when it has no caption yet)."""
+    caption = clip.caption
+    return {name: (getattr(caption, name) if caption else "") or "" for name in CAPTION_FIELDS}
+
+
+def composed_caption(clip: Clip) -> str:
+    """What the trainer sees for ``clip`` (the trigger alone when nothing is written)."""
+    if clip.caption is not None and clip.caption.composed:
+        return clip.caption.composed
+    return compose_for(clip.dataset, caption_parts(clip))
+
+
+def caption_to_dict(clip: Clip) -> dict[str, Any]:
+    """The API form of a clip's caption: its fields and the composed text."""
+    data: dict[str, Any] = dict(caption_parts(clip))
+    data["composed"] = composed_caption(clip)
+    data["updated_at"] = clip.caption.updated_at.isoformat() if clip.caption and clip.caption.updated_at else None
+    return data
+
+
+def clean_parts(values: dict[str, Any]) -> dict[str, str]:
+    """Keep the known caption fields, as stripped text; raise :class:`InvalidInput` on bad ones."""
+    unknown = sorted(set(values) - set(CAPTION_FIELDS))
+    if unknown:
+        raise InvalidInput("invalid_caption",
+                           f"Unknown caption field(s) {', '.join(unknown)}: use {', '.join(CAPTION_FIELDS)}.")
+    parts: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise InvalidInput("invalid_caption", f"The caption field '{name}' must be text.")
+        value = value.strip()
+        if len(value) > FIELD_MAX_LENGTH:
+            raise InvalidInput("invalid_caption",
+                               f"The caption field '{name}' is {len(value)} characters: keep it under {FIELD_MAX_LENGTH}.")
+        parts[name] = value
+    return parts
+
+
+def _apply(clip: Clip, parts: dict[str, str]) -> None:
+    if clip.caption is None:
+        clip.caption = Caption(**{name: "" for name in CAPTION_FIELDS})
+    for name, value in parts.items():
+        setattr(clip.caption, name, value)
+    clip.caption.composed = compose_for(clip.dataset, caption_parts(clip))
+
+
+def save_caption(session: Session, clip: Clip, values: dict[str, Any]) -> Clip:
+    """Store the given caption fields (others keep their value), recompose, refresh findings."""
+    from core.services.clip_findings import refresh_dataset_findings
+
+    _apply(clip, clean_parts(values))
+    refresh_dataset_findings(clip.dataset)
+    session.commit()
+    return clip
+
+
+def recompose_dataset_captions(dataset: Dataset) -> None:
+    """Recompose every stored caption after the trigger or a default changed (no commit)."""
+    for clip in dataset.clips:
+        if clip.caption is not None:
+            clip.caption.composed = compose_for(dataset, caption_parts(clip))
+
+
+def _selected(dataset: Dataset, clip_ids: list[int]) -> list[Clip]:
+    wanted = set(clip_ids)
+    clips = [c for c in dataset.clips if c.id in wanted]
+    if not clips:
+        raise InvalidInput("no_clips_selected", "Select at least one clip of this dataset first.")
+    return clips
+
+
+def bulk_set_fields(session: Session, dataset: Dataset, clip_ids: list[int], values: dict[str, Any]) -> int:
+    """Set the same caption fields (e.g. voice, sounds) on every selected clip; returns how many."""
+    from core.services.clip_findings import refresh_dataset_findings
+
+    parts = {k: v for k, v in clean_parts(values).items()}
+    if not parts:
+        raise InvalidInput("nothing_to_set", "Give a value for at least one caption field.")
+    clips = _selected(dataset, clip_ids)
+    for clip in clips:
+        _apply(clip, parts)
+    refresh_dataset_findings(dataset)
+    session.commit()
+    return len(clips)
+
+
+def find_replace(session: Session, dataset: Dataset, clip_ids: list[int], find: str, replace: str,
+                 fields: tuple[str, ...] = CAPTION_FIELDS) -> int:
+    """Replace ``find`` by ``replace`` in the caption fields of the selected clips.
+
+    Returns how many clips changed. The search is case-sensitive and literal (no patterns).
+    """
+    from core.services.clip_findings import refresh_dataset_findings
+
+    if not find:
+        raise InvalidInput("empty_find", "Type the text to find.")
+    bad = sorted(set(fields) - set(CAPTION_FIELDS))
+    if bad:
+        raise InvalidInput("invalid_caption", f"Unknown caption field(s) {', '.join(bad)}.")
+    changed = 0
+    for clip in _selected(dataset, clip_ids):
+        before = caption_parts(clip)
+        after = {name: before[name].replace(find, replace) for name in fields}
+        updates = {name: value for name, value in after.items() if value != before[name]}
+        if updates:
+            _apply(clip, clean_parts(updates))
+            changed += 1
+    refresh_dataset_findings(dataset)
+    session.commit()
+    return changed

@@ -1,0 +1,287 @@
+"""The compare grid: validation prompts x (training reference, base model, every checkpoint).
+
+:func:`compare_grid` lays out one run (or every run of a dataset) as rows (validation prompts)
+and columns (the training clip's decoded audio, the base model with the LoRA off, each
+checkpoint's LoRA sample, and on demand the LoRA with its audio modules off and the samples at
+other per-side strengths, :mod:`core.services.strength_samples`). Each cell carries
+the URLs of its audio, video, waveform and spectrogram and the sample's metrics and flags
+against the base model. :func:`metric_charts` gives the numbers per step for the small charts.
+Waveform and spectrogram PNGs are drawn on first request and cached beside the wav
+(:func:`sample_image`). Also here: queueing the ``sample_metrics`` job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.config import get_settings
+from core.media import images
+from core.media.sample_metrics import SEVERITY_BY_FLAG, metrics_series
+from core.models import Job, JobStatus, PreprocessRun, Sample, TrainingRun
+from core.recipe.run_config import expand_trigger
+from core.errors import InvalidInput, NotFound
+from core.services.job_queue import queue_job
+from core.services.strength_samples import parse_strength_variant, strength_label
+
+CPU_QUEUE = "cpu"
+IMAGE_KINDS = ("waveform", "spectrogram")
+REFERENCE_CACHE = "compare_cache"
+# The metrics the charts plot, with a label and unit for each.
+CHART_METRICS = {
+    "integrated_lufs": "Loudness (LUFS)",
+    "sample_peak_dbfs": "Peak (dBFS)",
+    "clipping_ratio": "Clipping (ratio)",
+    "spectral_flatness": "Spectral flatness",
+    "buzz_score_db": "Buzz score (dB)",
+    "speech_ratio": "Speech ratio",
+    "voice_distance": "Voice distance",
+}
+CHART_VARIANTS = ("base", "lora", "lora-audio-off")
+
+
+@dataclass
+class Column:
+    """One column of the grid: ``kind`` is reference | base | lora | lora-audio-off | lora-strength
+    (``variant`` then names the strengths, e.g. ``lora-v0.50-a1.00``)."""
+
+    key: str
+    label: str
+    kind: str
+    run_id: int | None = None
+    step: int | None = None
+    variant: str | None = None
+
+
+@dataclass
+class Cell:
+    """What one cell plays and shows; ``missing`` when that sample was not rendered."""
+
+    column: str
+    label: str
+    missing: bool = False
+    sample_id: int | None = None
+    audio_url: str | None = None
+    video_url: str | None = None
+    waveform_url: str | None = None
+    spectrogram_url: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    flags: list[dict] = field(default_factory=list)
+    worst: str | None = None  # error | warning | None
+
+
+@dataclass
+class Row:
+    prompt_index: int
+    prompt: str
+    cells: list[Cell]
+
+
+def queue_sample_metrics(session: Session, run_id: int) -> Job | None:
+    """Queue a ``sample_metrics`` job for the run unless one is already waiting (call it after a
+    checkpoint's samples were recorded). Commits the session. Returns the job, or None when a
+    queued one will pick the new samples up."""
+    queued = session.scalars(select(Job).where(Job.kind == "sample_metrics", Job.status == JobStatus.queued.value))
+    if any(int((job.params or {}).get("run_id", -1)) == run_id for job in queued):
+        return None
+    return queue_job(session, "sample_metrics", CPU_QUEUE, {"run_id": run_id})
+
+
+def _prompts(run: TrainingRun) -> list[str]:
+    config = run.config or {}
+    trigger = config.get("data", {}).get("trigger", "")
+    return [expand_trigger(p, trigger) for p in config.get("validation", {}).get("prompts", [])]
+
+
+def _references(preprocess_run: PreprocessRun | None) -> list[dict]:
+    if preprocess_run is None:
+        return []
+    return [item for item in preprocess_run.clip_results or [] if item.get("decoded_audio")]
+
+
+def _reference_cell(preprocess_run: PreprocessRun, item: dict) -> Cell:
+    base = f"/api/v1/preprocess/{preprocess_run.id}/clips/{item['clip_id']}"
+    images_base = f"/compare/references/{preprocess_run.id}/{item['clip_id']}"
+    return Cell(column="reference", label=f"training clip {item.get('name', item['clip_id'])}",
+                audio_url=f"{base}/decoded_audio",
+                video_url=f"{base}/decoded_video" if item.get("decoded_video") else None,
+                waveform_url=f"{images_base}/waveform.png", spectrogram_url=f"{images_base}/spectrogram.png")
+
+
+def sample_cell(column: Column, sample: Sample) -> Cell:
+    """A cell for one sample, with its media URLs, metrics and flags."""
+    metrics = dict(sample.metrics or {})
+    flags = list(metrics.pop("flags", None) or [])
+    metrics.pop("mfcc", None)
+    severities = {flag.get("severity") or SEVERITY_BY_FLAG.get(flag.get("code"), "warning") for flag in flags}
+    worst = "error" if "error" in severities else "warning" if severities else None
+    media = f"/api/v1/runs/{sample.run_id}/samples/{sample.id}"
+    return Cell(column=column.key, label=column.label, sample_id=sample.id, audio_url=f"{media}/wav",
+                video_url=f"{media}/mp4", waveform_url=f"/compare/samples/{sample.id}/waveform.png",
+                spectrogram_url=f"/compare/samples/{sample.id}/spectrogram.png",
+                metrics=metrics, flags=flags, worst=worst)
+
+
+def _strength_variants(run: TrainingRun, step: int) -> list[str]:
+    """The per-side strength variants sampled at ``step``, by video then audio strength."""
+    found = {s.variant for s in run.samples if s.step == step and parse_strength_variant(s.variant)}
+    return sorted(found, key=parse_strength_variant)
+
+
+def _columns(runs: list[TrainingRun], audio_off: bool, strengths: bool = False) -> list[Column]:
+    columns = [Column("reference", "Training clip", "reference"), Column("base", "Base (LoRA off)", "base")]
+    many = len(runs) > 1
+    for run in runs:
+        steps = sorted({s.step for s in run.samples if s.variant != "base"})
+        for step in steps:
+            prefix = f"run #{run.id} · " if many else ""
+            columns.append(Column(f"r{run.id}-s{step}", f"{prefix}step {step}", "lora", run.id, step))
+            if audio_off and any(s.step == step and s.variant == "lora-audio-off" for s in run.samples):
+                columns.append(Column(f"r{run.id}-s{step}-audio-off", f"{prefix}step {step} · audio off",
+                                      "lora-audio-off", run.id, step))
+            for variant in _strength_variants(run, step) if strengths else []:
+                columns.append(Column(f"r{run.id}-s{step}-{variant}", f"{prefix}step {step} · {strength_label(variant)}",
+                                      "lora-strength", run.id, step, variant))
+    return columns
+
+
+def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False, strengths: bool = False) -> dict[str, Any]:
+    """Columns and rows of the compare page for ``runs`` (one run, or runs of one dataset);
+    ``audio_off`` / ``strengths`` add the LoRA-audio-off and per-side strength columns.
+
+    Rows follow the first run's validation prompts (prompt ``i`` of every run shares row ``i``);
+    the base column shows the first run's base sample of the prompt that has one; the
+    reference column cycles through the training clips' decoded audio.
+    """
+    if not runs:
+        raise InvalidInput("no_runs", "There is no training run to compare yet: train one first.")
+    columns = _columns(runs, audio_off, strengths)
+    prompts = _prompts(runs[0])
+    prompt_count = max([len(prompts)] + [s.prompt_index + 1 for run in runs for s in run.samples])
+    references = _references(runs[0].preprocess_run)
+    by_key: dict[tuple, Sample] = {}
+    for run in runs:
+        for sample in run.samples:
+            if sample.variant == "base":
+                by_key.setdefault(("base", sample.prompt_index), sample)
+            else:
+                by_key[(run.id, sample.step, sample.variant, sample.prompt_index)] = sample
+    rows = []
+    for index in range(prompt_count):
+        cells = []
+        for column in columns:
+            if column.kind == "reference":
+                cell = (_reference_cell(runs[0].preprocess_run, references[index % len(references)])
+                        if references else None)
+            elif column.kind == "base":
+                found = by_key.get(("base", index))
+                cell = sample_cell(column, found) if found else None
+            else:
+                found = by_key.get((column.run_id, column.step, column.variant or column.kind, index))
+                cell = sample_cell(column, found) if found else None
+            cells.append(cell or Cell(column=column.key, label=column.label, missing=True))
+        prompt = prompts[index] if index < len(prompts) else f"prompt {index + 1}"
+        rows.append(Row(index, prompt, cells))
+    return {"columns": [asdict(c) for c in columns], "rows": [asdict(r) for r in rows],
+            "has_audio_off": any(s.variant == "lora-audio-off" for run in runs for s in run.samples),
+            "has_strengths": any(parse_strength_variant(s.variant) for run in runs for s in run.samples)}
+
+
+def metric_charts(run: TrainingRun) -> list[dict[str, Any]]:
+    """One chart per metric: ``{"metric", "label", "series": {variant: [[step, value], ...]},
+    "flags": [[step, code], ...]}``; base is drawn as a line across every step."""
+    series = metrics_series(run.samples)
+    flags_by_metric: dict[str, set] = {}
+    for sample in run.samples:
+        for flag in (sample.metrics or {}).get("flags") or []:
+            metric = (flag.get("detail") or {}).get("metric")
+            if metric:
+                flags_by_metric.setdefault(metric, set()).add((sample.step, flag.get("code")))
+    charts = []
+    for metric, label in CHART_METRICS.items():
+        chart_series = {variant: [list(point) for point in series.get(variant, {}).get(metric, [])]
+                        for variant in CHART_VARIANTS if series.get(variant, {}).get(metric)}
+        charts.append({"metric": metric, "label": label, "series": chart_series,
+                       "flags": sorted([list(f) for f in flags_by_metric.get(metric, set())])})
+    return charts
+
+
+def checkpoint_flags(run: TrainingRun) -> dict[int, list[dict]]:
+    """Per checkpoint step, the flags of its LoRA samples (every prompt)."""
+    found: dict[int, list[dict]] = {}
+    for sample in run.samples:
+        if sample.variant == "lora":
+            for flag in (sample.metrics or {}).get("flags") or []:
+                found.setdefault(sample.step, []).append({**flag, "prompt_index": sample.prompt_index})
+    return found
+
+
+def metrics_pending(run: TrainingRun) -> int:
+    """How many of the run's samples have not been measured yet."""
+    return sum(1 for s in run.samples if not s.metrics)
+
+
+def set_best_checkpoint(session: Session, run: TrainingRun, step: int | None) -> TrainingRun:
+    """Mark checkpoint ``step`` as the run's best (offered for export); None clears it."""
+    if step is not None and step not in {c.step for c in run.checkpoints}:
+        steps = ", ".join(str(c.step) for c in run.checkpoints) or "none yet"
+        raise InvalidInput("unknown_checkpoint", f"Run #{run.id} has no checkpoint at step {step} (checkpoints: {steps}).")
+    run.best_checkpoint_step = step
+    session.commit()
+    return run
+
+
+# --------------------------------------------------------------------- waveform / spectrogram
+
+
+def _data_path(relative: str) -> Path:
+    data_dir = get_settings().data_dir
+    path = (data_dir / relative).resolve()
+    if data_dir.resolve() not in path.parents:
+        raise NotFound("file", relative)
+    return path
+
+
+def _draw(wav: Path, out: Path, kind: str) -> Path:
+    """Draw ``kind`` of ``wav`` into ``out`` unless a newer picture is there already."""
+    if out.is_file() and out.stat().st_mtime >= wav.stat().st_mtime:
+        return out
+    try:
+        samples, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        raise InvalidInput("unreadable_audio", f"{wav.name} cannot be read as audio ({exc}).") from exc
+    mono = samples.mean(axis=1) if samples.size else np.zeros(1, np.float32)
+    if kind == "waveform":
+        return images.write_waveform(mono, out, width=480, height=80)
+    return images.write_spectrogram(mono, rate, out, width=480, height=120)
+
+
+def sample_image(session: Session, sample_id: int, kind: str) -> Path:
+    """The waveform or spectrogram PNG of a sample, drawn beside its wav on first request."""
+    sample = session.get(Sample, sample_id)
+    if sample is None or kind not in IMAGE_KINDS:
+        raise NotFound("sample image", f"{sample_id}/{kind}")
+    wav = _data_path(sample.wav)
+    if not wav.is_file():
+        raise NotFound("sample audio", sample_id)
+    return _draw(wav, wav.with_name(f"{wav.stem}.{kind}.png"), kind)
+
+
+def reference_image(session: Session, preprocess_run_id: int, clip_id: int, kind: str) -> Path:
+    """The waveform or spectrogram PNG of a training clip's decoded audio (cached under DATA_DIR)."""
+    run = session.get(PreprocessRun, preprocess_run_id)
+    item = next((c for c in (run.clip_results if run else []) or [] if c.get("clip_id") == clip_id), None)
+    if item is None or not item.get("decoded_audio") or kind not in IMAGE_KINDS:
+        raise NotFound("reference image", f"{preprocess_run_id}/{clip_id}/{kind}")
+    wav = _data_path(item["decoded_audio"])
+    if not wav.is_file():
+        raise NotFound("reference audio", clip_id)
+    out = get_settings().data_dir / REFERENCE_CACHE / f"preprocess_{preprocess_run_id}" / f"clip_{clip_id}.{kind}.png"
+    return _draw(wav, out, kind)
+

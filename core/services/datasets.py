@@ -1,0 +1,166 @@
+"""Datasets: create, read, summarise and change their trigger, buckets and caption defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.config import get_settings
+from core.media.findings import summarize_dataset
+from core.models import Clip, ClipStatus, Dataset
+from core.recipe.buckets import DEFAULT_BUCKETS_STRING, BucketError, coerce_buckets, format_buckets
+from core.recipe.captions import TriggerError, validate_trigger
+from core.errors import InvalidInput, NotFound
+
+NAME_MAX_LENGTH = 200
+PENDING_STATES = (ClipStatus.uploaded.value, ClipStatus.probing.value)
+
+
+def clean_name(name: str | None) -> str:
+    """A dataset name, stripped; raises :class:`InvalidInput` when empty or too long."""
+    cleaned = " ".join((name or "").split())
+    if not cleaned:
+        raise InvalidInput("invalid_name", "The dataset needs a name, e.g. 'Ema talking'.")
+    if len(cleaned) > NAME_MAX_LENGTH:
+        raise InvalidInput("invalid_name", f"The name is {len(cleaned)} characters long: keep it under {NAME_MAX_LENGTH}.")
+    return cleaned
+
+
+def clean_trigger(trigger: str | None) -> str:
+    """A valid trigger word, or :class:`InvalidInput` with the recipe's reason."""
+    try:
+        return validate_trigger(trigger)
+    except TriggerError as exc:
+        raise InvalidInput("invalid_trigger", str(exc)) from exc
+
+
+def clean_buckets(buckets: str | list | None) -> str:
+    """Buckets normalised to ``"WxHxF;WxHxF"`` (the default when none are given)."""
+    if buckets is None or (isinstance(buckets, str) and not buckets.strip()):
+        return DEFAULT_BUCKETS_STRING
+    try:
+        return format_buckets(coerce_buckets(buckets))
+    except BucketError as exc:
+        raise InvalidInput("invalid_buckets", str(exc)) from exc
+
+
+def create_dataset(session: Session, name: str, trigger: str, buckets: str | list | None = None) -> Dataset:
+    """Create an empty dataset after checking its name, trigger and buckets."""
+    dataset = Dataset(name=clean_name(name), trigger=clean_trigger(trigger), buckets=clean_buckets(buckets),
+                      default_voice="", default_sounds="")
+    session.add(dataset)
+    session.commit()
+    return dataset
+
+
+def get_dataset(session: Session, dataset_id: int) -> Dataset:
+    """The dataset with ``dataset_id`` or :class:`NotFound`."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound("dataset", dataset_id)
+    return dataset
+
+
+def list_datasets(session: Session) -> list[Dataset]:
+    """Every dataset, newest first."""
+    return list(session.scalars(select(Dataset).order_by(Dataset.id.desc())))
+
+
+def dataset_folder(dataset_id: int) -> Path:
+    """Where a dataset's clips (and their images and proxies) live on disk."""
+    return get_settings().data_dir / "clips" / str(dataset_id)
+
+
+def error_findings(clip: Clip) -> list[dict]:
+    """The findings that block ``clip`` from training."""
+    return [f for f in (clip.findings or []) if f.get("severity") == "error"]
+
+
+def is_pending(clip: Clip) -> bool:
+    """True while a clip waits for or undergoes analysis."""
+    return clip.status in PENDING_STATES
+
+
+def is_being_checked(clip: Clip) -> bool:
+    """Pending with a live probe job (pages keep polling only for these)."""
+    from core.services.clips import probe_problem
+
+    return is_pending(clip) and probe_problem(clip) is None
+
+
+def dataset_summary(dataset: Dataset) -> dict[str, Any]:
+    """N clips, M trainable, K blocked and why (grouped by code), and how many are being checked.
+
+    Clips still waiting for analysis count in ``clips`` and ``checking`` only.
+    """
+    analysed = [(c.original_name, c.findings or []) for c in dataset.clips if not is_pending(c)]
+    summary = summarize_dataset(analysed).to_dict()
+    summary["clips"] = len(dataset.clips)
+    summary["checking"] = sum(1 for c in dataset.clips if is_being_checked(c))
+    summary["not_analysed"] = sum(1 for c in dataset.clips if is_pending(c) and not is_being_checked(c))
+    return summary
+
+
+def dropped_clips(dataset: Dataset) -> list[dict[str, Any]]:
+    """What the trainer would drop and why: one entry per blocked clip."""
+    return [
+        {"clip_id": c.id, "name": c.original_name, "reasons": [f["message"] for f in error_findings(c)],
+         "codes": [f["code"] for f in error_findings(c)]}
+        for c in dataset.clips
+        if not is_pending(c) and error_findings(c)
+    ]
+
+
+def dataset_to_dict(dataset: Dataset, *, with_clips: bool = True) -> dict[str, Any]:
+    """The API form of a dataset (with its summary and, by default, its clips)."""
+    from core.services.clips import clip_to_dict
+
+    data: dict[str, Any] = {
+        "id": dataset.id,
+        "name": dataset.name,
+        "trigger": dataset.trigger,
+        "buckets": dataset.buckets,
+        "default_voice": dataset.default_voice,
+        "default_sounds": dataset.default_sounds,
+        "created_at": dataset.created_at.isoformat() if dataset.created_at else None,
+        "summary": dataset_summary(dataset),
+        "dropped": dropped_clips(dataset),
+    }
+    if with_clips:
+        data["clips"] = [clip_to_dict(c) for c in dataset.clips]
+    return data
+
+
+def update_dataset(session: Session, dataset: Dataset, *, name: str | None = None, trigger: str | None = None,
+                   buckets: str | list | None = None, default_voice: str | None = None,
+                   default_sounds: str | None = None) -> Dataset:
+    """Change a dataset's settings; captions are recomposed and findings recomputed as needed."""
+    from core.services.captions import recompose_dataset_captions
+    from core.services.clip_findings import refresh_dataset_findings
+
+    if name is not None:
+        dataset.name = clean_name(name)
+    recompose = False
+    if trigger is not None and trigger != dataset.trigger:
+        dataset.trigger = clean_trigger(trigger)
+        recompose = True
+    if default_voice is not None:
+        recompose |= default_voice.strip() != dataset.default_voice
+        dataset.default_voice = default_voice.strip()
+    if default_sounds is not None:
+        recompose |= default_sounds.strip() != dataset.default_sounds
+        dataset.default_sounds = default_sounds.strip()
+    rebucket = False
+    if buckets is not None:
+        normalised = clean_buckets(buckets)
+        rebucket = normalised != dataset.buckets
+        dataset.buckets = normalised
+    if recompose:
+        recompose_dataset_captions(dataset)
+    if rebucket or recompose:
+        refresh_dataset_findings(dataset)
+    session.commit()
+    return dataset

@@ -1,0 +1,263 @@
+"""Preprocess runs: queue the preprocessing of a dataset, export its clips for the worker, keep
+the per-clip outcome, and tell whether a run with given settings is ready to train from.
+
+A run snapshots the dataset when it is queued: the trainable clips (status ``ready``), their
+composed captions and content hashes. Its fingerprint covers that snapshot plus model, buckets
+and trigger, so a later caption edit or a new clip makes the dataset "not preprocessed" again.
+Files live under ``DATA_DIR/preprocess/<run id>/``: the metadata file in the official layout,
+the clips beside it, and ``.precomputed/`` written by the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.config import get_settings
+from core.models import ClipStatus, Dataset, Job, JobStatus, PreprocessRun
+from core.recipe.buckets import BucketError, coerce_buckets, format_buckets
+from core.recipe.metadata import MetadataEntry, write_metadata
+from core.services import preflight
+from core.services.captions import composed_caption
+from core.services.clips import clip_file
+from core.services.datasets import get_dataset, is_being_checked
+from core.errors import Conflict, InvalidInput, NotFound
+from core.services.exchange import safe_stem
+from core.services.job_queue import GPU_QUEUE, add_job, send_job_after_commit
+from core.services.jobs import job_to_dict
+
+METADATA_NAME = "dataset.jsonl"
+PRECOMPUTED = ".precomputed"
+ACTIVE_STATES = (JobStatus.queued.value, JobStatus.running.value, JobStatus.cancelling.value)
+MODEL_PRESETS = ("toy", "toy-2.0", "ltx-2.3", "ltx-2")
+
+
+def clean_model(model: str | None) -> str:
+    """A model preset name (default: the studio's MODEL_PRESET); :class:`InvalidInput` if unknown."""
+    model = (model or get_settings().model_preset).strip()
+    if model not in MODEL_PRESETS:
+        raise InvalidInput("invalid_model", f"Unknown model preset {model!r}: use one of {', '.join(MODEL_PRESETS)}.")
+    return model
+
+
+def clean_buckets(buckets: str | list | None, dataset: Dataset) -> str:
+    """Buckets as ``WxHxF;...`` (default: the dataset's); :class:`InvalidInput` with the rule broken."""
+    try:
+        return format_buckets(coerce_buckets(buckets or dataset.buckets))
+    except BucketError as exc:
+        raise InvalidInput("invalid_buckets", f"Buckets: {exc}") from exc
+
+
+def clip_snapshot(dataset: Dataset) -> list[dict[str, Any]]:
+    """The trainable clips as the worker will export them: id, names, content hash, caption."""
+    snapshot = []
+    for clip in dataset.clips:
+        if clip.status != ClipStatus.ready.value:
+            continue
+        source = clip_file(clip)
+        suffix = source.suffix if source is not None else ".mp4"
+        snapshot.append({
+            "clip_id": clip.id,
+            "name": clip.original_name,
+            "media": f"{clip.id:05d}_{safe_stem(clip.original_name)}{suffix.lower()}",
+            "content_hash": clip.content_hash,
+            "caption": composed_caption(clip),
+            "size_bytes": clip.size_bytes,
+            "status": "pending",
+        })
+    return snapshot
+
+
+def settings_fingerprint(model: str, buckets: str, trigger: str, snapshot: list[dict[str, Any]]) -> str:
+    """sha256 of everything the cache depends on: model, buckets, trigger and every clip and caption."""
+    clips = [[c["clip_id"], c["content_hash"], c["caption"]] for c in snapshot]
+    payload = json.dumps({"model": model, "buckets": buckets, "trigger": trigger, "clips": clips},
+                         sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def current_fingerprint(dataset: Dataset, model: str, buckets: str) -> str:
+    """The fingerprint a preprocess run of ``dataset`` with these settings would get now."""
+    return settings_fingerprint(model, buckets, dataset.trigger, clip_snapshot(dataset))
+
+
+def start_preprocess(session: Session, dataset_id: int, *, model: str | None = None,
+                     buckets: str | list | None = None) -> PreprocessRun:
+    """Check and queue the preprocessing of a dataset's trainable clips on the gpu queue."""
+    dataset = get_dataset(session, dataset_id)
+    model = clean_model(model)
+    buckets = clean_buckets(buckets, dataset)
+    if any(is_being_checked(c) for c in dataset.clips):
+        raise Conflict("clips_being_checked", "Some clips are still being checked: preprocess once their "
+                       "analysis has finished.")
+    snapshot = clip_snapshot(dataset)
+    if not snapshot:
+        raise InvalidInput("no_trainable_clips", "The dataset has no trainable clips: upload clips and fix "
+                           "the errors their checks found, then preprocess.")
+    fingerprint = settings_fingerprint(model, buckets, dataset.trigger, snapshot)
+    active = session.scalar(
+        select(PreprocessRun).join(Job, PreprocessRun.job_id == Job.id)
+        .where(PreprocessRun.fingerprint == fingerprint, Job.status.in_(ACTIVE_STATES)))
+    if active is not None:
+        raise Conflict("already_preprocessing", f"Preprocess run #{active.id} with these settings is already "
+                       f"{active.status}: follow job #{active.job_id}.")
+    preflight.check_model_files(model)
+    source_bytes = sum(int(c["size_bytes"] or 0) for c in snapshot)
+    preflight.check_disk_space(preflight.estimate_preprocess_bytes(source_bytes, len(snapshot)),
+                               "the preprocessed cache and the decoded previews")
+    run = PreprocessRun(dataset_id=dataset.id, model=model, buckets=buckets, trigger=dataset.trigger,
+                        fingerprint=fingerprint, clip_results=snapshot, output_dir="")
+    session.add(run)
+    session.flush()
+    run.output_dir = f"preprocess/{run.id}"
+    job = add_job(session, "preprocess", GPU_QUEUE, {"preprocess_run_id": run.id})
+    run.job_id = job.id
+    session.commit()  # run and job together: a run never exists without its job
+    send_job_after_commit(session, job)
+    return run
+
+
+def get_preprocess_run(session: Session, run_id: int) -> PreprocessRun:
+    """The preprocess run with ``run_id`` or :class:`NotFound`."""
+    run = session.get(PreprocessRun, run_id)
+    if run is None:
+        raise NotFound("preprocess_run", run_id)
+    return run
+
+
+def list_preprocess_runs(session: Session, dataset_id: int) -> list[PreprocessRun]:
+    """A dataset's preprocess runs, newest first (:class:`NotFound` for an unknown dataset)."""
+    get_dataset(session, dataset_id)
+    return list(session.scalars(select(PreprocessRun).where(PreprocessRun.dataset_id == dataset_id)
+                                .order_by(PreprocessRun.id.desc())))
+
+
+def is_current(run: PreprocessRun) -> bool:
+    """True while the dataset still has the clips and captions the run preprocessed."""
+    return run.fingerprint == current_fingerprint(run.dataset, run.model, run.buckets)
+
+
+def find_ready_run(session: Session, dataset: Dataset, model: str, buckets: str) -> PreprocessRun | None:
+    """The newest succeeded preprocess run of ``dataset`` with these settings and its current clips."""
+    fingerprint = current_fingerprint(dataset, model, buckets)
+    return session.scalar(
+        select(PreprocessRun).join(Job, PreprocessRun.job_id == Job.id)
+        .where(PreprocessRun.dataset_id == dataset.id, PreprocessRun.fingerprint == fingerprint,
+               Job.status == JobStatus.succeeded.value)
+        .order_by(PreprocessRun.id.desc()).limit(1))
+
+
+def run_dir(run: PreprocessRun) -> Path:
+    """The run's folder under DATA_DIR."""
+    return get_settings().data_dir / run.output_dir
+
+
+def precomputed_dir(run: PreprocessRun) -> Path:
+    """The ``.precomputed`` folder training reads."""
+    return run_dir(run) / PRECOMPUTED
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    if target.exists():
+        return
+    temp = target.with_name(f".{target.name}.tmp")
+    temp.unlink(missing_ok=True)
+    try:
+        os.link(source, temp)
+    except OSError:  # another file system, or links not allowed
+        shutil.copyfile(source, temp)
+    os.replace(temp, target)
+
+
+def write_worker_inputs(session: Session, run: PreprocessRun) -> Path:
+    """Put the snapshot's clips and ``dataset.jsonl`` (official layout) in the run folder; returns the metadata path.
+
+    Clips deleted since the run was queued are marked as errors in ``clip_results`` and left out.
+    """
+    from core.models import Clip
+
+    folder = run_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries, results = [], []
+    for item in run.clip_results:
+        item = dict(item)
+        clip = session.get(Clip, item["clip_id"])
+        source = clip_file(clip) if clip is not None else None
+        if source is None or not source.is_file():
+            item.update(status="error", code="missing_file", reason=f"{item['name']}: the clip was deleted")
+        else:
+            _link_or_copy(source, folder / item["media"])
+            entries.append(MetadataEntry(caption=item["caption"], video=item["media"]))
+        results.append(item)
+    run.clip_results = results
+    if not entries:
+        raise InvalidInput("no_trainable_clips", "Every clip of this preprocess run was deleted.")
+    return write_metadata(folder / METADATA_NAME, entries, video_column="media_path")
+
+
+def record_clip_reports(run: PreprocessRun, reports: list[dict[str, Any]], decoded: dict[str, dict[str, str]]) -> None:
+    """Store the engine's per-clip reports (matched by media name) with decoded preview paths.
+
+    ``decoded`` maps a media name to ``{"decoded_video", "decoded_audio"}`` paths under DATA_DIR.
+    """
+    by_media = {r.get("video"): r for r in reports}
+    results = []
+    for item in run.clip_results:
+        item = dict(item)
+        report = by_media.get(item["media"])
+        if report is not None:
+            item.update(status=report.get("status"), bucket=report.get("bucket"), code=report.get("code"),
+                        reason=report.get("reason"))
+            item.update(decoded.get(item["media"], {}))
+        results.append(item)
+    run.clip_results = results
+
+
+def preprocess_run_to_dict(run: PreprocessRun) -> dict[str, Any]:
+    """The API form: settings, status, job, and per clip its bucket, outcome and decoded previews."""
+    clips = []
+    for item in run.clip_results or []:
+        entry = {k: item.get(k) for k in ("clip_id", "name", "media", "caption", "bucket", "status", "code", "reason")}
+        entry["original_url"] = f"/media/clips/{item['clip_id']}/source"
+        for kind in ("decoded_video", "decoded_audio"):
+            entry[f"{kind}_url"] = (f"/api/v1/preprocess/{run.id}/clips/{item['clip_id']}/{kind}"
+                                    if item.get(kind) else None)
+        clips.append(entry)
+    dropped = [c for c in clips if c["status"] == "error"]
+    return {
+        "id": run.id,
+        "dataset_id": run.dataset_id,
+        "model": run.model,
+        "buckets": run.buckets,
+        "trigger": run.trigger,
+        "fingerprint": run.fingerprint,
+        "status": run.status,
+        "current": is_current(run),
+        "output_dir": run.output_dir,
+        "job_id": run.job_id,
+        "job": job_to_dict(run.job) if run.job is not None else None,
+        "clips": clips,
+        "dropped": [{"clip_id": c["clip_id"], "name": c["name"], "code": c["code"], "reason": c["reason"]}
+                    for c in dropped],
+        "created_at": run.created_at.isoformat() if run.created_at else None,
+    }
+
+
+def decoded_file(run: PreprocessRun, clip_id: int, kind: str) -> Path:
+    """A decoded preview (``decoded_video`` or ``decoded_audio``) of one clip, or :class:`NotFound`."""
+    if kind not in ("decoded_video", "decoded_audio"):
+        raise NotFound("preview", kind)
+    item = next((c for c in run.clip_results or [] if c.get("clip_id") == clip_id), None)
+    relative = item.get(kind) if item else None
+    data_dir = get_settings().data_dir
+    path = (data_dir / relative).resolve() if relative else None
+    if path is None or data_dir not in path.parents or not path.is_file():
+        raise NotFound("preview", f"{clip_id}/{kind}")
+    return path

@@ -1,0 +1,194 @@
+"""Validation prompts encoded once per process, then the text encoder leaves the accelerator.
+
+Gemma-3 12B takes about 24 GB in bfloat16; training never needs it (captions are cached by
+preprocessing), and sampling only needs the embeddings of a few fixed prompts. So a run encodes
+its validation prompts (and the negative prompt) once, before training starts, keeps the Gemma
+hidden states on the CPU in a :class:`PromptCache`, and moves the text encoder to the CPU.
+Sampling then hands the cached tensors to ``LTX2Pipeline.__call__`` as ``prompt_embeds`` /
+``prompt_attention_mask`` (and the negative pair); the pipeline runs the connectors on them
+exactly as it would on embeddings it computed itself, so the samples are the same.
+
+The cache holds what ``LTX2Pipeline._get_gemma_prompt_embeds`` returns: all Gemma hidden states
+packed ``[1, L, C*layers]`` in the text encoder's dtype, and the ``[1, L]`` mask, with ``L`` the
+pipeline's default prompt length (the sampling path never changes it). At full size that is about
+385 MB per prompt in bfloat16 (1024 tokens x 3840 x 49 layers), held in CPU memory.
+
+``load_text_encoder_in_8bit``: on CUDA with bitsandbytes, the one-time encoding uses an 8-bit
+copy of Gemma loaded from disk; elsewhere the run's log says why not and the encoder in the
+pipeline's dtype is used (it is released before training either way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from worker.engine.data.text import load_text_encoder_8bit, text_encoder_8bit_unavailable
+
+PIPELINE_PROMPT_LENGTH = 1024  # LTX2Pipeline.__call__'s default max_sequence_length
+
+LogFn = Callable[[str, str], None]
+
+
+@dataclass
+class PromptEmbedding:
+    """One text's Gemma hidden states ``[1, L, D]`` and attention mask ``[1, L]``, on the CPU."""
+
+    embeds: torch.Tensor
+    mask: torch.Tensor
+
+
+class PromptCache:
+    """Encoded texts by their exact text; :meth:`pipeline_kwargs` feeds them to the pipeline."""
+
+    def __init__(self, embeddings: dict[str, PromptEmbedding] | None = None):
+        self.embeddings = dict(embeddings or {})
+
+    def __contains__(self, text: str) -> bool:
+        return text in self.embeddings
+
+    def get(self, text: str) -> PromptEmbedding:
+        """The embedding of ``text``; a clear error names a text that was not encoded."""
+        try:
+            return self.embeddings[text]
+        except KeyError:
+            raise KeyError(
+                f"The prompt {text!r} was not encoded before the text encoder was released; "
+                f"encoded prompts: {sorted(self.embeddings)}"
+            ) from None
+
+    def pipeline_kwargs(self, prompt: str, negative_prompt: str, device) -> dict:
+        """``LTX2Pipeline.__call__`` text arguments for ``prompt`` and ``negative_prompt``, on ``device``.
+
+        An empty negative prompt is the empty string's embedding, as the pipeline encodes it.
+        """
+        positive, negative = self.get(prompt), self.get(negative_prompt or "")
+        return {
+            "prompt": None,
+            "prompt_embeds": positive.embeds.to(device),
+            "prompt_attention_mask": positive.mask.to(device),
+            "negative_prompt": None,
+            "negative_prompt_embeds": negative.embeds.to(device),
+            "negative_prompt_attention_mask": negative.mask.to(device),
+        }
+
+
+@contextlib.contextmanager
+def _text_encoder_swapped(pipe, encoder):
+    """Use ``encoder`` as ``pipe.text_encoder`` inside the block (same class, so the config is unchanged)."""
+    original = pipe.text_encoder
+    if encoder is original:
+        yield
+        return
+    pipe.text_encoder = encoder
+    try:
+        yield
+    finally:
+        pipe.text_encoder = original
+
+
+@torch.inference_mode()
+def encode_prompts(pipe, texts, *, encoder=None, dtype: torch.dtype | None = None) -> PromptCache:
+    """Encode each distinct text with ``encoder`` (default: ``pipe.text_encoder``, where it is).
+
+    The tensors are the pipeline's own (``_get_gemma_prompt_embeds``), in ``dtype`` (default: the
+    pipeline text encoder's dtype, what the pipeline uses), moved to the CPU.
+    """
+    encoder = encoder if encoder is not None else pipe.text_encoder
+    dtype = dtype or pipe.text_encoder.dtype
+    embeddings: dict[str, PromptEmbedding] = {}
+    with _text_encoder_swapped(pipe, encoder):
+        for text in dict.fromkeys(texts):
+            embeds, mask = pipe._get_gemma_prompt_embeds(
+                prompt=[text], max_sequence_length=PIPELINE_PROMPT_LENGTH, device=encoder.device, dtype=dtype
+            )
+            embeddings[text] = PromptEmbedding(embeds.to("cpu"), mask.to("cpu"))
+    return PromptCache(embeddings)
+
+
+def sampling_texts(prompts: list[str], negative_prompt: str) -> list[str]:
+    """Every text a validation pass encodes: the prompts and the negative prompt (``""`` if none)."""
+    return [*prompts, negative_prompt or ""]
+
+
+def release_text_encoder(pipe) -> None:
+    """Move the pipeline's text encoder to the CPU and give its accelerator memory back."""
+    if pipe.text_encoder is None:
+        return
+    on_accelerator = pipe.text_encoder.device.type != "cpu"
+    pipe.text_encoder.to("cpu")
+    if on_accelerator and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def move_pipeline_except_text_encoder(pipe, device: str) -> None:
+    """Move every module of ``pipe`` but the text encoder to ``device`` (dtypes unchanged)."""
+    for name, component in pipe.components.items():
+        if name != "text_encoder" and isinstance(component, torch.nn.Module):
+            component.to(device)
+
+
+def text_encoder_dir(preset: str, *, data_dir, model_dir=None) -> Path:
+    """The Gemma directory ``preset`` loads its text encoder from (for the 8-bit reload)."""
+    from core.model_files import resolve_real_model
+    from core.presets import get_preset
+    from worker.engine.model.toy_store import ensure_toy_saved
+
+    info = get_preset(preset)
+    if info.is_toy:
+        return ensure_toy_saved(info, Path(data_dir)) / "text_encoder"
+    location = resolve_real_model(info, Path(model_dir) if model_dir else None)
+    if location.kind == "diffusers":
+        return location.path / "text_encoder"
+    if location.gemma_dir is None:
+        raise FileNotFoundError(f"No Gemma-3 directory was found beside {location.path}.")
+    return location.gemma_dir
+
+
+def encode_once_and_release(
+    pipe,
+    texts: list[str],
+    *,
+    device: str,
+    load_in_8bit: bool = False,
+    gemma_dir: Callable[[], Path] | None = None,
+    on_log: LogFn | None = None,
+) -> PromptCache:
+    """Encode ``texts`` on ``device``, then move the text encoder to the CPU; returns the cache.
+
+    ``load_in_8bit``: encode with an 8-bit copy of Gemma loaded from ``gemma_dir()`` (on CUDA
+    with bitsandbytes). Where that cannot run, ``on_log("warning", ...)`` says why and the
+    pipeline's encoder is used in its own dtype instead; never silently.
+    """
+    on_log = on_log or (lambda level, message: None)
+    reason = None
+    if load_in_8bit:
+        reason = text_encoder_8bit_unavailable(device)
+        if reason is None and gemma_dir is None:
+            reason = "the pipeline was built by the caller, so its text encoder is used as loaded"
+        if reason is not None:
+            on_log(
+                "warning",
+                f"load_text_encoder_in_8bit ignored: {reason}. Gemma runs in {pipe.text_encoder.dtype} for the "
+                "one-time encoding of the validation prompts and leaves the accelerator before training.",
+            )
+    if load_in_8bit and reason is None:
+        encoder = load_text_encoder_8bit(
+            type(pipe.text_encoder), gemma_dir(), device=device, dtype=pipe.text_encoder.dtype
+        )
+        try:
+            cache = encode_prompts(pipe, texts, encoder=encoder)
+        finally:
+            del encoder
+            torch.cuda.empty_cache()
+        on_log("info", f"Validation prompts encoded once with Gemma in 8-bit ({len(cache.embeddings)} texts).")
+    else:
+        pipe.text_encoder.to(device)
+        cache = encode_prompts(pipe, texts)
+        on_log("info", f"Validation prompts encoded once ({len(cache.embeddings)} texts).")
+    release_text_encoder(pipe)
+    return cache

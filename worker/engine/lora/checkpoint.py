@@ -1,0 +1,151 @@
+"""Checkpoints of a training run: the LoRA files and the state to resume from.
+
+Layout under ``<output_dir>/checkpoints/`` for step N (zero-padded to 5 digits, as ltx-trainer):
+
+- ``lora_weights_step_NNNNN.safetensors``: official / ComfyUI layout (see :mod:`lora_io`);
+- ``lora_weights_step_NNNNN.diffusers.safetensors``: diffusers layout;
+- ``training_state_step_NNNNN.pt``: float32 LoRA tensors, optimizer, scheduler, RNG states,
+  step and the config fingerprint. Resuming restores all of it, so the run continues exactly.
+
+Every file is written to a temporary name and renamed; the state file is written last, so a
+state file on disk always has its LoRA files beside it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.files import atomic_write
+from worker.engine.lora.files import LoraWeights, save_diffusers, save_official
+
+STATE_PATTERN = re.compile(r"^training_state_step_(\d+)\.pt$")
+STATE_FORMAT_VERSION = 1
+
+
+@dataclass
+class CheckpointPaths:
+    """The three files of one checkpoint."""
+
+    official: Path
+    diffusers: Path
+    state: Path
+
+
+def checkpoint_paths(output_dir: str | Path, step: int) -> CheckpointPaths:
+    """File names of the checkpoint at ``step``."""
+    root = Path(output_dir) / "checkpoints"
+    return CheckpointPaths(
+        official=root / f"lora_weights_step_{step:05d}.safetensors",
+        diffusers=root / f"lora_weights_step_{step:05d}.diffusers.safetensors",
+        state=root / f"training_state_step_{step:05d}.pt",
+    )
+
+
+def list_checkpoint_steps(output_dir: str | Path) -> list[int]:
+    """Steps that have a complete training state, ascending."""
+    root = Path(output_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    steps = []
+    for path in root.iterdir():
+        match = STATE_PATTERN.match(path.name)
+        if match and checkpoint_paths(output_dir, int(match.group(1))).official.is_file():
+            steps.append(int(match.group(1)))
+    return sorted(steps)
+
+
+def latest_checkpoint_step(output_dir: str | Path) -> int | None:
+    """The last step with a complete checkpoint, or None."""
+    steps = list_checkpoint_steps(output_dir)
+    return steps[-1] if steps else None
+
+
+def capture_rng_states(generator: torch.Generator) -> dict:
+    """Every random stream a step draws from: the trainer's generator, torch's CPU and CUDA RNGs."""
+    states = {"generator": generator.get_state(), "torch_cpu": torch.random.get_rng_state()}
+    if torch.cuda.is_available():
+        states["torch_cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict, generator: torch.Generator) -> None:
+    """Inverse of :func:`capture_rng_states`."""
+    generator.set_state(states["generator"])
+    torch.random.set_rng_state(states["torch_cpu"])
+    if "torch_cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["torch_cuda"])
+
+
+def save_checkpoint(
+    output_dir: str | Path,
+    step: int,
+    weights: LoraWeights,
+    *,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    generator: torch.Generator,
+    fingerprint: str,
+    metadata: dict[str, str] | None = None,
+) -> CheckpointPaths:
+    """Write the checkpoint at ``step`` (both LoRA layouts, then the training state)."""
+    paths = checkpoint_paths(output_dir, step)
+    header = {"avlora_step": str(step), **(metadata or {})}
+    save_official(weights, paths.official, header)
+    save_diffusers(weights, paths.diffusers, header)
+    state = {
+        "format_version": STATE_FORMAT_VERSION,
+        "step": step,
+        "config_fingerprint": fingerprint,
+        "lora": {k: v.float() for k, v in weights.tensors.items()},
+        "rank": weights.rank,
+        "alpha": weights.alpha,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": capture_rng_states(generator),
+    }
+    atomic_write(paths.state, lambda tmp: torch.save(state, tmp))
+    return paths
+
+
+class ResumeMismatch(ValueError):
+    """The saved training state belongs to a different configuration."""
+
+
+def load_training_state(output_dir: str | Path, step: int, fingerprint: str) -> dict:
+    """Read the training state at ``step`` and check it belongs to this configuration."""
+    path = checkpoint_paths(output_dir, step).state
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("format_version") != STATE_FORMAT_VERSION:
+        raise ResumeMismatch(f"{path} was written by an incompatible version of the trainer.")
+    if state["config_fingerprint"] != fingerprint:
+        raise ResumeMismatch(
+            f"{path} was written with a different training configuration (fingerprint "
+            f"{state['config_fingerprint'][:12]} vs {fingerprint[:12]}). Resume with the run's own "
+            "config, or start a new run in another output_dir."
+        )
+    return state
+
+
+def restore_lora_tensors(transformer: torch.nn.Module, tensors: dict[str, torch.Tensor], adapter_name: str) -> None:
+    """Copy saved LoRA tensors back into the adapter's parameters, exactly.
+
+    Keys are PEFT's saved names (``x.lora_A.weight``); the parameters are ``x.lora_A.<adapter>.weight``.
+    Raises ResumeMismatch if the two sets of names differ.
+    """
+    params = {}
+    for name, param in transformer.named_parameters():
+        for part in ("lora_A", "lora_B"):
+            marker = f".{part}.{adapter_name}."
+            if marker in name:
+                params[name.replace(marker, f".{part}.")] = param
+    if set(params) != set(tensors):
+        missing = sorted(set(params) - set(tensors))[:3]
+        extra = sorted(set(tensors) - set(params))[:3]
+        raise ResumeMismatch(f"Saved LoRA tensors do not fit the model (missing {missing}, unknown {extra}).")
+    with torch.no_grad():
+        for key, param in params.items():
+            param.copy_(tensors[key].to(param.dtype))

@@ -1,0 +1,92 @@
+"""Model presets and pipeline loading: the one entry point every engine step uses.
+
+Public API (stable; the trainer, the CLI and the Celery tasks call exactly this):
+
+``load_pipeline(preset, *, data_dir, model_dir=None, device=None, dtype=None) -> LTX2Pipeline``
+    A real ``diffusers.LTX2Pipeline`` on ``device`` (default: cuda if available, else cpu) in
+    ``dtype`` (default: bfloat16 on GPU, float32 on CPU); the audio VAE and vocoder always run in
+    float32, as the official trainer runs them.
+    - ``toy`` / ``toy-2.0``: the LTX-2.3 / LTX-2.0 architecture at tiny size with seeded random
+      weights. Built once and saved with ``save_pretrained`` under ``<data_dir>/models/<preset>/``
+      (temp dir, then rename), then always loaded with ``from_pretrained``: the same code path as
+      real weights.
+    - ``ltx-2.3`` / ``ltx-2``: from ``model_dir`` (MODEL_DIR): either a diffusers-format directory
+      (``model_index.json`` + component folders), or the official single-file checkpoint
+      (e.g. ``ltx-2.3-22b-dev.safetensors``) with a Gemma-3 directory beside it. Nothing is ever
+      downloaded; missing files raise ``ModelFilesMissing`` whose message lists what to put where.
+``PRESETS`` / ``get_preset(name) -> PresetInfo``
+    Per-preset facts (name, version "2.3"/"2.0", audio sample rate, mel settings, prompt length).
+``model_identity(preset, *, data_dir, model_dir=None) -> str``
+    ``"<preset>@<version>:<hash>"``: a stable id of the weights a preset resolves to, for cache
+    fingerprints (changes when the weights or configs change).
+``resolve_model_path(preset, *, data_dir, model_dir=None) -> Path``
+    The directory or checkpoint file ``load_pipeline`` would read (creating the toy if needed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.model_files import ModelFilesMissing, resolve_real_model
+
+from worker.engine.model.loading import default_device, default_dtype, load_diffusers_dir, weights_fingerprint
+from core.presets import PRESETS, PresetInfo, UnknownPreset, get_preset
+from worker.engine.model.toy_store import ensure_toy_saved
+
+__all__ = [
+    "PRESETS",
+    "ModelFilesMissing",
+    "PresetInfo",
+    "UnknownPreset",
+    "get_preset",
+    "load_pipeline",
+    "model_identity",
+    "resolve_model_path",
+]
+
+
+def resolve_model_path(preset: str, *, data_dir: Path, model_dir: Path | None = None) -> Path:
+    """Where ``preset``'s weights are: the toy's saved directory, or the real model's files."""
+    info = get_preset(preset)
+    if info.is_toy:
+        return ensure_toy_saved(info, Path(data_dir))
+    return resolve_real_model(info, model_dir).path
+
+
+def load_pipeline(
+    preset: str,
+    *,
+    data_dir: Path,
+    model_dir: Path | None = None,
+    device: str | None = None,
+    dtype=None,
+):
+    """Load ``preset`` as a real ``diffusers.LTX2Pipeline`` (see the module docstring)."""
+    info = get_preset(preset)
+    device = device or default_device()
+    dtype = dtype or default_dtype(device)
+    if info.is_toy:
+        pipe = load_diffusers_dir(ensure_toy_saved(info, Path(data_dir)), dtype=dtype)
+    else:
+        location = resolve_real_model(info, model_dir)
+        if location.kind == "diffusers":
+            pipe = load_diffusers_dir(location.path, dtype=dtype)
+        else:
+            from worker.engine.model.single_file import load_single_file_pipeline
+
+            pipe = load_single_file_pipeline(info, location, dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def model_identity(preset: str, *, data_dir: Path, model_dir: Path | None = None) -> str:
+    """A stable id of the weights ``preset`` resolves to: ``"<preset>@<version>:<hash16>"``."""
+    info = get_preset(preset)
+    if info.is_toy:
+        digest = weights_fingerprint(ensure_toy_saved(info, Path(data_dir)))
+    else:
+        location = resolve_real_model(info, model_dir)
+        digest = weights_fingerprint(location.path)
+        if location.gemma_dir is not None:
+            digest = f"{digest}+{weights_fingerprint(location.gemma_dir)}"
+    return f"{info.name}@{info.version}:{digest}"

@@ -1,0 +1,322 @@
+"""One rectified-flow training step for the LTX-2 audio-video transformer (the official recipe).
+
+For clean latents x0 and Gaussian noise at noise level s in [0, 1]:
+``x_t = (1 - s) * x0 + s * noise``; the transformer predicts the velocity ``noise - x0``; the loss
+is the mean squared error, computed separately for video and audio.
+
+First-frame conditioning: with probability ``first_frame_p`` per sample, the tokens of the first
+latent frame stay clean, get per-token timestep 0 and are left out of the video loss.
+
+Timesteps go to the transformer as ``s * 1000``: per video token as ``timestep``, per sample as
+``audio_timestep``, and, for LTX-2.3's prompt modulation, as ``sigma`` / ``audio_sigma``
+(``use_cross_timestep=True``, as ``LTX2Pipeline`` calls it for 2.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from worker.engine.step.levers import text_mask_or_none
+from worker.engine.step.timesteps import ShiftedLogitNormalSampler, UniformSampler
+
+TIMESTEP_SCALE = 1000.0
+
+
+@dataclass
+class FlowBatch:
+    """Packed, model-ready latents of one batch (all tensors on the training device)."""
+
+    video: torch.Tensor  # [B, N_video, 128] clean latent tokens
+    audio: torch.Tensor | None  # [B, N_audio, C_audio] clean latent tokens, or None (video only)
+    video_text: torch.Tensor  # [B, L, D_video] connector output for the video stream
+    audio_text: torch.Tensor  # [B, L, D_audio] connector output for the audio stream
+    text_mask: torch.Tensor  # [B, L]
+    latent_frames: int
+    latent_height: int
+    latent_width: int
+    fps: float
+    audio_frames: int
+    audio_channels: int = 128  # packed audio token width (8 latent channels x 16 mel bins)
+    # RoPE patch coordinates, computed ahead of the forward by :func:`with_rope_coords` (None: the
+    # transformer computes them itself, which copies small host tensors to the device each call)
+    video_coords: torch.Tensor | None = None
+    audio_coords: torch.Tensor | None = None
+
+
+@dataclass
+class FlowInputs:
+    """Noised inputs, targets and masks of one step."""
+
+    noisy_video: torch.Tensor
+    noisy_audio: torch.Tensor  # noised audio latents, or pure noise when training video only
+    video_target: torch.Tensor
+    audio_target: torch.Tensor | None
+    video_timesteps: torch.Tensor  # [B, N_video], s in [0, 1] (0 on conditioning tokens)
+    video_sigma: torch.Tensor  # [B]
+    audio_sigma: torch.Tensor  # [B]
+    video_loss_mask: torch.Tensor  # [B, N_video] bool
+
+
+@dataclass
+class StepLosses:
+    """The losses of one step: ``total`` carries the graph; ``video`` / ``audio`` are floats.
+
+    The per-modality losses are kept as detached tensors and read as floats only when asked
+    for, so a training step does not wait for the device before its backward is queued.
+    """
+
+    total: torch.Tensor
+    video_loss: torch.Tensor
+    audio_loss: torch.Tensor | None
+
+    @property
+    def video(self) -> float:
+        """The video loss as a float (waits for the device)."""
+        return float(self.video_loss)
+
+    @property
+    def audio(self) -> float | None:
+        """The audio loss as a float, or None when no audio loss was computed."""
+        return None if self.audio_loss is None else float(self.audio_loss)
+
+
+def prepare_flow_inputs(
+    batch: FlowBatch,
+    sampler: ShiftedLogitNormalSampler | UniformSampler,
+    generator: torch.Generator,
+    *,
+    first_frame_p: float = 0.0,
+    independent_audio_timestep: bool = False,
+) -> FlowInputs:
+    """Draw noise levels and noise, apply first-frame conditioning, build targets.
+
+    All randomness comes from ``generator`` (a CPU generator), so a run is reproducible and a
+    resumed run continues the same random stream.
+    """
+    video = batch.video
+    bsz, n_video, _ = video.shape
+    device = video.device
+    video_sigma = sampler.sample(bsz, n_video, generator=generator).to(device)
+    video_noise = torch.randn(video.shape, generator=generator).to(device=device, dtype=video.dtype)
+    s = video_sigma.view(-1, 1, 1).to(video.dtype)
+    noisy_video = (1 - s) * video + s * video_noise
+    video_target = video_noise - video
+    video_timesteps = video_sigma.view(-1, 1).expand(bsz, n_video).clone()
+    loss_mask = torch.ones(bsz, n_video, dtype=torch.bool, device=device)
+
+    conditioned = torch.rand(bsz, generator=generator).to(device) < first_frame_p
+    if conditioned.any():
+        tokens_per_frame = batch.latent_height * batch.latent_width
+        first = torch.zeros(bsz, n_video, dtype=torch.bool, device=device)
+        first[:, :tokens_per_frame] = True
+        first &= conditioned.view(-1, 1)
+        noisy_video = torch.where(first.unsqueeze(-1), video, noisy_video)
+        video_timesteps = video_timesteps.masked_fill(first, 0.0)
+        loss_mask &= ~first
+
+    audio_sigma = video_sigma
+    noisy_audio = audio_target = None
+    if batch.audio is None:
+        # Video-only training: the audio stream still runs (the model needs it) on pure noise at
+        # noise level 1, and contributes no loss.
+        audio_sigma = torch.ones_like(video_sigma)
+        shape = (bsz, batch.audio_frames, batch.audio_channels)
+        noisy_audio = torch.randn(shape, generator=generator).to(device=device, dtype=video.dtype)
+    else:
+        audio = batch.audio
+        if independent_audio_timestep:
+            audio_sigma = sampler.sample(bsz, audio.shape[1], generator=generator).to(device)
+        audio_noise = torch.randn(audio.shape, generator=generator).to(device=device, dtype=audio.dtype)
+        sa = audio_sigma.view(-1, 1, 1).to(audio.dtype)
+        noisy_audio = (1 - sa) * audio + sa * audio_noise
+        audio_target = audio_noise - audio
+    return FlowInputs(
+        noisy_video=noisy_video,
+        noisy_audio=noisy_audio,
+        video_target=video_target,
+        audio_target=audio_target,
+        video_timesteps=video_timesteps,
+        video_sigma=video_sigma,
+        audio_sigma=audio_sigma,
+        video_loss_mask=loss_mask,
+    )
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over channels, then over the tokens where ``mask`` is True."""
+    per_token = (pred.float() - target.float()).pow(2).mean(dim=-1)
+    if mask is None:
+        return per_token.mean()
+    weights = mask.to(per_token.dtype)
+    return (per_token * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def uses_cross_timestep(transformer: torch.nn.Module) -> bool:
+    """True for LTX-2.3-style transformers (prompt / cross-attention modulation)."""
+    config = transformer.config
+    return bool(getattr(config, "cross_attn_mod", False) or getattr(config, "audio_cross_attn_mod", False))
+
+
+def with_rope_coords(transformer: torch.nn.Module, batch: FlowBatch) -> FlowBatch:
+    """``batch`` with its RoPE patch coordinates filled in, as the transformer would compute them.
+
+    The coordinates depend only on the clip's shape and fps. Computed here, outside the forward,
+    the forward issues no host-to-device copies, which a CUDA graph capture of it requires
+    (:mod:`worker.engine.step.graphed`).
+    """
+    device, bsz = batch.video.device, batch.video.shape[0]
+    video_coords = transformer.rope.prepare_video_coords(
+        bsz, batch.latent_frames, batch.latent_height, batch.latent_width, device, fps=batch.fps
+    )
+    audio_coords = transformer.audio_rope.prepare_audio_coords(bsz, batch.audio_frames, device)
+    return replace(batch, video_coords=video_coords, audio_coords=audio_coords)
+
+
+def base_dtype(transformer: torch.nn.Module) -> torch.dtype:
+    """The dtype of the transformer's own (non-LoRA) weights, which its inputs must match."""
+    return next(p.dtype for n, p in transformer.named_parameters() if "lora_" not in n)
+
+
+def run_transformer(
+    transformer: torch.nn.Module,
+    batch: FlowBatch,
+    noisy_video: torch.Tensor,
+    noisy_audio: torch.Tensor,
+    video_timesteps: torch.Tensor,
+    video_sigma: torch.Tensor,
+    audio_sigma: torch.Tensor,
+    *,
+    drop_all_ones_mask: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Call the transformer the way ``LTX2Pipeline`` does; returns (video, audio) velocity.
+
+    ``drop_all_ones_mask``: pass an all-ones text mask as ``None`` (the same attention, but SDPA
+    may then use its flash kernel; see :mod:`worker.engine.step.levers`).
+    """
+    dtype = base_dtype(transformer)
+    text_mask = text_mask_or_none(batch.text_mask) if drop_all_ones_mask else batch.text_mask
+    video_pred, audio_pred = transformer(
+        hidden_states=noisy_video.to(dtype),
+        audio_hidden_states=noisy_audio.to(dtype),
+        encoder_hidden_states=batch.video_text.to(dtype),
+        audio_encoder_hidden_states=batch.audio_text.to(dtype),
+        timestep=video_timesteps * TIMESTEP_SCALE,
+        audio_timestep=audio_sigma * TIMESTEP_SCALE,
+        sigma=video_sigma * TIMESTEP_SCALE,
+        audio_sigma=audio_sigma * TIMESTEP_SCALE,
+        encoder_attention_mask=text_mask,
+        audio_encoder_attention_mask=text_mask,
+        num_frames=batch.latent_frames,
+        height=batch.latent_height,
+        width=batch.latent_width,
+        fps=batch.fps,
+        audio_num_frames=batch.audio_frames,
+        video_coords=batch.video_coords,
+        audio_coords=batch.audio_coords,
+        use_cross_timestep=uses_cross_timestep(transformer),
+        return_dict=False,
+    )
+    return video_pred, audio_pred
+
+
+def compute_step_losses(
+    transformer: torch.nn.Module,
+    batch: FlowBatch,
+    inputs: FlowInputs,
+    *,
+    audio_loss_weight: float = 1.0,
+    drop_all_ones_mask: bool = True,
+) -> StepLosses:
+    """Forward pass and the separate video / audio losses (total = video + weight * audio).
+
+    Without audio latents (video-only training) ``audio`` is None and only the video loss counts.
+    """
+    video_pred, audio_pred = run_transformer(
+        transformer,
+        batch,
+        inputs.noisy_video,
+        inputs.noisy_audio,
+        inputs.video_timesteps,
+        inputs.video_sigma,
+        inputs.audio_sigma,
+        drop_all_ones_mask=drop_all_ones_mask,
+    )
+    video_loss = masked_mse(video_pred, inputs.video_target, inputs.video_loss_mask)
+    total = video_loss
+    audio_loss = None
+    if inputs.audio_target is not None:
+        audio_loss = masked_mse(audio_pred, inputs.audio_target)
+        total = total + audio_loss_weight * audio_loss
+        audio_loss = audio_loss.detach()
+    return StepLosses(total=total, video_loss=video_loss.detach(), audio_loss=audio_loss)
+
+
+def ready_for_step(transformer: torch.nn.Module, batch: FlowBatch, *, drop_all_ones_mask: bool = True) -> FlowBatch:
+    """``batch`` with everything the forward would otherwise work out on the host done now: the
+    RoPE coordinates (:func:`with_rope_coords`) and the all-ones text mask dropped (read once,
+    here). A batch made ready runs the same forward with no host-to-device copy or device read
+    inside it, which a CUDA graph capture needs (:mod:`worker.engine.step.graphed`)."""
+    batch = with_rope_coords(transformer, batch)
+    if drop_all_ones_mask:
+        batch = replace(batch, text_mask=text_mask_or_none(batch.text_mask))
+    return batch
+
+
+def forward_backward(
+    transformer: torch.nn.Module,
+    batch: FlowBatch,
+    inputs: FlowInputs,
+    *,
+    audio_loss_weight: float = 1.0,
+    loss_scale: float = 1.0,
+    weight_cast=None,
+) -> StepLosses:
+    """One step's forward, losses and backward (of ``loss_scale`` x the total, e.g. 1 / the
+    gradient accumulation steps); returns the losses. ``weight_cast``: a zero-argument callable
+    returning the context the forward and backward run in (the cast-once lever), or None.
+
+    Expects a batch made ready by :func:`ready_for_step`: the text mask is used as it is.
+    """
+    import contextlib
+
+    with weight_cast() if weight_cast is not None else contextlib.nullcontext():
+        losses = compute_step_losses(transformer, batch, inputs, audio_loss_weight=audio_loss_weight,
+                                     drop_all_ones_mask=False)
+        (losses.total * loss_scale if loss_scale != 1.0 else losses.total).backward()
+    return losses
+
+
+@torch.no_grad()
+def fixed_noise_losses(
+    transformer: torch.nn.Module,
+    batch: FlowBatch,
+    *,
+    noise_levels: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9),
+    seed: int = 0,
+) -> tuple[float, float | None]:
+    """Mean video and audio loss over fixed noise levels and fixed noise (no first-frame condition).
+
+    Unlike the training loss, which jumps with the randomly drawn noise level, this is
+    comparable between steps: a held-out measure of how well the model fits ``batch``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    videos, audios = [], []
+    for level in noise_levels:
+        inputs = prepare_flow_inputs(batch, _FixedLevelSampler(level), generator, first_frame_p=0.0)
+        losses = compute_step_losses(transformer, batch, inputs)
+        videos.append(losses.video)
+        if losses.audio is not None:
+            audios.append(losses.audio)
+    return sum(videos) / len(videos), (sum(audios) / len(audios) if audios else None)
+
+
+class _FixedLevelSampler:
+    """A 'sampler' that always returns one noise level (for :func:`fixed_noise_losses`)."""
+
+    def __init__(self, level: float):
+        self.level = level
+
+    def sample(self, batch_size: int, seq_length: int, *, generator=None, device=None) -> torch.Tensor:  # noqa: ARG002
+        return torch.full((batch_size,), self.level, device=device)
