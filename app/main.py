@@ -10,9 +10,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.errors import api_error_handler, http_error_handler, validation_error_handler
 from app.routes import ROUTERS
 from app.security import install_access_control
-from core.services.sweeper import sweeper_lifespan
 from app.templating import STATIC_DIR
 from core.errors import ApiError
+from core.services.sweeper import sweeper_lifespan
 
 
 def create_app() -> FastAPI:

@@ -41,6 +41,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.config import Settings, get_settings
+from core.files import atomic_write_text
 
 SESSION_COOKIE = "avlora_session"
 SESSION_MAX_AGE_S = 14 * 24 * 3600
@@ -63,19 +64,8 @@ def _stored_secret(path: Path) -> str:
     Written to a temporary name and linked into place, so two processes starting at once agree
     on one value and nobody ever reads a half-written file.
     """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(32) + "\n")
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another process won the race; use its value
-        finally:
-            tmp.unlink(missing_ok=True)
+    if not path.exists():  # overwrite=False: another process that won the race keeps its value
+        atomic_write_text(path, secrets.token_urlsafe(32) + "\n", mode=0o600, overwrite=False)
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)
     value = path.read_text().strip()

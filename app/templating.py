@@ -12,10 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
 
+
+def _vendored(pattern: str) -> str | None:
+    """The static path of the vendored file matching ``pattern`` (scripts/vendor_htmx.sh writes them)."""
+    return next((f"vendor/{p.name}" for p in sorted((STATIC_DIR / "vendor").glob(pattern))), None)
+
+
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-templates.env.globals["htmx_js"] = next(
-    (f"vendor/{p.name}" for p in sorted((STATIC_DIR / "vendor").glob("htmx-*.min.js"))), None
-)
+templates.env.globals["htmx_js"] = _vendored("htmx-[0-9]*.min.js")
+templates.env.globals["htmx_sse_js"] = _vendored("htmx-ext-sse-*.min.js")  # the run page's live rows
 # CSRF: forms carry <input type="hidden" name="csrf_token" value="{{ csrf_token(request) }}">;
 # htmx and fetch send the header X-CSRF-Token (see app/security.py for the contract).
 templates.env.globals["csrf_token"] = csrf_token

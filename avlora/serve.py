@@ -9,14 +9,17 @@ import subprocess
 import sys
 
 from core.config import get_settings
+from core.names import QUEUES
+
+EVERY_QUEUE = ",".join(QUEUES)
 
 
 def worker_command(queues: str, concurrency: int) -> list[str]:
     """The command line of a Celery worker for ``queues`` (comma-separated)."""
     wanted = [q.strip() for q in queues.split(",") if q.strip()]
-    unknown = sorted(set(wanted) - {"cpu", "gpu"})
+    unknown = sorted(set(wanted) - set(QUEUES))
     if unknown:
-        raise SystemExit(f"unknown queue(s): {', '.join(unknown)} (use cpu, gpu)")
+        raise SystemExit(f"unknown queue(s): {', '.join(unknown)} (use {', '.join(QUEUES)})")
     return [
         sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
         "-Q", ",".join(wanted), "-c", str(concurrency), "--prefetch-multiplier", "1",
@@ -33,7 +36,7 @@ def _stop_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def run_worker(queues: str = "cpu,gpu", concurrency: int = 1) -> int:
+def run_worker(queues: str = EVERY_QUEUE, concurrency: int = 1) -> int:
     """Run a Celery worker in the foreground (replaces this process)."""
     cmd = worker_command(queues, concurrency)
     os.execv(cmd[0], cmd)
@@ -41,12 +44,12 @@ def run_worker(queues: str = "cpu,gpu", concurrency: int = 1) -> int:
 
 
 def serve(host: str | None = None, port: int | None = None, with_worker: bool = True,
-          open_queues: str = "cpu,gpu") -> int:
+          open_queues: str = EVERY_QUEUE) -> int:
     """Migrate, start the embedded worker, and serve the web app until interrupted."""
     import uvicorn
 
-    from core.migrate import upgrade
     from app.security import check_access_settings
+    from core.migrate import upgrade
 
     settings = get_settings()
     host = host or settings.host

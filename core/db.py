@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import get_settings
+from core.errors import NotFound
+
+T = TypeVar("T")
 
 
 def make_engine(url: str) -> Engine:
@@ -62,3 +66,11 @@ def get_session() -> Iterator[Session]:
         yield session
     finally:
         session.close()
+
+
+def get_or_404(session: Session, model: type[T], ident: object, what: str) -> T:
+    """The ``model`` row with primary key ``ident``, or :class:`core.errors.NotFound` naming ``what``."""
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFound(what, ident)
+    return row

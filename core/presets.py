@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.names import MODEL_PRESETS
+
 
 @dataclass(frozen=True)
 class PresetInfo:
@@ -73,6 +75,7 @@ PRESETS: dict[str, PresetInfo] = {
         single_file_names=("ltx-2-19b-dev.safetensors", "ltx-2-19b-distilled.safetensors"),
     ),
 }
+assert tuple(PRESETS) == MODEL_PRESETS, "core/presets.py PRESETS must list core.names.MODEL_PRESETS, in order"
 
 
 class UnknownPreset(ValueError):
@@ -85,8 +88,14 @@ def get_preset(name: str) -> PresetInfo:
         return PRESETS[name]
     except KeyError:
         raise UnknownPreset(
-            f"unknown model preset {name!r}; choose one of: {', '.join(PRESETS)}"
+            f"unknown model preset {name!r}; choose one of: {', '.join(MODEL_PRESETS)}"
         ) from None
+
+
+def full_size_of(name: str) -> str:
+    """The full-size preset with the architecture of preset ``name`` (itself when not a toy)."""
+    info = get_preset(name)
+    return next(other.name for other in PRESETS.values() if not other.is_toy and other.version == info.version)
 
 
 def toy_dir(info: PresetInfo, data_dir: Path) -> Path:

@@ -9,10 +9,10 @@ from functools import lru_cache
 from celery import Celery
 
 from core.config import Settings, get_settings
+from core.names import QUEUES, Queue
 
 # Task names: the only contract between web and worker besides the database rows.
 TASK_RUN_JOB = "avlora.run_job"
-QUEUES = ("cpu", "gpu")
 
 
 def configure_celery(app: Celery, settings: Settings) -> Celery:
@@ -24,7 +24,7 @@ def configure_celery(app: Celery, settings: Settings) -> Celery:
         "task_acks_late": True,  # a task killed with its worker is redelivered ...
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,  # ... and a worker holds one task at a time
-        "task_default_queue": "cpu",
+        "task_default_queue": Queue.cpu.value,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
     }

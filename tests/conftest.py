@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from tests.support import postgres_database, redis_broker, reset_app_caches
@@ -27,12 +30,26 @@ def studio_env(tmp_path, monkeypatch):
     reset_app_caches()
 
 
-@pytest.fixture
-def migrated_env(studio_env):
-    """``studio_env`` with the SQLite schema migrated to head."""
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite database migrated to head, built once per test session (copied by ``migrated_env``)."""
     from core.migrate import upgrade
 
-    upgrade()
+    path = tmp_path_factory.mktemp("migrated") / "studio.sqlite3"
+    upgrade(f"sqlite:///{path}")  # the engine is disposed after: no -wal/-shm file is left beside it
+    return path
+
+
+@pytest.fixture
+def migrated_env(studio_env, migrated_sqlite):
+    """``studio_env`` with the SQLite schema migrated to head: a copy of the session's migrated file."""
+    from sqlalchemy.engine import make_url
+
+    from core.config import get_settings
+
+    target = Path(make_url(get_settings().sqlalchemy_url).database)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(migrated_sqlite, target)
     return studio_env
 
 

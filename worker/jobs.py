@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.config import get_settings
@@ -40,12 +40,12 @@ def worker_name() -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -185,7 +185,7 @@ def run_job(job_id: int, handlers: dict[str, Callable[[JobContext, dict[str, Any
     except OSError as exc:  # disk full, permissions, ...: say what it is
         status, error = JobStatus.failed, f"I/O error: {exc.strerror or exc} ({exc.filename or 'no file'})"
         log.exception("job %s failed", job_id)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a handler raises ends the job as failed, with its message
         status, error = JobStatus.failed, f"{type(exc).__name__}: {exc}"
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from core.config import get_settings
@@ -281,8 +281,8 @@ def heartbeat_age_s(job: Job | None, now: datetime | None = None) -> float | Non
     """Seconds since the job's worker last beat (None before it started)."""
     if job is None or job.heartbeat_at is None:
         return None
-    beat = job.heartbeat_at if job.heartbeat_at.tzinfo else job.heartbeat_at.replace(tzinfo=timezone.utc)
-    return max(0.0, ((now or datetime.now(timezone.utc)) - beat).total_seconds())
+    beat = job.heartbeat_at if job.heartbeat_at.tzinfo else job.heartbeat_at.replace(tzinfo=UTC)
+    return max(0.0, ((now or datetime.now(UTC)) - beat).total_seconds())
 
 
 def run_header(run: TrainingRun) -> dict[str, Any]:
@@ -344,7 +344,7 @@ def _clock(iso: str) -> str:
     except (TypeError, ValueError):
         return str(iso)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     return moment.strftime("%H:%M:%S UTC")
 
 

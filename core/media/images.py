@@ -8,13 +8,14 @@ reader never sees half a file.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy.signal import stft
+
+from core.files import atomic_write
 
 BACKGROUND = (17, 19, 24)  # matches a dark theme's page colour
 WAVEFORM_COLOUR = (94, 214, 196)
@@ -110,14 +111,5 @@ def _colour_map(level: np.ndarray) -> np.ndarray:
 
 
 def _save_image(image: Image.Image, out_path: Path, fmt: str, **options) -> Path:
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}-", suffix=out_path.suffix, dir=out_path.parent)
-    os.close(handle)
-    os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; the web process must read it
-    try:
-        image.convert("RGB").save(tmp_name, format=fmt, **options)
-        os.replace(tmp_name, out_path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return out_path
+    # mode 0644 (atomic_write's default): the web process must read it
+    return atomic_write(out_path, lambda tmp: image.convert("RGB").save(tmp, format=fmt, **options))

@@ -41,7 +41,7 @@ class VoiceProfile:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "VoiceProfile":
+    def from_dict(cls, data: dict) -> VoiceProfile:
         """Read back what :meth:`to_dict` wrote."""
         return cls(list(data["mean"]), list(data["std"]), int(data["frames"]), str(data["source"]))
 

@@ -10,12 +10,12 @@ the whole file arrives. The proxy is written under a temporary name and renamed 
 from __future__ import annotations
 
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
+from core.files import atomic_write
 from core.media.probe import ProbeResult
 
 MP4_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
@@ -56,20 +56,10 @@ def write_proxy(source: str | os.PathLike, out_path: str | os.PathLike, probe: P
     source, out_path = Path(source), Path(out_path)
     if probe.video is None:
         raise ProxyError(f"{source.name} has no video stream to make a proxy from")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}-", suffix=".mp4", dir=out_path.parent)
-    os.close(handle)
-    os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; the web process must read it
-    try:
-        _transcode(source, Path(tmp_name), probe)
-        os.replace(tmp_name, out_path)
+    try:  # mode 0644 (atomic_write's default): the web process must read it
+        return atomic_write(out_path, lambda tmp: _transcode(source, tmp, probe))
     except av.error.FFmpegError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
         raise ProxyError(f"could not make a browser proxy of {source.name}: {exc}") from exc
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return out_path
 
 
 def _transcode(source: Path, target: Path, probe: ProbeResult) -> None:

@@ -46,7 +46,7 @@ class SampleAudioError(ValueError):
     """A sample's audio cannot be measured; the message says why."""
 
 
-def measure_sample(source: "str | os.PathLike | tuple[np.ndarray, int]") -> dict[str, Any]:
+def measure_sample(source: str | os.PathLike | tuple[np.ndarray, int]) -> dict[str, Any]:
     """Measure one sample's audio: a media file path, or ``(samples, sample_rate)``.
 
     ``samples`` is float audio in [-1, 1]: 1-D mono, or 2-D ``[channels, samples]`` (a
@@ -128,7 +128,7 @@ def _from_array(samples, rate) -> analysis.DecodedAudio:
                                  failed_packets=0, total_packets=0)
 
 
-def voice_distance(sample: "Mapping | VoiceProfile", references: "Iterable[Mapping | VoiceProfile]") -> float | None:
+def voice_distance(sample: Mapping | VoiceProfile, references: Iterable[Mapping | VoiceProfile]) -> float | None:
     """Distance of a sample's voice to the training clips' voice (0 = same MFCC statistics).
 
     ``sample`` and each reference are :func:`measure_sample` results (their ``mfcc``), a

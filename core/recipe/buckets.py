@@ -134,12 +134,12 @@ def parse_buckets(text: str, *, video: bool = True) -> list[Bucket]:
     return buckets
 
 
-def format_buckets(buckets: "list[Bucket] | tuple[Bucket, ...]") -> str:
+def format_buckets(buckets: list[Bucket] | tuple[Bucket, ...]) -> str:
     """Format buckets as ``"WxHxF;WxHxF"``, the inverse of :func:`parse_buckets`."""
     return ";".join(str(b) for b in buckets)
 
 
-def coerce_buckets(value: "str | list | tuple", *, video: bool = True) -> list[Bucket]:
+def coerce_buckets(value: str | list | tuple, *, video: bool = True) -> list[Bucket]:
     """Accept a bucket string, a list of strings, Buckets or ``[w, h, f]`` triples."""
     if isinstance(value, str):
         return parse_buckets(value, video=video)

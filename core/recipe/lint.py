@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.names import MODEL_PRESETS
+from core.presets import full_size_of
 from core.recipe.architecture import AUDIO_FAMILIES, CROSS_MODAL_FAMILIES, MODEL_CONFIGS, VIDEO_FAMILIES
 from core.recipe.buckets import SPATIAL_MULTIPLE, TEMPORAL_MULTIPLE, fitting_buckets
 from core.recipe.config_yaml import ConfigFileError
@@ -22,7 +24,7 @@ from core.recipe.targets import TargetError, match_targets
 
 Severity = Literal["error", "warning"]
 # Which full-size layout stands in for a model when no transformer config is given.
-LAYOUT_OF_MODEL = {"ltx-2.3": "ltx-2.3", "toy": "ltx-2.3", "ltx-2": "ltx-2", "toy-2.0": "ltx-2"}
+LAYOUT_OF_MODEL = {model: full_size_of(model) for model in MODEL_PRESETS}
 AUDIO_WORDS = re.compile(
     r"\b(speech|speaks?|speaking|spoke|voices?|voiced|says?|said|saying|talks?|talking|sounds?|audio|"
     r"sings?|singing|sang|song|music|noise|noisy|whispers?|whispering|shouts?|shouting|laughs?|laughing|"

@@ -12,11 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
+
+from core.files import atomic_write_text
 
 METADATA_SUFFIXES = (".csv", ".json", ".jsonl")
 VIDEO_COLUMNS = ("video", "media_path")  # newer name first; the official trainer aliases them
@@ -115,7 +115,7 @@ def write_metadata(
     base = path.parent
     with_audio = any(e.audio for e in entries)
     records = [_record(e, base, video_column, with_audio) for e in entries]
-    _atomic_write_text(path, format_metadata(records, suffix))
+    atomic_write_text(path, format_metadata(records, suffix), mode=0o600)  # mkstemp's mode, as before
     return path
 
 
@@ -267,15 +267,3 @@ def _relative(value: str | None, base: Path) -> str:
         except ValueError:
             return candidate.as_posix()
     return PurePosixPath(*candidate.parts).as_posix()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise

@@ -54,6 +54,32 @@ class OfficialExport:
         return header + yaml.safe_dump(self.data, sort_keys=False, allow_unicode=True, width=100)
 
 
+def _check_exportable(config: RunConfig, form: str) -> None:
+    if form not in ("text_to_video", "flexible"):
+        raise OfficialConfigError(f"unknown training_strategy form '{form}': use text_to_video or flexible")
+    if isinstance(config.lora.target_modules, str):
+        raise OfficialConfigError(
+            "the official trainer takes target_modules as a list of names; "
+            f"write the regular expression {config.lora.target_modules!r} as a list"
+        )
+
+
+def _optimization(config: RunConfig) -> dict[str, Any]:
+    """The official ``optimization`` section."""
+    opt = config.optimization
+    return {
+        "learning_rate": opt.learning_rate,
+        "steps": opt.steps,
+        "batch_size": opt.batch_size,
+        "gradient_accumulation_steps": opt.gradient_accumulation_steps,
+        "max_grad_norm": opt.max_grad_norm,
+        "optimizer_type": opt.optimizer,
+        "scheduler_type": opt.scheduler,
+        "scheduler_params": {"start_factor": 1.0, "end_factor": opt.lr_end_factor} if opt.scheduler == "linear" else {},
+        "enable_gradient_checkpointing": opt.gradient_checkpointing,
+    }
+
+
 def to_official(
     config: RunConfig,
     form: StrategyForm = "text_to_video",
@@ -65,14 +91,7 @@ def to_official(
 
     ``model_path`` defaults to a placeholder named after the model's official checkpoint file.
     """
-    if form not in ("text_to_video", "flexible"):
-        raise OfficialConfigError(f"unknown training_strategy form '{form}': use text_to_video or flexible")
-    if isinstance(config.lora.target_modules, str):
-        raise OfficialConfigError(
-            "the official trainer takes target_modules as a list of names; "
-            f"write the regular expression {config.lora.target_modules!r} as a list"
-        )
-    opt, training, validation = config.optimization, config.training, config.validation
+    _check_exportable(config, form)
     data: dict[str, Any] = {
         "model": {
             "model_path": model_path or PLACEHOLDER_MODEL_PATHS.get(config.model, PLACEHOLDER_MODEL_PATHS["ltx-2.3"]),
@@ -87,19 +106,9 @@ def to_official(
             "target_modules": list(config.lora.target_modules),
         },
         "training_strategy": _strategy(config, form),
-        "optimization": {
-            "learning_rate": opt.learning_rate,
-            "steps": opt.steps,
-            "batch_size": opt.batch_size,
-            "gradient_accumulation_steps": opt.gradient_accumulation_steps,
-            "max_grad_norm": opt.max_grad_norm,
-            "optimizer_type": opt.optimizer,
-            "scheduler_type": opt.scheduler,
-            "scheduler_params": {"start_factor": 1.0, "end_factor": opt.lr_end_factor} if opt.scheduler == "linear" else {},
-            "enable_gradient_checkpointing": opt.gradient_checkpointing,
-        },
+        "optimization": _optimization(config),
         "acceleration": {
-            "mixed_precision_mode": opt.mixed_precision,
+            "mixed_precision_mode": config.optimization.mixed_precision,
             "quantization": _QUANTIZATION[config.quantization],
             "load_text_encoder_in_8bit": config.load_text_encoder_in_8bit,
         },
@@ -111,7 +120,7 @@ def to_official(
             "precision": "bfloat16",
         },
         "flow_matching": {
-            "timestep_sampling_mode": training.timesteps.mode,
+            "timestep_sampling_mode": config.training.timesteps.mode,
             "timestep_sampling_params": _timestep_params(config),
         },
         "seed": config.seed,

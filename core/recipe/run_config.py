@@ -5,24 +5,22 @@ are ``Literal``. Defaults follow the official ltx-trainer audio-video LoRA recip
 alpha 32, ``to_k/to_q/to_v/to_out.0``, AdamW at 1e-4 with linear decay, grad clip 1.0, bf16,
 gradient checkpointing, seed 42). Presets: ``sanity`` (short run proving the pipeline learns),
 ``full`` and ``low-vram`` (rank 16, 8-bit AdamW, int8 transformer, 8-bit text encoder).
-:func:`config_fingerprint` hashes the settings a resumed run must share. Pure Python: no torch.
+:mod:`core.recipe.fingerprint` hashes the settings a resumed run must share. Pure Python: no torch.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.recipe.buckets import Bucket, BucketError, DEFAULT_BUCKETS_STRING, format_buckets, parse_buckets
+from core.names import VARIANT_AUDIO_OFF, VARIANT_BASE, VARIANT_LORA, CheckpointPolicy, ModelPreset, SampleVariant
+from core.recipe.buckets import DEFAULT_BUCKETS_STRING, Bucket, BucketError, format_buckets, parse_buckets
 from core.recipe.captions import trigger_problem
 from core.recipe.config_yaml import ConfigFileError, dump_commented_yaml, load_yaml_mapping, validation_problems
 
-ModelPreset = Literal["toy", "toy-2.0", "ltx-2.3", "ltx-2"]
 PresetName = Literal["sanity", "full", "low-vram"]
-PRESET_NAMES: tuple[str, ...] = ("sanity", "full", "low-vram")
+PRESET_NAMES: tuple[str, ...] = get_args(PresetName)
 TRIGGER_PLACEHOLDER = "{trigger}"
 DEFAULT_TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
 DEFAULT_VALIDATION_PROMPTS = [
@@ -106,7 +104,7 @@ class OptimizationSettings(_Section):
         description="torch.compile each transformer block on a CUDA GPU (ignored on the CPU and with an int8 "
         "base): faster steps after a one-time compile of about a minute; the results are the same.",
     )
-    checkpointing_policy: Literal["full", "attention", "matmul", "none"] = Field(
+    checkpointing_policy: CheckpointPolicy = Field(
         "full",
         description="What gradient checkpointing recomputes: full (the whole block), attention (keep the attention "
         "outputs: less recompute, a little more memory), matmul (keep every matmul and attention output, recompute "
@@ -119,7 +117,7 @@ class OptimizationSettings(_Section):
         "use checkpointing_rest_policy. Lower it when the policy does not fit in memory on every block. "
         "1 = every block.",
     )
-    checkpointing_rest_policy: Literal["full", "attention", "matmul", "none"] = Field(
+    checkpointing_rest_policy: CheckpointPolicy = Field(
         "full",
         description="The checkpointing policy of the blocks outside checkpointing_ratio (default full). On an 80 GB "
         "card at 768x768x121, policy matmul on 0.25 of the blocks and attention on the rest is the fastest measured "
@@ -239,8 +237,8 @@ class ValidationSettings(_Section):
     inference_steps: int = Field(30, ge=1, le=200, description="Denoising steps per sample.")
     video_guidance_scale: float = Field(3.0, ge=1.0, le=20.0, description="Video classifier-free guidance scale.")
     audio_guidance_scale: float = Field(7.0, ge=1.0, le=20.0, description="Audio classifier-free guidance scale.")
-    variants: list[Literal["lora", "base", "lora-audio-off"]] = Field(
-        default_factory=lambda: ["lora"], min_length=1, max_length=3,
+    variants: list[SampleVariant] = Field(
+        default_factory=lambda: [VARIANT_LORA], min_length=1, max_length=3,
         description="What to sample: lora, base (LoRA off) and lora-audio-off (LoRA on the video side only).",
     )
 
@@ -296,7 +294,7 @@ class RunConfig(_Section):
     validation: ValidationSettings = Field(default_factory=ValidationSettings, description="Validation samples.")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "RunConfig":
+    def _consistent(self) -> RunConfig:
         if self.optimization.warmup_steps >= self.optimization.steps:
             raise ValueError(
                 f"optimization.warmup_steps ({self.optimization.warmup_steps}) must be below "
@@ -331,7 +329,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     "sanity": {
         "optimization": {"steps": 500},
         "checkpoints": {"interval": 100},
-        "validation": {"variants": ["lora", "base", "lora-audio-off"]},
+        "validation": {"variants": [VARIANT_LORA, VARIANT_BASE, VARIANT_AUDIO_OFF]},
     },
     "full": {
         "optimization": {"steps": 2000},
@@ -393,68 +391,3 @@ def run_config_to_yaml(config: RunConfig) -> str:
 def run_config_from_yaml(text: str, source: str = "config") -> RunConfig:
     """Parse YAML text into a :class:`RunConfig` with readable errors."""
     return parse_run_config(load_yaml_mapping(text, source), source)
-
-
-# --- fingerprint -----------------------------------------------------------------------------
-
-# Settings a resumed run must share with the run that wrote the checkpoint: they change the
-# model, the data, the loss or the optimizer state. Paths, checkpoint and sampling settings may change.
-FINGERPRINT_FIELDS: tuple[str, ...] = (
-    "model",
-    "quantization",
-    "seed",
-    "lora",
-    "optimization.steps",
-    "optimization.batch_size",
-    "optimization.gradient_accumulation_steps",
-    "optimization.learning_rate",
-    "optimization.optimizer",
-    "optimization.weight_decay",
-    "optimization.scheduler",
-    "optimization.lr_end_factor",
-    "optimization.warmup_steps",
-    "optimization.max_grad_norm",
-    "optimization.mixed_precision",
-    "training",
-    "data.buckets",
-    "data.trigger",
-)
-
-
-def fingerprint_payload(config: RunConfig) -> dict[str, Any]:
-    """The settings the fingerprint covers, by dotted name."""
-    data = config.model_dump(mode="json")
-    payload: dict[str, Any] = {}
-    for dotted in FINGERPRINT_FIELDS:
-        value: Any = data
-        for part in dotted.split("."):
-            value = value[part]
-        payload[dotted] = value
-    return payload
-
-
-def config_fingerprint(config: RunConfig) -> str:
-    """Stable hash (16 hex digits) of the settings that must match for a safe resume."""
-    canonical = json.dumps(fingerprint_payload(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
-
-
-def resume_differences(saved: RunConfig, current: RunConfig) -> list[str]:
-    """Readable lines naming each fingerprinted setting that differs (empty: safe to resume)."""
-    before, after = _flatten(fingerprint_payload(saved)), _flatten(fingerprint_payload(current))
-    return [
-        f"{key}: was {before.get(key)!r}, now {after.get(key)!r}"
-        for key in sorted(set(before) | set(after))
-        if before.get(key) != after.get(key)
-    ]
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat

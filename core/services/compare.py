@@ -22,15 +22,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.errors import InvalidInput, NotFound
 from core.media import images
 from core.media.sample_metrics import SEVERITY_BY_FLAG, metrics_series
 from core.models import Job, JobStatus, PreprocessRun, Sample, TrainingRun
+from core.names import SAMPLE_VARIANTS, VARIANT_AUDIO_OFF, VARIANT_BASE, VARIANT_LORA, JobKind, Queue
 from core.recipe.run_config import expand_trigger
-from core.errors import InvalidInput, NotFound
 from core.services.job_queue import queue_job
 from core.services.strength_samples import parse_strength_variant, strength_label
 
-CPU_QUEUE = "cpu"
 IMAGE_KINDS = ("waveform", "spectrogram")
 REFERENCE_CACHE = "compare_cache"
 # The metrics the charts plot, with a label and unit for each.
@@ -43,7 +43,7 @@ CHART_METRICS = {
     "speech_ratio": "Speech ratio",
     "voice_distance": "Voice distance",
 }
-CHART_VARIANTS = ("base", "lora", "lora-audio-off")
+CHART_VARIANTS = SAMPLE_VARIANTS
 
 
 @dataclass
@@ -87,10 +87,11 @@ def queue_sample_metrics(session: Session, run_id: int) -> Job | None:
     """Queue a ``sample_metrics`` job for the run unless one is already waiting (call it after a
     checkpoint's samples were recorded). Commits the session. Returns the job, or None when a
     queued one will pick the new samples up."""
-    queued = session.scalars(select(Job).where(Job.kind == "sample_metrics", Job.status == JobStatus.queued.value))
+    queued = session.scalars(select(Job).where(Job.kind == JobKind.sample_metrics.value,
+                                               Job.status == JobStatus.queued.value))
     if any(int((job.params or {}).get("run_id", -1)) == run_id for job in queued):
         return None
-    return queue_job(session, "sample_metrics", CPU_QUEUE, {"run_id": run_id})
+    return queue_job(session, JobKind.sample_metrics, Queue.cpu, {"run_id": run_id})
 
 
 def _prompts(run: TrainingRun) -> list[str]:
@@ -135,16 +136,16 @@ def _strength_variants(run: TrainingRun, step: int) -> list[str]:
 
 
 def _columns(runs: list[TrainingRun], audio_off: bool, strengths: bool = False) -> list[Column]:
-    columns = [Column("reference", "Training clip", "reference"), Column("base", "Base (LoRA off)", "base")]
+    columns = [Column("reference", "Training clip", "reference"), Column("base", "Base (LoRA off)", VARIANT_BASE)]
     many = len(runs) > 1
     for run in runs:
-        steps = sorted({s.step for s in run.samples if s.variant != "base"})
+        steps = sorted({s.step for s in run.samples if s.variant != VARIANT_BASE})
         for step in steps:
             prefix = f"run #{run.id} · " if many else ""
-            columns.append(Column(f"r{run.id}-s{step}", f"{prefix}step {step}", "lora", run.id, step))
-            if audio_off and any(s.step == step and s.variant == "lora-audio-off" for s in run.samples):
+            columns.append(Column(f"r{run.id}-s{step}", f"{prefix}step {step}", VARIANT_LORA, run.id, step))
+            if audio_off and any(s.step == step and s.variant == VARIANT_AUDIO_OFF for s in run.samples):
                 columns.append(Column(f"r{run.id}-s{step}-audio-off", f"{prefix}step {step} · audio off",
-                                      "lora-audio-off", run.id, step))
+                                      VARIANT_AUDIO_OFF, run.id, step))
             for variant in _strength_variants(run, step) if strengths else []:
                 columns.append(Column(f"r{run.id}-s{step}-{variant}", f"{prefix}step {step} · {strength_label(variant)}",
                                       "lora-strength", run.id, step, variant))
@@ -168,8 +169,8 @@ def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False, strengths:
     by_key: dict[tuple, Sample] = {}
     for run in runs:
         for sample in run.samples:
-            if sample.variant == "base":
-                by_key.setdefault(("base", sample.prompt_index), sample)
+            if sample.variant == VARIANT_BASE:
+                by_key.setdefault((VARIANT_BASE, sample.prompt_index), sample)
             else:
                 by_key[(run.id, sample.step, sample.variant, sample.prompt_index)] = sample
     rows = []
@@ -179,8 +180,8 @@ def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False, strengths:
             if column.kind == "reference":
                 cell = (_reference_cell(runs[0].preprocess_run, references[index % len(references)])
                         if references else None)
-            elif column.kind == "base":
-                found = by_key.get(("base", index))
+            elif column.kind == VARIANT_BASE:
+                found = by_key.get((VARIANT_BASE, index))
                 cell = sample_cell(column, found) if found else None
             else:
                 found = by_key.get((column.run_id, column.step, column.variant or column.kind, index))
@@ -189,7 +190,7 @@ def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False, strengths:
         prompt = prompts[index] if index < len(prompts) else f"prompt {index + 1}"
         rows.append(Row(index, prompt, cells))
     return {"columns": [asdict(c) for c in columns], "rows": [asdict(r) for r in rows],
-            "has_audio_off": any(s.variant == "lora-audio-off" for run in runs for s in run.samples),
+            "has_audio_off": any(s.variant == VARIANT_AUDIO_OFF for run in runs for s in run.samples),
             "has_strengths": any(parse_strength_variant(s.variant) for run in runs for s in run.samples)}
 
 
@@ -216,7 +217,7 @@ def checkpoint_flags(run: TrainingRun) -> dict[int, list[dict]]:
     """Per checkpoint step, the flags of its LoRA samples (every prompt)."""
     found: dict[int, list[dict]] = {}
     for sample in run.samples:
-        if sample.variant == "lora":
+        if sample.variant == VARIANT_LORA:
             for flag in (sample.metrics or {}).get("flags") or []:
                 found.setdefault(sample.step, []).append({**flag, "prompt_index": sample.prompt_index})
     return found

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.errors import InvalidInput
 from core.media.probe import MediaProbeError
 from core.models import Clip, ClipStatus, Dataset
 from core.recipe.captions import begins_with_trigger, is_valid_trigger
@@ -32,7 +33,6 @@ from core.services import datasets as dataset_service
 from core.services.captions import CAPTION_FIELDS, caption_parts, clean_parts, composed_caption
 from core.services.clip_findings import refresh_dataset_findings
 from core.services.clips import clip_file, clip_to_dict, queue_probe, refused_entry
-from core.errors import InvalidInput
 from core.services.uploads import ReceivedFile, check_media_file, display_name, store_received_file
 
 METADATA_NAME = "dataset.jsonl"

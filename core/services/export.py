@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,10 +26,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.errors import Conflict, InvalidInput, NotFound
+from core.files import atomic_write
 from core.models import TrainingRun
 from core.recipe.architecture import AUDIO_FAMILIES, module_family
 from core.services import lora_check
-from core.errors import Conflict, InvalidInput, NotFound
 from core.services.votes import vote_summary
 
 LAYOUTS = {"comfy": "official", "diffusers": "diffusers"}
@@ -249,16 +248,13 @@ def build_export(session: Session, run: TrainingRun, step: int, layout: str = "c
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.zip"
     lora_name = "pytorch_lora_weights.safetensors" if layout == "diffusers" else f"{name}.safetensors"
-    handle, temp = tempfile.mkstemp(prefix=f".{name}-", suffix=".zip.part", dir=folder)
-    os.close(handle)
-    try:
+
+    def write_zip(temp: Path) -> None:
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED) as archive:
             with archive.open(f"{name}/{lora_name}", "w", force_zip64=True) as out:
                 write_lora_subset(source, out, modules)
             archive.writestr(f"{name}/README.md", card_markdown(card))
             archive.writestr(f"{name}/model_card.json", json.dumps(card, indent=2, default=str))
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(target, write_zip, mode=0o600)  # mkstemp's mode, as before
     return target, f"{name}.zip"

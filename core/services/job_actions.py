@@ -13,21 +13,21 @@ the worker carries them out between two steps and removes them.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from core.errors import ApiError, Conflict
 from core.models import Job, JobStatus, TrainingRun
+from core.names import JobKind
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.run_config import parse_run_config
 from core.services import preflight
-from core.errors import ApiError
-from core.errors import Conflict
 from core.services.job_queue import add_job, run_of_job, send_job_after_commit
 from core.services.run_records import add_log_line
 
 RESUMABLE_STATES = (JobStatus.failed.value, JobStatus.cancelled.value, JobStatus.interrupted.value)
-RESUMABLE_KINDS = ("train", "preprocess")
+RESUMABLE_KINDS = (JobKind.train, JobKind.preprocess)
 AUTO_RESUMES_PARAM = "auto_resumes"  # in a job's params: automatic resumes in a row that led to it
 CHECKPOINT_NOW, SAMPLE_NOW = "checkpoint", "sample"  # the names the worker reads (ControlRequests)
 _REQUEST_WORDS = {CHECKPOINT_NOW: "Saving a checkpoint now", SAMPLE_NOW: "Sampling now"}
@@ -115,7 +115,7 @@ def request_now(session: Session, job: Job, name: str) -> Job:
     if name not in _REQUEST_WORDS:
         raise ValueError(f"unknown request {name!r}")
     what = _REQUEST_WORDS[name]
-    if job.kind != "train":
+    if job.kind != JobKind.train:
         raise Conflict("not_running_training", f"{what} works only on a training job; job #{job.id} is a "
                        f"{job.kind} job.")
     session.refresh(job, with_for_update=True)  # the worker clears requests on the same row
@@ -128,7 +128,7 @@ def request_now(session: Session, job: Job, name: str) -> Job:
             raise Conflict("no_validation_prompts", "This run has no validation prompts, so there is nothing to "
                            "sample: clone the run with prompts in its validation section.")
     pending = dict(job.requests or {})
-    pending.setdefault(name, datetime.now(timezone.utc).isoformat())
+    pending.setdefault(name, datetime.now(UTC).isoformat())
     job.requests = pending
     session.commit()
     return job

@@ -13,20 +13,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.db import get_or_404
+from core.errors import InvalidInput
 from core.models import Job, JobStatus, LogLine, PreprocessRun, TrainingRun
-from core.errors import InvalidInput, NotFound
+from core.names import JobKind, Queue
 from core.services.jobs import dispatch_job, job_to_dict
 
 log = logging.getLogger(__name__)
 
-GPU_QUEUE = "gpu"
 MAX_LIST = 500
 
 
-def add_job(session: Session, kind: str, queue: str, params: dict[str, Any]) -> Job:
+def add_job(session: Session, kind: JobKind, queue: Queue, params: dict[str, Any]) -> Job:
     """Add a queued job row (flushed, not committed): commit it with the rows that point at it,
-    then :func:`send_job_after_commit`."""
-    job = Job(kind=kind, queue=queue, params=params, status=JobStatus.queued.value)
+    then :func:`send_job_after_commit`. ``kind`` and ``queue`` are stored as their plain names."""
+    job = Job(kind=JobKind(kind).value, queue=Queue(queue).value, params=params, status=JobStatus.queued.value)
     session.add(job)
     session.flush()
     return job
@@ -36,12 +37,12 @@ def send_job_after_commit(session: Session, job: Job) -> None:
     """Send a committed queued job to the broker; a broker error leaves it for the sweeper."""
     try:
         dispatch_job(session, job)
-    except Exception as exc:  # kombu/redis raise many types; the row is safe, the sweeper re-sends it
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the row is safe, the sweeper re-sends it
         session.rollback()
         log.warning("job %s is queued but the broker did not take it (%s); it will be sent again", job.id, exc)
 
 
-def queue_job(session: Session, kind: str, queue: str, params: dict[str, Any]) -> Job:
+def queue_job(session: Session, kind: JobKind, queue: Queue, params: dict[str, Any]) -> Job:
     """Write a queued job row, commit it, then try to send it (see :func:`send_job_after_commit`)."""
     job = add_job(session, kind, queue, params)
     session.commit()
@@ -51,10 +52,7 @@ def queue_job(session: Session, kind: str, queue: str, params: dict[str, Any]) -
 
 def get_job(session: Session, job_id: int) -> Job:
     """The job with ``job_id`` or :class:`NotFound`."""
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound("job", job_id)
-    return job
+    return get_or_404(session, Job, job_id, "job")
 
 
 def run_link(job: Job) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@ only carries its id. Queue new jobs with :func:`core.services.job_queue.queue_jo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -24,7 +24,7 @@ def request_cancel(session: Session, job: Job) -> Job:
     status = JobStatus(job.status)
     if status is JobStatus.queued:
         job.status = JobStatus.cancelled.value
-        job.finished_at = datetime.now(timezone.utc)
+        job.finished_at = datetime.now(UTC)
     elif status is JobStatus.running:
         job.status = JobStatus.cancelling.value
     session.commit()
@@ -33,17 +33,17 @@ def request_cancel(session: Session, job: Job) -> Job:
 
 def mark_stale_jobs(session: Session, timeout_s: int) -> list[Job]:
     """Running or cancelling jobs whose worker stopped beating become ``interrupted``."""
-    cutoff = datetime.now(timezone.utc) - timedelta(seconds=timeout_s)
+    cutoff = datetime.now(UTC) - timedelta(seconds=timeout_s)
     live = (JobStatus.running.value, JobStatus.cancelling.value)
     stale = []
     for job in session.scalars(select(Job).where(Job.status.in_(live))):
         beat = job.heartbeat_at or job.started_at or job.created_at
         if beat.tzinfo is None:  # SQLite returns naive datetimes
-            beat = beat.replace(tzinfo=timezone.utc)
+            beat = beat.replace(tzinfo=UTC)
         if beat < cutoff:
             job.status = JobStatus.interrupted.value
             job.error = job.error or "The worker stopped responding (no heartbeat); the job can be resumed."
-            job.finished_at = datetime.now(timezone.utc)
+            job.finished_at = datetime.now(UTC)
             stale.append(job)
     session.commit()
     return stale

@@ -20,19 +20,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
-from core.errors import ApiError
+from core.db import get_or_404
+from core.errors import ApiError, InvalidInput, NotFound
 from core.models import Checkpoint, JobStatus, LoraKeyReport, TrainingRun
-from core.errors import InvalidInput, NotFound
+from core.names import MODEL_PRESETS, JobKind, Queue
 from core.services.job_queue import add_job, send_job_after_commit
 from core.services.uploads import receive_multipart
 
-CPU_QUEUE = "cpu"
 CHECKPOINT_LAYOUTS = ("official", "diffusers")
 UPLOAD_LAYOUT = "upload"
 UPLOAD_FIELD = "file"
 UPLOAD_FOLDER = "lora_checks"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors format's own limit on its JSON header
-KNOWN_PRESETS = ("toy", "toy-2.0", "ltx-2.3", "ltx-2")
 
 
 class NotSafetensors(InvalidInput):
@@ -88,7 +87,7 @@ def _new_report(session: Session, *, checkpoint: Checkpoint | None, layout: str,
 
 def _queue(session: Session, reports: list[LoraKeyReport]) -> None:
     """One ``key_report`` job for the reports (committed with them, then sent)."""
-    job = add_job(session, "key_report", CPU_QUEUE, {"report_ids": [r.id for r in reports]})
+    job = add_job(session, JobKind.key_report, Queue.cpu, {"report_ids": [r.id for r in reports]})
     for report in reports:
         report.job_id = job.id
     session.commit()
@@ -128,8 +127,7 @@ def find_checkpoint(session: Session, run_id: int, step: int) -> Checkpoint:
     """Checkpoint ``step`` of run ``run_id``, or :class:`NotFound`."""
     checkpoint = session.scalar(select(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.step == step))
     if checkpoint is None:
-        if session.get(TrainingRun, run_id) is None:
-            raise NotFound("run", run_id)
+        get_or_404(session, TrainingRun, run_id, "run")
         raise NotFound("checkpoint", f"{step} of run #{run_id}")
     return checkpoint
 
@@ -170,10 +168,7 @@ def _dropped(report: Mapping[str, Any]) -> int | None:
 
 def get_report(session: Session, report_id: int) -> LoraKeyReport:
     """The key report with ``report_id`` or :class:`NotFound`."""
-    row = session.get(LoraKeyReport, report_id)
-    if row is None:
-        raise NotFound("key report", report_id)
-    return row
+    return get_or_404(session, LoraKeyReport, report_id, "key report")
 
 
 async def receive_lora_upload(headers: Mapping[str, str], body: AsyncIterator[bytes], max_bytes: int):
@@ -194,9 +189,9 @@ def accept_lora_upload(session: Session, received, preset: str = "") -> LoraKeyR
     """
     preset = preset.strip() or get_settings().model_preset
     try:
-        if preset not in KNOWN_PRESETS:
+        if preset not in MODEL_PRESETS:
             raise InvalidInput("unknown_preset", f"Unknown model preset {preset!r}: use one of "
-                               f"{', '.join(KNOWN_PRESETS)}.")
+                               f"{', '.join(MODEL_PRESETS)}.")
         tensors, _metadata, _offset = read_safetensors_header(received.temp_path, received.original_name)
         if not any(key.endswith((".lora_A.weight", ".lora_B.weight", ".lora_down.weight", ".lora_up.weight"))
                    for key in tensors):

@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 from core.config import get_settings
+from core.errors import ApiError
 from core.model_files import ModelFilesMissing, resolve_real_model
 from core.presets import UnknownPreset, get_preset, toy_dir
-from core.errors import ApiError
 from core.recipe.architecture import MODEL_CONFIGS
 from core.recipe.lint import LAYOUT_OF_MODEL
 from core.recipe.run_config import RunConfig

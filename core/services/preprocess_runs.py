@@ -21,22 +21,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.db import get_or_404
+from core.errors import Conflict, InvalidInput, NotFound
+from core.files import atomic_write
 from core.models import ClipStatus, Dataset, Job, JobStatus, PreprocessRun
+from core.names import MODEL_PRESETS, JobKind, Queue
 from core.recipe.buckets import BucketError, coerce_buckets, format_buckets
 from core.recipe.metadata import MetadataEntry, write_metadata
 from core.services import preflight
 from core.services.captions import composed_caption
 from core.services.clips import clip_file
 from core.services.datasets import get_dataset, is_being_checked
-from core.errors import Conflict, InvalidInput, NotFound
 from core.services.exchange import safe_stem
-from core.services.job_queue import GPU_QUEUE, add_job, send_job_after_commit
+from core.services.job_queue import add_job, send_job_after_commit
 from core.services.jobs import job_to_dict
 
 METADATA_NAME = "dataset.jsonl"
 PRECOMPUTED = ".precomputed"
 ACTIVE_STATES = (JobStatus.queued.value, JobStatus.running.value, JobStatus.cancelling.value)
-MODEL_PRESETS = ("toy", "toy-2.0", "ltx-2.3", "ltx-2")
 
 
 def clean_model(model: str | None) -> str:
@@ -117,7 +119,7 @@ def start_preprocess(session: Session, dataset_id: int, *, model: str | None = N
     session.add(run)
     session.flush()
     run.output_dir = f"preprocess/{run.id}"
-    job = add_job(session, "preprocess", GPU_QUEUE, {"preprocess_run_id": run.id})
+    job = add_job(session, JobKind.preprocess, Queue.gpu, {"preprocess_run_id": run.id})
     run.job_id = job.id
     session.commit()  # run and job together: a run never exists without its job
     send_job_after_commit(session, job)
@@ -126,10 +128,7 @@ def start_preprocess(session: Session, dataset_id: int, *, model: str | None = N
 
 def get_preprocess_run(session: Session, run_id: int) -> PreprocessRun:
     """The preprocess run with ``run_id`` or :class:`NotFound`."""
-    run = session.get(PreprocessRun, run_id)
-    if run is None:
-        raise NotFound("preprocess_run", run_id)
-    return run
+    return get_or_404(session, PreprocessRun, run_id, "preprocess_run")
 
 
 def list_preprocess_runs(session: Session, dataset_id: int) -> list[PreprocessRun]:
@@ -167,13 +166,15 @@ def precomputed_dir(run: PreprocessRun) -> Path:
 def _link_or_copy(source: Path, target: Path) -> None:
     if target.exists():
         return
-    temp = target.with_name(f".{target.name}.tmp")
-    temp.unlink(missing_ok=True)
-    try:
-        os.link(source, temp)
-    except OSError:  # another file system, or links not allowed
-        shutil.copyfile(source, temp)
-    os.replace(temp, target)
+
+    def place(temp: Path) -> None:
+        temp.unlink()  # atomic_write made it empty; a link needs the name free
+        try:
+            os.link(source, temp)
+        except OSError:  # another file system, or links not allowed
+            shutil.copyfile(source, temp)
+
+    atomic_write(target, place, mode=None)  # a link shares the clip's inode: leave its mode alone
 
 
 def write_worker_inputs(session: Session, run: PreprocessRun) -> Path:

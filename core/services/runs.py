@@ -17,7 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.db import get_or_404
+from core.errors import Conflict, InvalidInput, NotFound
 from core.models import Checkpoint, Dataset, Sample, TrainingRun
+from core.names import JobKind, Queue
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.lint import ClipShape, DatasetSummary, lint_run_config_data
 from core.recipe.run_config import RunConfig, parse_run_config
@@ -25,8 +28,7 @@ from core.services import preflight
 from core.services import preprocess_runs as preprocess_service
 from core.services.clips import clip_facts
 from core.services.datasets import get_dataset
-from core.errors import Conflict, InvalidInput, NotFound
-from core.services.job_queue import GPU_QUEUE, add_job, send_job_after_commit
+from core.services.job_queue import add_job, send_job_after_commit
 from core.services.jobs import job_to_dict
 
 LORA_FORMATS = {"comfy": "official", "official": "official", "diffusers": "diffusers"}
@@ -122,7 +124,7 @@ def create_run(session: Session, dataset_id: int, config_data: dict[str, Any], *
     stored["output_dir"] = run.output_dir
     stored["data"]["preprocessed_dir"] = f"{preprocess_run.output_dir}/{preprocess_service.PRECOMPUTED}"
     run.config = stored
-    job = add_job(session, "train", GPU_QUEUE, {"run_id": run.id})
+    job = add_job(session, JobKind.train, Queue.gpu, {"run_id": run.id})
     run.job_id = job.id
     session.commit()  # run and job together: a run never exists without its job
     send_job_after_commit(session, job)
@@ -140,10 +142,7 @@ def clone_run(session: Session, run: TrainingRun, config_changes: dict[str, Any]
 
 def get_run(session: Session, run_id: int) -> TrainingRun:
     """The training run with ``run_id`` or :class:`NotFound`."""
-    run = session.get(TrainingRun, run_id)
-    if run is None:
-        raise NotFound("run", run_id)
-    return run
+    return get_or_404(session, TrainingRun, run_id, "run")
 
 
 def list_runs(session: Session, dataset_id: int | None = None, limit: int = 100) -> list[TrainingRun]:
@@ -215,7 +214,7 @@ def run_to_dict(run: TrainingRun) -> dict[str, Any]:
     }
 
 
-def checkpoint_file(session: Session, run: TrainingRun, step: int, fmt: str) -> Path:
+def checkpoint_file(run: TrainingRun, step: int, fmt: str) -> Path:
     """The LoRA file of checkpoint ``step`` in ``fmt`` (comfy = official layout, or diffusers)."""
     if fmt not in LORA_FORMATS:
         raise InvalidInput("invalid_format", f"Unknown LoRA format {fmt!r}: use comfy or diffusers.")

@@ -13,11 +13,11 @@ import re
 
 from sqlalchemy.orm import Session
 
-from core.models import Job, TrainingRun
 from core.errors import InvalidInput
-from core.services.job_queue import GPU_QUEUE, queue_job
+from core.models import Job, TrainingRun
+from core.names import JobKind, Queue
+from core.services.job_queue import queue_job
 
-JOB_KIND = "strength_samples"
 MIN_STRENGTH, MAX_STRENGTH = 0.0, 2.0
 _VARIANT = re.compile(r"^lora-v(\d\.\d\d)-a(\d\.\d\d)$")
 
@@ -65,6 +65,6 @@ def queue_strength_samples(session: Session, run: TrainingRun, step: int,
         raise InvalidInput("unknown_checkpoint", f"Run #{run.id} has no checkpoint at step {step} (checkpoints: {listed}).")
     if not (run.config or {}).get("validation", {}).get("prompts"):
         raise InvalidInput("no_prompts", f"Run #{run.id} has no validation prompts to render.")
-    return queue_job(session, JOB_KIND, GPU_QUEUE, {
+    return queue_job(session, JobKind.strength_samples, Queue.gpu, {
         "run_id": run.id, "step": step, "video_strength": video, "audio_strength": audio,
         "variant": strength_variant(video, audio)})

@@ -23,7 +23,7 @@ import json
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,7 +51,7 @@ class SweepReport:
 
 
 def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _message_ids_in_redis(url: str, queue: str) -> set[str]:
@@ -98,7 +98,7 @@ def tasks_waiting_in_broker(queue: str, task_ids: set[str]) -> set[str] | None:
 
 def redispatch_lost_jobs(session: Session, older_than_s: float) -> list[int]:
     """Send again every queued job older than ``older_than_s`` whose task is not waiting in the broker."""
-    cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than_s)
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     queued = [job for job in session.scalars(select(Job).where(Job.status == JobStatus.queued.value))
               if _aware(job.created_at) < cutoff]
     sent: list[int] = []

@@ -18,16 +18,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
-from core.models import Sample, TrainingRun, Vote, utcnow
+from core.db import get_or_404
 from core.errors import Conflict, InvalidInput, NotFound
+from core.models import Sample, TrainingRun, Vote, utcnow
+from core.names import VARIANT_BASE, VARIANT_LORA
 
 CHOICES = ("a", "b", "same")
-BLIND_VARIANTS = ("base", "lora")
+BLIND_VARIANTS = (VARIANT_BASE, VARIANT_LORA)
 
 
 def contender(sample: Sample) -> str:
     """What a sample stands for in the summary: ``base`` or ``step N``."""
-    return "base" if sample.variant == "base" else f"step {sample.step}"
+    return "base" if sample.variant == VARIANT_BASE else f"step {sample.step}"
 
 
 def _pairs(run: TrainingRun) -> list[tuple[Sample, Sample]]:
@@ -62,10 +64,7 @@ def new_trial(session: Session, run: TrainingRun, rng: random.Random | None = No
 
 def get_vote(session: Session, vote_id: int) -> Vote:
     """The trial with ``vote_id`` or :class:`NotFound`."""
-    vote = session.get(Vote, vote_id)
-    if vote is None:
-        raise NotFound("blind trial", vote_id)
-    return vote
+    return get_or_404(session, Vote, vote_id, "blind trial")
 
 
 def cast_vote(session: Session, vote: Vote, choice: str) -> Vote:
@@ -80,7 +79,7 @@ def cast_vote(session: Session, vote: Vote, choice: str) -> Vote:
     return vote
 
 
-def trial_audio(session: Session, vote: Vote, letter: str) -> Path:
+def trial_audio(vote: Vote, letter: str) -> Path:
     """The wav behind letter ``a`` or ``b`` of a trial."""
     if letter not in ("a", "b"):
         raise NotFound("blind sample", letter)
@@ -104,7 +103,7 @@ def vote_summary(session: Session, run_id: int) -> dict[str, Any]:
         names = (contender(vote.sample_a), contender(vote.sample_b))
         steps = (vote.sample_a, vote.sample_b)
         for name, sample in zip(names, steps):
-            table.setdefault(name, {"name": name, "step": None if sample.variant == "base" else sample.step,
+            table.setdefault(name, {"name": name, "step": None if sample.variant == VARIANT_BASE else sample.step,
                                     "wins": 0, "losses": 0, "ties": 0, "trials": 0})
         for index, name in enumerate(names):
             row = table[name]

@@ -225,23 +225,18 @@
   if (strengthForm) strengthForm.addEventListener("submit", function (event) {
     event.preventDefault();
     var status = document.getElementById("strength-status");
-    var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
     var step = strengthForm.elements.step.value;
     var body = { video_strength: Number(strengthForm.elements.video_strength.value),
                  audio_strength: Number(strengthForm.elements.audio_strength.value) };
     status.textContent = "Queueing…";
-    fetch(strengthForm.getAttribute("data-url").replace("STEP", encodeURIComponent(step)), {
-      method: "POST", body: JSON.stringify(body),
-      headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf }
-    }).then(function (response) {
-      return response.json().then(function (data) { return { ok: response.ok, data: data }; });
-    }).then(function (answer) {
+    var url = strengthForm.getAttribute("data-url").replace("STEP", encodeURIComponent(step));
+    window.studio.postJson(url, body).then(function (answer) {
       if (!answer.ok) {
-        var error = answer.data.error || {};
+        var error = answer.body.error || {};
         status.textContent = error.message || "The samples could not be queued.";
         return;
       }
-      status.textContent = "Job #" + answer.data.job_id + " queued (" + answer.data.variant + "). ";
+      status.textContent = "Job #" + answer.body.job_id + " queued (" + answer.body.variant + "). ";
       var link = document.createElement("a");
       link.href = strengthForm.getAttribute("data-show-url");
       link.textContent = "Show the strength columns";

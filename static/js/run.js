@@ -1,7 +1,9 @@
-// The run page, live: server-sent events from /api/v1/jobs/{id}/events update the progress
-// header, the log, the loss chart, checkpoints and samples. The "now" buttons ask a running training
-// for a checkpoint or samples at its current step. Every row is keyed (log line id,
-// metric step, checkpoint step, sample id), so events received twice after a reconnect change nothing.
+// The run page, live: server-sent events from /api/v1/jobs/{id}/events?html=true update the progress
+// header, the log, the loss chart, checkpoints and samples. htmx's sse extension holds the connection
+// and swaps in the checkpoint rows and sample tiles the server renders; this script reads the JSON
+// events. The "now" buttons ask a running training for a checkpoint or samples at its current step.
+// Every row is keyed (log line id, metric step, checkpoint step, sample id), so events received twice
+// after a reconnect change nothing.
 (function () {
   "use strict";
 
@@ -15,7 +17,6 @@
   var heartbeatAt = header.getAttribute("data-heartbeat-at") ? Date.parse(header.getAttribute("data-heartbeat-at")) : null;
   var status = header.getAttribute("data-status");
   var peakMemory = 0;
-  var source = null, retryTimer = null, retryDelay = 2000;
 
   function $(id) { return document.getElementById(id); }
   function text(id, value) { var node = $(id); if (node) node.textContent = value; }
@@ -75,15 +76,13 @@
 
   function askNow(button) {
     var error = $("now-error");
-    var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
     button.disabled = true;
     error.hidden = true;
-    fetch(button.getAttribute("data-now-url"), { method: "POST", headers: { "X-CSRF-Token": csrf, "Accept": "application/json" } })
-      .then(function (response) { return response.json().then(function (body) { return [response, body]; }); })
-      .then(function (pair) {
-        var response = pair[0], body = pair[1];
-        if (response.ok) { pending = body.requests || {}; showPending(); return; }
-        error.textContent = body.error ? body.error.message : "Refused (HTTP " + response.status + ")";
+    window.studio.postJson(button.getAttribute("data-now-url"))
+      .then(function (answer) {
+        var body = answer.body;
+        if (answer.ok) { pending = body.requests || {}; showPending(); return; }
+        error.textContent = body.error ? body.error.message : "Refused (HTTP " + answer.status + ")";
         error.hidden = false;
       })
       .catch(function () { error.textContent = "Connection lost: try again."; error.hidden = false; })
@@ -162,113 +161,52 @@
     if (metric.gpu_mem) text("h-mem", bytes(metric.gpu_mem) + " (peak " + bytes(peakMemory) + ")");
   }
 
-  function link(href, label, download) {
-    var a = document.createElement("a");
-    a.href = href; a.textContent = label;
-    if (download !== false) a.setAttribute("download", "");
-    return a;
-  }
-
   function onCheckpoint(checkpoint) {
-    var body = document.querySelector("#checkpoints tbody");
-    var row = body.querySelector('tr[data-step="' + checkpoint.step + '"]') || document.createElement("tr");
-    row.setAttribute("data-step", checkpoint.step);
-    row.textContent = "";
-    var step = document.createElement("td"); step.textContent = checkpoint.step;
-    var layers = document.createElement("td");
-    layers.textContent = Object.keys(checkpoint.key_counts || {}).sort().map(function (k) {
-      return k + ": " + checkpoint.key_counts[k];
-    }).join(", ");
-    var table = $("checkpoints");
-    var runId = table.getAttribute("data-run-id");
-    var best = table.getAttribute("data-best-step") === String(checkpoint.step);
-    if (best) {
-      var badge = document.createElement("span"); badge.className = "badge best"; badge.textContent = "best";
-      step.append(" ", badge);
-    }
-    var files = document.createElement("td"), check = document.createElement("td");
-    if (checkpoint.available) {
-      files.appendChild(link(checkpoint.downloads.comfy, "official (ComfyUI)"));
-      files.appendChild(document.createTextNode(" · "));
-      files.appendChild(link(checkpoint.downloads.diffusers, "diffusers"));
-      if (best) {
-        var exportUrl = "/api/v1/runs/" + runId + "/checkpoints/" + checkpoint.step + "/export";
-        var exports = document.createElement("span"); exports.className = "export-links";
-        exports.append("export with model card: ", link(exportUrl + "?layout=comfy&modules=all", "ComfyUI zip"), " · ",
-                       link(exportUrl + "?layout=diffusers&modules=all", "diffusers zip"));
-        files.append(document.createElement("br"), exports);
-      }
-      check.appendChild(link("/runs/" + runId + "/checkpoints/" + checkpoint.step + "/key-report", "Key report", false));
-    } else {
-      files.textContent = "removed (keep_last_n)";
-    }
-    row.append(step, layers, files, check);
-    if (!row.parentNode) {
-      var after = Array.prototype.find.call(body.rows, function (r) { return Number(r.getAttribute("data-step")) > checkpoint.step; });
-      body.insertBefore(row, after || null);
-    }
     $("no-checkpoints").hidden = true;
     fulfilled("checkpoint", checkpoint.created_at);
   }
 
-  function onSample(sample) {
-    var grid = $("samples");
-    if (grid.querySelector('li[data-id="' + sample.id + '"]')) return;
-    var item = document.createElement("li");
-    item.className = "sample";
-    item.setAttribute("data-id", sample.id);
-    var title = document.createElement("p");
-    title.className = "sample-title";
-    title.textContent = "step " + sample.step + " · prompt " + (sample.prompt_index + 1) + " · ";
-    var variant = document.createElement("strong"); variant.textContent = sample.variant;
-    title.appendChild(variant);
-    var video = document.createElement("video");
-    video.className = "player small"; video.controls = true; video.preload = "metadata"; video.src = sample.mp4_url;
-    var audio = document.createElement("audio");
-    audio.controls = true; audio.preload = "none"; audio.src = sample.wav_url;
-    item.append(title, video, audio);
-    grid.appendChild(item);
-    fulfilled("sample", sample.created_at);
-  }
+  function onSample(sample) { fulfilled("sample", sample.created_at); }
 
-  // --- the event stream (EventSource reconnects by itself with Last-Event-ID; if it gives up, start again) ---
+  // Checkpoint rows and sample tiles arrive rendered (run.checkpoint.html, run.sample.html) and htmx
+  // appends them. Each connection replays every row, so a row already shown (the same value of the
+  // list's data-row-key attribute) is not added again: it stays when unchanged (a playing sample
+  // keeps playing) and is replaced when it changed.
+  var liveRoot = $("run-live");
+  liveRoot.addEventListener("htmx:sseBeforeMessage", function (event) {
+    var list = event.target, key = list.getAttribute("data-row-key");
+    if (!key) return;
+    var parsed = document.createElement("template");
+    parsed.innerHTML = event.detail.data.trim();
+    var row = parsed.content.firstElementChild;
+    var shown = row && list.querySelector(":scope > [" + key + '="' + row.getAttribute(key) + '"]');
+    if (!shown) return;
+    event.preventDefault();
+    if (!shown.isEqualNode(row)) shown.replaceWith(row);
+  });
+
+  // --- the event stream: htmx's sse extension opens it (sse-connect on #run-live), reconnects by itself
+  // and closes it on job.end, once the job is over and every row was sent ---
+  var listening = null;
+
   function handler(fn) {
-    return function (event) {
-      retryDelay = 2000;
-      fn(JSON.parse(event.data));
-    };
+    return function (event) { fn(JSON.parse(event.data)); };
   }
 
-  function connect() {
-    var url = header.getAttribute("data-events-url");
-    if (!url) return;
-    source = new EventSource(url);
-    source.addEventListener("open", function () { text("stream-state", LIVE.indexOf(status) >= 0 ? "live" : ""); });
+  liveRoot.addEventListener("htmx:sseOpen", function (event) {
+    text("stream-state", LIVE.indexOf(status) >= 0 ? "live" : "");
+    var source = event.detail.source;
+    if (source === listening) return;  // the same EventSource, reconnected by the browser
+    listening = source;
     source.addEventListener("job.progress", handler(onProgress));
     source.addEventListener("job.status", handler(onStatus));
     source.addEventListener("job.log", handler(onLog));
     source.addEventListener("run.metric", handler(onMetric));
     source.addEventListener("run.checkpoint", handler(onCheckpoint));
     source.addEventListener("run.sample", handler(onSample));
-    source.addEventListener("error", function () {
-      if (!source) return;
-      if (LIVE.indexOf(status) < 0) {  // the job is over and the server ended the stream after its last row
-        source.close();
-        source = null;
-        text("stream-state", "");
-        return;
-      }
-      if (source.readyState === EventSource.CLOSED) {
-        source = null;
-        text("stream-state", "connection lost: reconnecting in " + Math.round(retryDelay / 1000) + " s…");
-        clearTimeout(retryTimer);
-        retryTimer = setTimeout(connect, retryDelay);
-        retryDelay = Math.min(retryDelay * 2, 30000);
-      } else {
-        text("stream-state", "connection lost: reconnecting…");
-      }
-    });
-  }
-
-  connect();
+  });
+  liveRoot.addEventListener("htmx:sseError", function () {
+    text("stream-state", LIVE.indexOf(status) >= 0 ? "connection lost: reconnecting…" : "");
+  });
+  liveRoot.addEventListener("htmx:sseClose", function () { text("stream-state", ""); });
 })();

@@ -1,6 +1,27 @@
-// Small behaviours shared by every page (no inline scripts in templates).
+// Small behaviours shared by every page (no inline scripts in templates), and the helpers the pages'
+// scripts share: window.studio.csrfToken() and window.studio.postJson(url, body).
 (function () {
   "use strict";
+
+  function csrfToken() {
+    return document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+  }
+
+  // POST to the JSON API with the CSRF header: a promise of {ok, status, body} (body: the parsed answer).
+  // `body` is a FormData (sent as multipart), an object (sent as JSON) or left out. It rejects when the
+  // connection is lost or the answer is not JSON.
+  function postJson(url, body) {
+    var headers = { "X-CSRF-Token": csrfToken(), "Accept": "application/json" };
+    if (body !== undefined && !(body instanceof FormData)) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(body);
+    }
+    return fetch(url, { method: "POST", body: body, headers: headers }).then(function (response) {
+      return response.json().then(function (answer) { return { ok: response.ok, status: response.status, body: answer }; });
+    });
+  }
+
+  window.studio = { csrfToken: csrfToken, postJson: postJson };
 
   // "select all" for the bulk-edit checkboxes of the clip grid.
   document.addEventListener("click", function (event) {
@@ -19,7 +40,6 @@
     if (!url) return;
     event.preventDefault();
     var status = form.querySelector(".form-status");
-    var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
     var refuse = function (message) {  // shown as an error, and read out by screen readers
       status.textContent = message;
       status.classList.add("form-error");
@@ -28,13 +48,12 @@
     status.classList.remove("form-error");
     status.setAttribute("role", "status");
     status.textContent = "uploading…";
-    fetch(url, { method: "POST", body: new FormData(form), headers: { "X-CSRF-Token": csrf } })
-      .then(function (response) { return response.json().then(function (body) { return [response, body]; }); })
-      .then(function (pair) {
-        var response = pair[0], body = pair[1];
-        if (response.ok && body.page) { window.location = body.page; return; }
-        if (response.ok && body.dataset) { window.location = "/datasets/" + body.dataset.id; return; }
-        refuse(body.error ? body.error.message : "failed (HTTP " + response.status + ")");
+    postJson(url, new FormData(form))
+      .then(function (answer) {
+        var body = answer.body;
+        if (answer.ok && body.page) { window.location = body.page; return; }
+        if (answer.ok && body.dataset) { window.location = "/datasets/" + body.dataset.id; return; }
+        refuse(body.error ? body.error.message : "failed (HTTP " + answer.status + ")");
       })
       .catch(function () { refuse("connection lost: try again"); });
   });

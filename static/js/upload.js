@@ -6,7 +6,7 @@
   var input = document.getElementById("file-input");
   var list = document.getElementById("upload-list");
   var url = zone.getAttribute("data-upload-url");
-  var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+  var csrf = window.studio.csrfToken();
   var queue = [];
   var active = 0;
   var MAX_PARALLEL = 2;

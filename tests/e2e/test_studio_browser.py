@@ -3,7 +3,6 @@ create a dataset, upload generated clips, see the findings, write a caption, sav
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.e2e.conftest import SCREENSHOTS

@@ -1,7 +1,8 @@
 """A real browser (Debian chromium through Playwright) against `avlora serve` with its worker and
 the toy model: preprocess a captioned dataset from its page and listen, fill the run form (the
 linter answers as you type), queue a tiny sanity run and watch it reach "succeeded" with the
-loss chart drawn, its checkpoints and samples listed."""
+loss chart drawn, its checkpoints and samples listed; the rows that arrived live are those a reload
+renders, and the reload's replay of the stream leaves them as they are."""
 
 from __future__ import annotations
 
@@ -19,7 +20,24 @@ pytestmark = pytest.mark.e2e
 TRIGGER = "ema_voice"
 BUCKET = "64x64x9"
 STEPS, INTERVAL = 6, 3
-
+# Run before the page's scripts: counts the checkpoint rows and sample tiles added or removed once the
+# page is parsed (the server-rendered ones are not counted), and notes when the event stream closed.
+WATCH_ROWS = """
+window.rowChanges = 0;
+document.addEventListener("htmx:sseClose", function () { window.streamClosed = true; });
+document.addEventListener("DOMContentLoaded", function () {
+  new MutationObserver(function (records) {
+    records.forEach(function (record) {
+      var nodes = Array.from(record.addedNodes).concat(Array.from(record.removedNodes));
+      window.rowChanges += nodes.filter(function (n) { return n.tagName === "TR" || n.tagName === "LI"; }).length;
+    });
+  }).observe(document.getElementById("run-live"), { childList: true, subtree: true });
+});
+"""
+ROW_MARKUP = """() => ({
+  checkpoints: Array.from(document.querySelectorAll("#checkpoints tbody tr"), (row) => row.outerHTML),
+  samples: Array.from(document.querySelectorAll("#samples li"), (tile) => tile.outerHTML),
+})"""
 
 
 def _captioned_dataset(url: str, clip_path) -> int:
@@ -117,6 +135,7 @@ def _watch_the_run(page, url: str) -> None:
     expect(page.locator("h1")).to_contain_text("Run #")
     # the page opened before the worker finished: what follows arrives over server-sent events
     assert page.locator("#run-status").text_content() in ("queued", "running")
+    checkpoints_at_open = page.locator("#checkpoints tbody tr").count()
     expect(page.locator("#run-status")).to_have_text("succeeded", timeout=240_000)
     expect(page.locator("#log")).to_contain_text(f"Finished at step {STEPS}")
     chart = page.locator("#loss-chart")
@@ -134,6 +153,7 @@ def _watch_the_run(page, url: str) -> None:
     expect(page.locator("#samples li.sample")).to_have_count(3)  # lora at steps 0, 3 and 6
     expect(page.locator("#h-step")).to_have_text(str(STEPS))
     expect(page.locator("#resume-form")).to_be_hidden()
+    _rows_arrived_live_as_a_reload_renders_them(page, checkpoints_at_open)
     page.check("#log-scale")
     expect(chart).to_have_attribute("data-points", str(STEPS))
     page.screenshot(path=str(SCREENSHOTS / "avlora-run.png"), full_page=True)
@@ -142,3 +162,16 @@ def _watch_the_run(page, url: str) -> None:
     expect(page.locator(".job-row").first).to_contain_text("succeeded")
     expect(page.locator("#jobs-table")).not_to_have_attribute("hx-trigger", "every 2s")
     page.screenshot(path=str(SCREENSHOTS / "avlora-jobs.png"), full_page=True)
+
+
+def _rows_arrived_live_as_a_reload_renders_them(page, checkpoints_at_open: int) -> None:
+    """The checkpoint rows and sample tiles swapped in from the event stream are, markup for markup,
+    the ones the page renders after a reload; the reloaded page's stream replays every row and
+    changes none of them."""
+    live = page.evaluate(ROW_MARKUP)
+    assert checkpoints_at_open < len(live["checkpoints"]) == 2, "no checkpoint row arrived over the stream"
+    page.add_init_script(WATCH_ROWS)
+    page.reload()
+    page.wait_for_function("window.streamClosed === true", timeout=30_000)  # job.end: every row was replayed
+    assert page.evaluate(ROW_MARKUP) == live
+    assert page.evaluate("window.rowChanges") == 0

@@ -17,10 +17,10 @@ def _model(*, compile_blocks=False, checkpointing=True, policy="full", memory_bu
     import torch._dynamo
 
     from worker.engine.lora.adapters import add_lora
+    from worker.engine.model.toy import build_toy_transformer
+    from worker.engine.step.checkpointing import enable_activation_checkpointing
     from worker.engine.step.compiling import compile_transformer_blocks
     from worker.engine.step.levers import lora_compute_in_base_dtype
-    from worker.engine.step.checkpointing import enable_activation_checkpointing
-    from worker.engine.model.toy import build_toy_transformer
 
     torch._dynamo.reset()
     torch.manual_seed(0)
@@ -43,8 +43,8 @@ def _model(*, compile_blocks=False, checkpointing=True, policy="full", memory_bu
 def _train(transformer, *, graphed: bool):
     """Losses of STEPS optimizer steps on fixed inputs with fresh noise each step, and how far the
     LoRA weights moved (the update, so a wrong gradient cannot hide behind the initial weights)."""
-    from worker.engine.lora.adapters import trainable_parameters
     from worker.engine.bench.train import synthetic_batch
+    from worker.engine.lora.adapters import trainable_parameters
     from worker.engine.step.flow import forward_backward, prepare_flow_inputs, ready_for_step
     from worker.engine.step.graphed import GraphedStep
     from worker.engine.step.levers import cast_lora_weights_once

@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_training_jobs import _client, _job, _preprocessed_dataset, _rows, _start_run, _wait
-from tests.integration.test_training_jobs import _wait_final
+from tests.integration.test_training_jobs import (
+    _client,
+    _job,
+    _preprocessed_dataset,
+    _rows,
+    _start_run,
+    _wait,
+    _wait_final,
+)
 from tests.support import celery_worker
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from app import migrate
+from core import migrate
 from core.models import Base
 from tests.support import postgres_database
 

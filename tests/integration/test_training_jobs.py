@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -180,7 +181,7 @@ def test_a_killed_worker_is_interrupted_and_resumed_without_losing_checkpoints(p
 def test_the_web_process_sweeps_dead_and_lost_jobs(production_env, tmp_path):
     """`avlora serve` runs the sweeper: a dead worker's job becomes interrupted, a task lost with
     the broker's data is sent again and a worker then runs it."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     import redis
 
@@ -189,7 +190,7 @@ def test_the_web_process_sweeps_dead_and_lost_jobs(production_env, tmp_path):
     from core.services.job_queue import queue_job
     from tests.support import web_server
 
-    old = datetime.now(timezone.utc) - timedelta(minutes=10)
+    old = datetime.now(UTC) - timedelta(minutes=10)
     with session_scope() as session:
         dead = Job(kind="train", queue="gpu", status="running", params={}, heartbeat_at=old, started_at=old)
         session.add(dead)

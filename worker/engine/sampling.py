@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worker.engine.lora.adapters import DEFAULT_ADAPTER, lora_layers, set_side_strength
 from core.files import atomic_write
-
-VARIANTS = ("base", "lora", "lora-audio-off")
+from core.names import SAMPLE_VARIANTS, VARIANT_AUDIO_OFF, VARIANT_BASE
+from worker.engine.lora.adapters import DEFAULT_ADAPTER, lora_layers, set_side_strength
 
 
 @dataclass
@@ -111,11 +110,11 @@ def lora_variant(
     adapter_name: str = DEFAULT_ADAPTER,
 ):
     """Set the transformer's LoRA up for ``variant`` for the duration of the ``with`` block."""
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown sample variant {variant!r}: use one of {', '.join(VARIANTS)}")
+    if variant not in SAMPLE_VARIANTS:
+        raise ValueError(f"Unknown sample variant {variant!r}: use one of {', '.join(SAMPLE_VARIANTS)}")
     transformer = pipe.transformer
     has_lora = any(True for _ in lora_layers(transformer))
-    if variant == "base":
+    if variant == VARIANT_BASE:
         if has_lora:
             transformer.disable_adapters()
         try:
@@ -126,7 +125,7 @@ def lora_variant(
         return
     if not has_lora:
         raise ValueError(f"Variant {variant!r} needs a LoRA loaded into the transformer.")
-    audio = 0.0 if variant == "lora-audio-off" else audio_strength
+    audio = 0.0 if variant == VARIANT_AUDIO_OFF else audio_strength
     set_side_strength(transformer, video=video_strength, audio=audio, adapter_name=adapter_name)
     try:
         yield

@@ -26,8 +26,13 @@ from pathlib import Path
 
 import torch
 
-from worker.engine.lora.adapters import DEFAULT_ADAPTER, add_lora, families_of, trainable_parameters
 from core.files import atomic_write
+from core.names import VARIANT_BASE
+from core.recipe.fingerprint import config_fingerprint
+from core.recipe.run_config import RunConfig, TimestepSettings, run_config_to_yaml
+from worker.engine.data.dataset import PrecomputedDataset, batch_indices, collate
+from worker.engine.data.prompt_cache import move_pipeline_except_text_encoder
+from worker.engine.lora.adapters import DEFAULT_ADAPTER, add_lora, families_of, trainable_parameters
 from worker.engine.lora.checkpoint import (
     checkpoint_paths,
     latest_checkpoint_step,
@@ -37,21 +42,22 @@ from worker.engine.lora.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from worker.engine.step.compiling import begin_compiled_step, compile_by_default, compile_transformer_blocks
-from worker.engine.data.dataset import PrecomputedDataset, batch_indices, collate
-from worker.engine.step.flow import base_dtype, forward_backward, prepare_flow_inputs, ready_for_step
-from worker.engine.step.graphed import GraphedStep, GraphUnavailable
-from worker.engine.step.levers import StepLevers, lora_compute_in_base_dtype
-from worker.engine.step.checkpointing import enable_activation_checkpointing
 from worker.engine.lora.files import extract_lora_weights
 from worker.engine.lora.names import side_of_family
+from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, ProgressEvent, TrainCallbacks
+from worker.engine.step.compiling import begin_compiled_step
+from worker.engine.step.flow import base_dtype, forward_backward, prepare_flow_inputs, ready_for_step
+from worker.engine.step.graphed import GraphedStep, GraphUnavailable
+from worker.engine.step.levers import StepLevers
 from worker.engine.step.measure import peak_memory_bytes
 from worker.engine.step.optim import build_optimizer, linear_schedule
-from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, ProgressEvent, TrainCallbacks
-from worker.engine.data.prompt_cache import move_pipeline_except_text_encoder
 from worker.engine.step.quantize import (
-    QuantizationUnavailable, check_quantization_supported, quantize_frozen_base, quantized_layer_count,
+    QuantizationUnavailable,
+    check_quantization_supported,
+    quantize_frozen_base,
+    quantized_layer_count,
 )
+from worker.engine.step.setup import choose_levers, set_up_levers
 from worker.engine.step.timesteps import ShiftedLogitNormalSampler, UniformSampler
 from worker.engine.validate import (
     RUN_CONFIG_NAME,
@@ -82,14 +88,16 @@ class TrainResult:
     losses: list[tuple[int, float, float | None]] = field(default_factory=list)
 
 
-def _device_and_dtype(config, device: str | None) -> tuple[str, torch.dtype]:
+def _device_and_dtype(config: RunConfig, device: str | None, pipeline) -> tuple[str, torch.dtype]:
+    if pipeline is not None:  # a caller's pipeline decides where and in what dtype we train
+        return str(pipeline.transformer.device), base_dtype(pipeline.transformer)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu" or config.optimization.mixed_precision == "no":
         return device, torch.float32
     return device, torch.bfloat16 if config.optimization.mixed_precision == "bf16" else torch.float16
 
 
-def _make_sampler(settings):
+def _make_sampler(settings: TimestepSettings):
     if settings.mode == "uniform":
         return UniformSampler()
     return ShiftedLogitNormalSampler(std=settings.std, uniform_prob=settings.uniform_prob, eps=settings.eps)
@@ -100,7 +108,7 @@ class Trainer:
 
     def __init__(
         self,
-        config,
+        config: RunConfig,
         *,
         data_dir: str | Path,
         model_dir: str | Path | None = None,
@@ -110,58 +118,68 @@ class Trainer:
         pipeline=None,
         compile_blocks: bool = False,
         control: ControlRequests | None = None,
-        levers: StepLevers | None = None,
     ):
-        from core.recipe.run_config import config_fingerprint
-
         self.config = config
         self.callbacks = callbacks or TrainCallbacks()
         self.cancel = cancel or CancelToken()
         self.control = control or ControlRequests()
         self.output_dir = Path(config.output_dir)
         self.fingerprint = config_fingerprint(config)
-        if pipeline is not None:  # a caller's pipeline decides where and in what dtype we train
-            self.device = str(pipeline.transformer.device)
-            self.dtype = base_dtype(pipeline.transformer)
-        else:
-            self.device, self.dtype = _device_and_dtype(config, device)
+        self.device, self.dtype = _device_and_dtype(config, device, pipeline)
         try:  # refuse before loading anything
             check_quantization_supported(config.quantization, self.device)
         except QuantizationUnavailable as exc:
             raise TrainingError(str(exc)) from exc
-        # an int8 base is not compiled unless asked for: its compile did not finish in minutes on
-        # torch 2.11 (docs/benchmarks.md)
-        compile_blocks = compile_blocks or (
-            getattr(config.optimization, "compile", False) and compile_by_default(self.device)
-            and config.quantization == "none"
-        )
-        self.levers = replace(
-            levers or StepLevers(), compile_blocks=compile_blocks,
-            checkpoint_policy=getattr(config.optimization, "checkpointing_policy", "full"),
-            checkpoint_ratio=getattr(config.optimization, "checkpointing_ratio", 1.0),
-            checkpoint_rest=getattr(config.optimization, "checkpointing_rest_policy", "full"),
-        )
-        self.pipe = pipeline or self._load_pipeline(data_dir, model_dir)
-        self.pipe.set_progress_bar_config(disable=True)
-        self.plan = plan_from_config(config)
-        # validation prompts encoded once; Gemma then leaves the accelerator for good
-        self.prompt_cache = encode_plan_prompts(
-            self.pipe, self.plan, device=self.device, load_in_8bit=config.load_text_encoder_in_8bit,
-            model=None if pipeline is not None else (config.model, data_dir, model_dir), on_log=self._log,
-        )
-        if pipeline is None:
-            if config.quantization != "none":  # block by block onto the accelerator, never bf16 whole
-                count = quantize_frozen_base(self.pipe.transformer, config.quantization, device=self.device)
-                self._log("info", f"Frozen base quantised ({config.quantization}): {count} Linear layers.")
-            move_pipeline_except_text_encoder(self.pipe, self.device)
+        self.levers = self._choose_levers(compile_blocks)
+        self.pipe = self._prepare_pipeline(pipeline, data_dir, model_dir)
         self.transformer = self.pipe.transformer
         self.dataset = PrecomputedDataset(
             config.data.preprocessed_dir, with_audio=config.training.with_audio, connectors=self.pipe.connectors
         )
         self._setup_lora()
-        if self.levers.compile_blocks:
-            compile_transformer_blocks(self.transformer, mode=self.levers.compile_mode)
-        opt = config.optimization
+        self._setup_optimizer()
+        self.sampler = _make_sampler(config.training.timesteps)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.graphed = self._graphed_step()
+
+    def _choose_levers(self, compile_blocks: bool) -> StepLevers:
+        """The step's levers, decided as ``avlora bench train`` decides them. ``compile_blocks``
+        forces the compile; otherwise ``optimization.compile`` asks for it, on CUDA with a base
+        that is not quantised. The whole-step CUDA graph (``optimization.cuda_graph``) is for CUDA,
+        without gradient accumulation."""
+        opt = self.config.optimization
+        self._no_graph_because = None
+        cuda_graph = opt.cuda_graph and self.device.startswith("cuda")
+        if cuda_graph and opt.gradient_accumulation_steps > 1:
+            cuda_graph, self._no_graph_because = False, "gradient accumulation"
+        return choose_levers(
+            self.device, quantization=self.config.quantization, gradient_checkpointing=opt.gradient_checkpointing,
+            checkpointing_policy=opt.checkpointing_policy, checkpointing_ratio=opt.checkpointing_ratio,
+            checkpointing_rest_policy=opt.checkpointing_rest_policy,
+            compile_blocks=True if compile_blocks else (None if opt.compile else False), cuda_graph=cuda_graph,
+        )
+
+    def _prepare_pipeline(self, pipeline, data_dir: str | Path, model_dir: str | Path | None):
+        """The pipeline to train (the caller's, or loaded here), with the validation prompts encoded
+        once (Gemma then leaves the accelerator for good); one loaded here is then quantised and moved
+        to the device, block by block, never whole in bf16."""
+        config = self.config
+        pipe = pipeline or self._load_pipeline(data_dir, model_dir)
+        pipe.set_progress_bar_config(disable=True)
+        self.plan = plan_from_config(config)
+        self.prompt_cache = encode_plan_prompts(
+            pipe, self.plan, device=self.device, load_in_8bit=config.load_text_encoder_in_8bit,
+            model=None if pipeline is not None else (config.model, data_dir, model_dir), on_log=self._log,
+        )
+        if pipeline is None:
+            if config.quantization != "none":
+                count = quantize_frozen_base(pipe.transformer, config.quantization, device=self.device)
+                self._log("info", f"Frozen base quantised ({config.quantization}): {count} Linear layers.")
+            move_pipeline_except_text_encoder(pipe, self.device)
+        return pipe
+
+    def _setup_optimizer(self) -> None:
+        opt = self.config.optimization
         self.params = trainable_parameters(self.transformer)
         self.optimizer = build_optimizer(
             self.params, name=opt.optimizer, lr=opt.learning_rate, weight_decay=opt.weight_decay,
@@ -173,26 +191,14 @@ class Trainer:
         else:
             self.scheduler = linear_schedule(self.optimizer, total_steps=1, warmup_steps=opt.warmup_steps,
                                              end_factor=1.0)
-        self.sampler = _make_sampler(config.training.timesteps)
-        self.generator = torch.Generator().manual_seed(config.seed)
-        self.graphed = self._graphed_step()
 
     def _graphed_step(self) -> GraphedStep | None:
-        """The whole-step CUDA graph, where it applies (``optimization.cuda_graph``; CUDA; no
-        gradient accumulation; not with the blocks' own CUDA graphs)."""
-        opt = self.config.optimization
+        """The whole-step CUDA graph, where the levers have one (see :meth:`_choose_levers`)."""
         self._told_other_shapes = False
-        if not (getattr(opt, "cuda_graph", False) and self.device.startswith("cuda")):
+        if self._no_graph_because:
+            self._log("info", f"Steps run without a CUDA graph ({self._no_graph_because}).")
+        if not self.levers.cuda_graph:
             return None
-        why_not = None
-        if opt.gradient_accumulation_steps > 1:
-            why_not = "gradient accumulation"
-        elif self.levers.compile_mode is not None:
-            why_not = f"compile mode {self.levers.compile_mode}"
-        if why_not:
-            self._log("info", f"Steps run without a CUDA graph ({why_not}).")
-            return None
-        self.levers = replace(self.levers, cuda_graph=True)
         shapes = min(len(self.config.data.bucket_list), MAX_GRAPHED_SHAPES)
         self._log("info", f"Each step replays as one CUDA graph, recorded at the first step of each clip shape "
                           f"(up to {shapes}; again after sampling).")
@@ -243,15 +249,10 @@ class Trainer:
         except ValueError as exc:
             raise TrainingError(str(exc)) from exc
         self.lora_families = families_of(names)
-        if self.levers.lora_in_base_dtype:
-            lora_compute_in_base_dtype(self.transformer)
-        self.checkpoint_modes = ["none"] * len(self.transformer.transformer_blocks)
-        if self.config.optimization.gradient_checkpointing:
-            self.checkpoint_modes = enable_activation_checkpointing(
-                self.transformer, policy=self.levers.checkpoint_policy, ratio=self.levers.checkpoint_ratio,
-                rest=self.levers.checkpoint_rest, inside_compile=self.levers.compile_blocks,
-            )
-        self.transformer.train()
+        # the same set-up as the benchmark's: LoRA math in the base dtype, checkpointing, compile
+        self.checkpoint_modes = set_up_levers(
+            self.transformer, self.levers, gradient_checkpointing=self.config.optimization.gradient_checkpointing
+        )
         self._log("info", f"LoRA on {len(names)} layers: {self.lora_families}")
         if self.config.training.with_audio and not any(side_of_family(f) == "audio" for f in self.lora_families):
             self._log("warning", "target_modules reach no audio-side module: the LoRA cannot change the audio.")
@@ -263,8 +264,6 @@ class Trainer:
 
     def run(self, *, resume: bool = False) -> TrainResult:
         """Train until ``optimization.steps`` or a cancel; returns how it ended."""
-        from core.recipe.run_config import run_config_to_yaml
-
         total = self.config.optimization.steps
         self.output_dir.mkdir(parents=True, exist_ok=True)
         start = self._resume() if resume else 0
@@ -409,14 +408,14 @@ class Trainer:
         if self.graphed is not None:  # the graph's memory goes back for sampling; the next step records again
             self.graphed.release()
         plan = self.plan
-        if not include_base and "base" in plan.variants:
-            plan = replace(plan, variants=[v for v in plan.variants if v != "base"])
+        if not include_base and VARIANT_BASE in plan.variants:
+            plan = replace(plan, variants=[v for v in plan.variants if v != VARIANT_BASE])
         run_validation(self.pipe, plan, self.output_dir / "samples", step, callbacks=self.callbacks,
                        prompt_cache=self.prompt_cache)
 
 
 def train_run(
-    config,
+    config: RunConfig,
     *,
     data_dir: str | Path,
     model_dir: str | Path | None = None,

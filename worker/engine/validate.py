@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from core.names import VARIANT_BASE, VARIANT_LORA
+from core.recipe.run_config import RunConfig
 from worker.engine.progress import SampleEvent, TrainCallbacks
 from worker.engine.sampling import SampleSpec, generate, lora_variant, write_mp4, write_wav
 
@@ -57,8 +59,8 @@ class ValidationPlan:
         )
 
 
-def plan_from_config(config) -> ValidationPlan:
-    """The plan of a :class:`core.recipe.run_config.RunConfig`."""
+def plan_from_config(config: RunConfig) -> ValidationPlan:
+    """The plan of a run config."""
     v = config.validation
     width, height, frames = v.video_dims
     return ValidationPlan(
@@ -85,10 +87,10 @@ def trigger_warnings(prompts: list[str], trigger: str) -> list[str]:
 
 def sample_stem(step: int, prompt_index: int, variant: str) -> str:
     """File stem of one sample (``prompt_index`` is 0-based; names count from 1)."""
-    if variant == "base":
+    if variant == VARIANT_BASE:
         return f"base_{prompt_index + 1:02d}"
     stem = f"step_{step:06d}_{prompt_index + 1:02d}"
-    return stem if variant == "lora" else f"{stem}_{variant}"
+    return stem if variant == VARIANT_LORA else f"{stem}_{variant}"
 
 
 def run_validation(
@@ -123,7 +125,7 @@ def run_validation(
                 for variant in plan.variants:
                     stem = sample_stem(step, index, variant)
                     mp4, wav = samples_dir / f"{stem}.mp4", samples_dir / f"{stem}.wav"
-                    if variant == "base" and mp4.is_file() and wav.is_file() and not overwrite_base:
+                    if variant == VARIANT_BASE and mp4.is_file() and wav.is_file() and not overwrite_base:
                         continue
                     with lora_variant(
                         pipe, variant, video_strength=video_strength, audio_strength=audio_strength,
@@ -184,16 +186,16 @@ def validate_run(
     )
 
 
-def load_checkpoint_pipeline(config, lora_file: str | Path, plan: ValidationPlan, *, data_dir: str | Path,
+def load_checkpoint_pipeline(config: RunConfig, lora_file: str | Path, plan: ValidationPlan, *, data_dir: str | Path,
                              model_dir: str | Path | None = None, device: str | None = None, on_log=None):
     """A fresh pipeline of ``config.model`` holding the LoRA file (diffusers' ``load_lora_weights``,
     the path users take), with the plan's prompts encoded once; returns ``(pipe, prompt_cache)``.
 
     Loaded on the CPU first: the text encoder visits the accelerator alone, then the rest moves.
     """
+    from worker.engine.data.prompt_cache import move_pipeline_except_text_encoder
     from worker.engine.model.loading import default_device, default_dtype
     from worker.engine.model.pipelines import load_pipeline
-    from worker.engine.data.prompt_cache import move_pipeline_except_text_encoder
 
     device = device or default_device()
     pipe = load_pipeline(

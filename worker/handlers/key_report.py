@@ -20,9 +20,9 @@ from worker.jobs import JobContext, JobFailed
 def key_report(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     """Verify every file of ``params["report_ids"]``; returns ``{report_id: ok}``."""
     from core.model_files import ModelFilesMissing
-    from worker.engine.model.pipelines import load_pipeline
     from core.presets import UnknownPreset
     from worker.engine.lora.verify import verify_lora_file
+    from worker.engine.model.pipelines import load_pipeline
 
     settings = get_settings()
     report_ids = [int(i) for i in params.get("report_ids", [])]

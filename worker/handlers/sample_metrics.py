@@ -23,6 +23,7 @@ from core.db import session_scope
 from core.media.analysis import AudioDecodeError
 from core.media.sample_metrics import SampleAudioError, compare_to_base, measure_sample, voice_distance
 from core.models import PreprocessRun, Sample, TrainingRun
+from core.names import VARIANT_BASE
 from worker.jobs import JobContext, JobFailed
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def sample_metrics(ctx: JobContext, params: dict[str, Any]) -> dict | None:
             raise JobFailed(f"Training run #{run_id} no longer exists.")
         references_paths = _reference_paths(run.preprocess_run, data_dir)
         todo = [(s.id, s.variant, data_dir / s.wav) for s in run.samples if not s.metrics]
-    todo.sort(key=lambda item: item[1] != "base")  # base samples first: the others compare with them
+    todo.sort(key=lambda item: item[1] != VARIANT_BASE)  # base samples first: the others compare with them
     references = reference_profiles(references_paths) if todo else []
     for index, (sample_id, _variant, wav) in enumerate(todo):
         ctx.check_cancelled()
@@ -82,7 +83,8 @@ def sample_metrics(ctx: JobContext, params: dict[str, Any]) -> dict | None:
                 sample.metrics = metrics
     with session_scope() as session:
         flagged = flag_against_base(session, run_id)
-    ctx.progress(len(todo) + 1, len(todo) + 1, f"{len(todo)} sample{'s' if len(todo) != 1 else ''} measured, {flagged} compared with the base model")
+    measured = f"{len(todo)} sample{'s' if len(todo) != 1 else ''} measured"
+    ctx.progress(len(todo) + 1, len(todo) + 1, f"{measured}, {flagged} compared with the base model")
     return {"run_id": run_id, "measured": len(todo), "flagged": flagged, "references": len(references)}
 
 
@@ -90,11 +92,11 @@ def flag_against_base(session, run_id: int) -> int:
     """Add ``flags`` to every measured non-base sample of the run whose base sample is measured."""
     samples = list(session.scalars(select(Sample).where(Sample.run_id == run_id)))
     base_by_prompt = {s.prompt_index: s.metrics for s in samples
-                      if s.variant == "base" and s.metrics and "error" not in s.metrics}
+                      if s.variant == VARIANT_BASE and s.metrics and "error" not in s.metrics}
     changed = 0
     for sample in samples:
         metrics = sample.metrics or {}
-        if sample.variant == "base" or not metrics or "error" in metrics or "flags" in metrics:
+        if sample.variant == VARIANT_BASE or not metrics or "error" in metrics or "flags" in metrics:
             continue
         base = base_by_prompt.get(sample.prompt_index)
         if base is None:

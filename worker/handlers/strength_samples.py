@@ -17,12 +17,13 @@ from typing import Any
 
 from core.config import get_settings
 from core.db import session_scope
+from core.errors import InvalidInput
 from core.models import Checkpoint, TrainingRun
+from core.names import VARIANT_LORA
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.run_config import RunConfig, parse_run_config
 from core.services import run_records
 from core.services.compare import queue_sample_metrics
-from core.errors import InvalidInput
 from core.services.strength_samples import check_strength, strength_variant
 from worker.jobs import JobContext, JobFailed
 
@@ -83,7 +84,7 @@ def strength_samples(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     for index, prompt in enumerate(plan.prompts):
         ctx.check_cancelled()
         ctx.progress(index + 1, total, f"prompt {index + 1}/{len(plan.prompts)}, video ×{video:.2f}, audio ×{audio:.2f}")
-        with lora_variant(pipe, "lora", video_strength=video, audio_strength=audio):
+        with lora_variant(pipe, VARIANT_LORA, video_strength=video, audio_strength=audio):
             sample = generate(pipe, plan.spec(prompt), prompt_cache=prompt_cache)
         stem = sample_stem(step, index, variant)
         wav, mp4 = write_wav(samples_dir / f"{stem}.wav", sample), write_mp4(samples_dir / f"{stem}.mp4", sample)

@@ -19,6 +19,7 @@ from typing import Any
 from core.config import get_settings
 from core.db import session_scope
 from core.models import Job, JobStatus, TrainingRun, utcnow
+from core.names import VARIANT_BASE
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.run_config import RunConfig, parse_run_config
 from core.services import run_records
@@ -63,7 +64,7 @@ class JobControlRequests(ControlRequests):
                 taken.add(name)
         return taken
 
-    def done(self, name: str, step: int) -> None:
+    def done(self, name: str, step: int) -> None:  # noqa: ARG002 - the trainer's interface passes the step
         asked_at = self._asked_at.pop(name, None)
         if asked_at is not None:
             self._ctx.clear_request(name, asked_at)
@@ -169,7 +170,7 @@ def _missing_samples(config: RunConfig, run_id: int, step: int) -> list[str]:
     if not (validation.at_checkpoints or (validation.interval and step % validation.interval == 0)):
         return []
     wanted = {(index, variant) for index in range(len(validation.prompts))
-              for variant in validation.variants if variant != "base"}
+              for variant in validation.variants if variant != VARIANT_BASE}
     with session_scope() as session:
         have = set(session.execute(select(Sample.prompt_index, Sample.variant)
                                    .where(Sample.run_id == run_id, Sample.step == step)).all())

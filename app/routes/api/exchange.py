@@ -12,12 +12,12 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, JSONResponse
 
-from core.config import get_settings
-from core.recipe.metadata import METADATA_SUFFIXES
 from app.routes.deps import SessionDep
+from core.config import get_settings
+from core.errors import InvalidInput
+from core.recipe.metadata import METADATA_SUFFIXES
 from core.services import datasets as dataset_service
 from core.services import exchange
-from core.errors import InvalidInput
 from core.services.uploads import receive_multipart
 
 router = APIRouter(prefix="/api/v1", tags=["import and export"])

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.routes.deps import SessionDep
+from app.views.events import Cursor, JobEventFeed
 from core.config import get_settings
 from core.db import session_scope
-from app.routes.deps import SessionDep
 from core.services import job_queue
-from app.views.events import Cursor, JobEventFeed
 from core.services.job_actions import CHECKPOINT_NOW, SAMPLE_NOW, request_now, resume_job
 from core.services.jobs import request_cancel
 
@@ -84,15 +84,18 @@ def _poll(feed: JobEventFeed):
 
 
 @router.get("/jobs/{job_id}/events")
-async def job_events(job_id: int, request: Request, last_event_id: str | None = Header(None)) -> StreamingResponse:
+async def job_events(job_id: int, request: Request, html: bool = False,
+                     last_event_id: str | None = Header(None)) -> StreamingResponse:
     """Server-sent events: job.status, job.progress, job.log, run.metric, run.checkpoint, run.sample.
 
     Send `Last-Event-ID` to continue after the last event received. Comment lines keep the
     connection alive; the stream ends once the job is final and every row was sent.
+    With `html=true` (the run page's stream) each checkpoint and sample is also sent as the page's
+    HTML (run.checkpoint.html, run.sample.html, after its JSON event), and job.end comes last.
     """
     settings = get_settings()
     poll_s, heartbeat_s = settings.sse_poll_s, settings.sse_heartbeat_s
-    feed = JobEventFeed(job_id, Cursor.parse(last_event_id))
+    feed = JobEventFeed(job_id, Cursor.parse(last_event_id), html=html)
     first = await run_in_threadpool(_poll, feed)  # 404 before the stream starts
 
     async def stream():

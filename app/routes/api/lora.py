@@ -8,17 +8,18 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from core.config import get_settings
 from app.routes.deps import SessionDep
-from core.services import lora_check
+from core.config import get_settings
 from core.errors import NotFound
+from core.names import MODEL_PRESETS
+from core.services import lora_check
 
 router = APIRouter(prefix="/api/v1", tags=["lora"])
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "string", "format": "binary"},
-                   "preset": {"type": "string", "description": "toy | toy-2.0 | ltx-2.3 | ltx-2"}}}}}}}
+                   "preset": {"type": "string", "description": " | ".join(MODEL_PRESETS)}}}}}}}
 
 
 @router.get("/runs/{run_id}/checkpoints/{step}/key-report")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from app.routes.deps import SessionDep
+from core.names import MODEL_PRESETS
 from core.services import preprocess_runs as preprocess_service
 
 router = APIRouter(prefix="/api/v1", tags=["preprocess"])
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["preprocess"])
 
 class PreprocessBody(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-    model: str | None = Field(None, description="Model preset: toy | toy-2.0 | ltx-2.3 | ltx-2 (default: MODEL_PRESET).")
+    model: str | None = Field(None, description=f"Model preset: {' | '.join(MODEL_PRESETS)} (default: MODEL_PRESET).")
     buckets: str | list[str] | None = Field(None, description="'WxHxF;WxHxF' (default: the dataset's buckets).")
 
 

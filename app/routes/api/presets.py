@@ -7,12 +7,12 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
+from app.routes.deps import SessionDep
 from core.config import get_settings
+from core.errors import InvalidInput, NotFound
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.run_config import PRESET_DESCRIPTIONS, PRESET_NAMES, preset_config, run_config_to_yaml
-from app.routes.deps import SessionDep
 from core.services.datasets import get_dataset
-from core.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["presets"])
 

@@ -68,7 +68,7 @@ def download_lora(run_id: int, step: int, session: SessionDep,
                   format: Literal["comfy", "diffusers"] = "comfy") -> FileResponse:
     """The LoRA file of checkpoint `step`: comfy (official / ComfyUI layout) or diffusers."""
     run = run_service.get_run(session, run_id)
-    path = run_service.checkpoint_file(session, run, step, format)
+    path = run_service.checkpoint_file(run, step, format)
     suffix = "" if format == "comfy" else "_diffusers"
     return FileResponse(path, media_type="application/octet-stream",
                         filename=f"run{run.id}_step{step:05d}{suffix}.safetensors")

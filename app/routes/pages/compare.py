@@ -5,15 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
+from app.routes.deps import SessionDep
+from app.templating import templates
 from core.errors import ApiError
 from core.models import TrainingRun
-from app.routes.deps import SessionDep
 from core.services import compare as compare_service
 from core.services import lora_check
 from core.services import votes as vote_service
 from core.services.datasets import get_dataset
 from core.services.runs import get_run, list_runs
-from app.templating import templates
 
 router = APIRouter(include_in_schema=False)
 IMAGE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=60"}
@@ -117,5 +117,5 @@ def cast_blind_vote(vote_id: int, request: Request, session: SessionDep, choice:
 def blind_audio(vote_id: int, letter: str, session: SessionDep) -> FileResponse:
     """The audio behind letter A or B (the URL names no step)."""
     vote = vote_service.get_vote(session, vote_id)
-    return FileResponse(vote_service.trial_audio(session, vote, letter), media_type="audio/wav",
+    return FileResponse(vote_service.trial_audio(vote, letter), media_type="audio/wav",
                         headers={"Cache-Control": "no-store"})

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.routes.deps import SessionDep
-from core.services import job_queue
-from app.views import training_pages as pages
 from app.templating import templates
+from app.views import training_pages as pages
+from core.services import job_queue
 
 router = APIRouter(include_in_schema=False)
 

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.routes.deps import SessionDep
-from core.services import lora_check
 from app.templating import templates
+from core.names import MODEL_PRESETS
+from core.services import lora_check
 
 router = APIRouter(include_in_schema=False)
 
@@ -16,7 +17,7 @@ router = APIRouter(include_in_schema=False)
 def lora_check_page(request: Request):
     """The upload form: a .safetensors LoRA from any trainer, and the model preset to load it into."""
     return templates.TemplateResponse(request, "lora_check.html", {
-        "reports": None, "presets": lora_check.KNOWN_PRESETS, "title": "Check a LoRA file"})
+        "reports": None, "presets": MODEL_PRESETS, "title": "Check a LoRA file"})
 
 
 @router.get("/lora/reports/{report_id}", response_class=HTMLResponse)
@@ -24,7 +25,7 @@ def lora_report_page(report_id: int, request: Request, session: SessionDep, part
     """The key report of an uploaded file (the panel polls itself while the job runs)."""
     report = lora_check.report_to_dict(lora_check.get_report(session, report_id))
     context = {"reports": {report["layout"]: report}, "poll_url": f"/lora/reports/{report_id}?partial=1",
-               "title": f"Key report: {report['file_name']}", "presets": lora_check.KNOWN_PRESETS}
+               "title": f"Key report: {report['file_name']}", "presets": MODEL_PRESETS}
     name = "partials/compare_key_report.html" if partial else "lora_check.html"
     return templates.TemplateResponse(request, name, context)
 
@@ -36,7 +37,7 @@ def checkpoint_report_page(run_id: int, step: int, request: Request, session: Se
     data = lora_check.checkpoint_key_report(session, checkpoint)
     context = {"reports": data["reports"], "status": data["status"], "run_id": run_id, "step": step,
                "poll_url": f"/runs/{run_id}/checkpoints/{step}/key-report?partial=1",
-               "title": f"Key report: run #{run_id}, step {step}", "presets": lora_check.KNOWN_PRESETS}
+               "title": f"Key report: run #{run_id}, step {step}", "presets": MODEL_PRESETS}
     name = "partials/compare_key_report.html" if partial else "lora_check.html"
     return templates.TemplateResponse(request, name, context)
 

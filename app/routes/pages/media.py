@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from starlette.responses import FileResponse
 
 from app.routes.deps import SessionDep
-from core.services.clips import MEDIA_KINDS, clip_file, get_clip
 from core.errors import NotFound
+from core.services.clips import MEDIA_KINDS, clip_file, get_clip
 
 router = APIRouter(include_in_schema=False)
 

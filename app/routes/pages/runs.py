@@ -6,17 +6,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.routes.deps import SessionDep
+from app.templating import templates
+from app.views import training_pages as pages
 from core.errors import ApiError
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.official_yaml import OfficialConfigError, to_official_yaml
 from core.recipe.run_config import parse_run_config, run_config_to_yaml
-from app.routes.deps import SessionDep
 from core.services import runs as run_service
-from app.views import training_pages as pages
 from core.services.job_actions import resume_job
 from core.services.job_queue import job_log
 from core.services.jobs import request_cancel
-from app.templating import templates
 
 router = APIRouter(include_in_schema=False)
 LOG_LINES_SHOWN = 200
@@ -85,6 +85,7 @@ def run_official_yaml(run_id: int, session: SessionDep) -> Response:
     try:
         text = to_official_yaml(parse_run_config(run.config))
     except OfficialConfigError as exc:
-        raise ApiError(422, "cannot_export", f"This run's config cannot be written for the official trainer: {exc}")
+        raise ApiError(422, "cannot_export",
+                       f"This run's config cannot be written for the official trainer: {exc}") from exc
     return Response(text, media_type="application/yaml",
                     headers={"Content-Disposition": f'attachment; filename="run{run.id}_ltx_trainer.yaml"'})

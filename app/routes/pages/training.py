@@ -6,20 +6,21 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.routes.deps import SessionDep
+from app.routes.pages.datasets import render_dataset_page
+from app.templating import templates
+from app.views import training_pages as pages
 from core.errors import ApiError
+from core.names import MODEL_PRESETS
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.official_yaml import OfficialConfigError, from_official_yaml, to_official_yaml
 from core.recipe.run_config import PRESET_DESCRIPTIONS, PRESET_NAMES, parse_run_config
-from app.routes.pages.datasets import render_dataset_page
-from app.routes.deps import SessionDep
 from core.services import preprocess_runs as preprocess_service
 from core.services import runs as run_service
-from app.views import training_pages as pages
 from core.services.datasets import get_dataset
 from core.services.job_actions import resume_job
 from core.services.job_queue import job_log
 from core.services.jobs import request_cancel
-from app.templating import templates
 
 router = APIRouter(include_in_schema=False)
 FIELD_NAMES = (*pages.FORM_FIELDS, "sample_size", "prompts")
@@ -34,7 +35,7 @@ def dataset_training_panel(dataset_id: int, request: Request, session: SessionDe
     dataset = get_dataset(session, dataset_id)
     context = {
         "dataset": dataset,
-        "models": preprocess_service.MODEL_PRESETS,
+        "models": MODEL_PRESETS,
         "default_model": preprocess_service.clean_model(None),
         "preprocess_runs": preprocess_service.list_preprocess_runs(session, dataset_id)[:10],
         "training_runs": run_service.list_runs(session, dataset_id, limit=10),
@@ -118,7 +119,7 @@ def _form_values(form) -> dict[str, str]:
 def _render_form(request: Request, dataset, state: pages.RunForm, *, preset: str | None = None, error=None,
                  notice: str = "", status_code: int = 200, parent_run_id: int | None = None):
     context = {"dataset": dataset, "form": state, "presets": PRESET_NAMES, "preset_descriptions": PRESET_DESCRIPTIONS,
-               "preset": preset, "models": preprocess_service.MODEL_PRESETS, "error": error, "notice": notice,
+               "preset": preset, "models": MODEL_PRESETS, "error": error, "notice": notice,
                "parent_run_id": parent_run_id}
     return templates.TemplateResponse(request, "run_new.html", context, status_code=status_code)
 
@@ -144,7 +145,7 @@ async def lint_run_form(dataset_id: int, request: Request, session: SessionDep):
     dataset = get_dataset(session, dataset_id)
     source = str(form.get("source", "yaml"))
     state = pages.lint_form(session, dataset, str(form.get("config_yaml", "")), _form_values(form), source)
-    context = {"dataset": dataset, "form": state, "sync": source, "models": preprocess_service.MODEL_PRESETS}
+    context = {"dataset": dataset, "form": state, "sync": source, "models": MODEL_PRESETS}
     return templates.TemplateResponse(request, "partials/lint.html", context)
 
 

@@ -147,3 +147,13 @@ def test_failed_write_leaves_neither_entry_nor_fingerprint(tmp_path):
     assert cache.is_fresh(entry, cache.fingerprint({"k": 1}))
     assert not cache.is_fresh(entry, cache.fingerprint({"k": 2}))
     assert json.loads(cache.sidecar_path(entry).read_text())["inputs"] == {"k": 1}
+
+
+def test_prune_removes_temporaries_a_crash_left_behind(tmp_path):
+    kept = tmp_path / "latents" / "x.pt"
+    cache.write_entry(kept, lambda temp: temp.write_bytes(b"done"), {"k": 1})
+    leftovers = [kept.with_name(".x.pt.k3j9_2ab.tmp"), kept.with_name(".x.pt.tmp.4242")]  # atomic_write's, older
+    for leftover in leftovers:
+        leftover.write_bytes(b"half")
+    assert cache.prune(tmp_path / "latents", {kept}, (".pt",)) == []
+    assert sorted(p.name for p in (tmp_path / "latents").iterdir()) == ["x.pt", "x.pt.json"]

@@ -15,8 +15,8 @@ from core.recipe.architecture import AUDIO_FAMILIES, VIDEO_FAMILIES
 from core.services.export import write_lora_subset
 from tests.unit.engine._trained_lora import train_toy_checkpoint
 from worker.engine.lora.files import DIGEST_METADATA_KEY, read_lora_file, tensor_digest
-from worker.engine.model.pipelines import load_pipeline
 from worker.engine.lora.verify import verify_lora_file
+from worker.engine.model.pipelines import load_pipeline
 
 
 @pytest.fixture(scope="module")

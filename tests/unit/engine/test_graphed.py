@@ -9,14 +9,19 @@ import pytest
 import torch
 
 from tests.unit.engine._train_data import build_precomputed, run_config
-from worker.engine.lora.adapters import add_lora, trainable_parameters
 from worker.engine.bench.train import synthetic_batch
+from worker.engine.lora.adapters import add_lora, trainable_parameters
+from worker.engine.model.pipelines import load_pipeline
 from worker.engine.step.flow import (
-    compute_step_losses, forward_backward, prepare_flow_inputs, ready_for_step, run_transformer, with_rope_coords,
+    compute_step_losses,
+    forward_backward,
+    prepare_flow_inputs,
+    ready_for_step,
+    run_transformer,
+    with_rope_coords,
 )
 from worker.engine.step.graphed import GraphedStep, GraphUnavailable, step_signature
 from worker.engine.step.levers import lora_compute_in_base_dtype
-from worker.engine.model.pipelines import load_pipeline
 from worker.engine.step.optim import build_optimizer
 from worker.engine.step.timesteps import ShiftedLogitNormalSampler
 from worker.engine.train import Trainer

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from worker.engine.lora.adapters import add_lora, lora_layers, trainable_parameters
 from worker.engine.bench.train import synthetic_batch
+from worker.engine.lora.adapters import add_lora, lora_layers, trainable_parameters
+from worker.engine.model.pipelines import load_pipeline
 from worker.engine.step.compiling import compile_transformer_blocks
 from worker.engine.step.flow import compute_step_losses, prepare_flow_inputs, run_transformer
 from worker.engine.step.levers import lora_compute_in_base_dtype, sdpa_backends_used, text_mask_or_none
-from worker.engine.model.pipelines import load_pipeline
 from worker.engine.step.optim import build_optimizer
 from worker.engine.step.timesteps import ShiftedLogitNormalSampler
 

@@ -6,12 +6,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from core.recipe.run_config import ConfigFileError, parse_run_config
+from worker.engine.bench.flops import count_flops
+from worker.engine.bench.synthetic import synthetic_batch
 from worker.engine.lora.adapters import lora_layers
-from worker.engine.bench.train import _count_flops, synthetic_batch
+from worker.engine.step.checkpointing import checkpointed_block_indices, enable_activation_checkpointing
 from worker.engine.step.compiling import check_cuda_graphs_allowed, compile_transformer_blocks
 from worker.engine.step.flow import compute_step_losses, prepare_flow_inputs
 from worker.engine.step.levers import cast_lora_weights_once, lora_compute_in_base_dtype
-from worker.engine.step.checkpointing import checkpointed_block_indices, enable_activation_checkpointing
 from worker.engine.step.timesteps import ShiftedLogitNormalSampler
 
 from .test_levers import _assert_close_grads, _lora_transformer
@@ -86,9 +87,9 @@ def test_selective_checkpointing_recomputes_less(engine_data_dir):
     assert full.matmuls == attention.matmuls > matmul.matmuls == none.matmuls
     assert full.pointwise > none.pointwise and matmul.pointwise > none.pointwise  # norms, GELU: recomputed
 
-    none_flops = _count_flops(lambda: _step(plain, torch.float32))
-    full_flops = _count_flops(lambda: _step(_checkpointed(engine_data_dir, "full"), torch.float32))
-    half_flops = _count_flops(lambda: _step(_checkpointed(engine_data_dir, "none", 0.5), torch.float32))
+    none_flops = count_flops(lambda: _step(plain, torch.float32))
+    full_flops = count_flops(lambda: _step(_checkpointed(engine_data_dir, "full"), torch.float32))
+    half_flops = count_flops(lambda: _step(_checkpointed(engine_data_dir, "none", 0.5), torch.float32))
     assert full_flops > none_flops
     assert half_flops - none_flops == pytest.approx((full_flops - none_flops) / 2, rel=1e-6)  # 1 of 2 blocks
 

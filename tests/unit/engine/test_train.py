@@ -6,9 +6,9 @@ from safetensors import safe_open
 
 from tests.unit.engine._train_data import build_precomputed, run_config
 from worker.engine.data.dataset import collate
-from worker.engine.step.flow import fixed_noise_losses
 from worker.engine.model.pipelines import load_pipeline
 from worker.engine.progress import CancelToken, TrainCallbacks
+from worker.engine.step.flow import fixed_noise_losses
 from worker.engine.train import Trainer, TrainingError, train_run
 
 WIDE_TARGETS = ["to_k", "to_q", "to_v", "to_out.0", "net.0.proj", "net.2", "proj_out", "audio_proj_out"]

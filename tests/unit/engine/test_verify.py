@@ -9,8 +9,8 @@ from safetensors.torch import load_file, save_file
 from avlora.cli import main as avlora
 from worker.engine.lora.adapters import add_lora
 from worker.engine.lora.files import extract_lora_weights, read_lora_file, save_diffusers, save_official
-from worker.engine.model.pipelines import load_pipeline
 from worker.engine.lora.verify import VERIFY_ADAPTER, verify_lora_file
+from worker.engine.model.pipelines import load_pipeline
 
 TARGETS = ["to_k", "to_q", "to_v", "to_out.0", "net.0.proj", "net.2"]
 BLOCK_FAMILIES = ["attn1", "attn2", "audio_attn1", "audio_attn2", "audio_to_video_attn",

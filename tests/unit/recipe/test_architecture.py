@@ -1,11 +1,10 @@
 """The config-derived module list equals the real diffusers LTX-2 transformer's modules."""
 
+import diffusers
 import pytest
+import torch
 
-import torch  # noqa: E402
-import diffusers  # noqa: E402
-
-from core.recipe.architecture import (  # noqa: E402
+from core.recipe.architecture import (
     ArchitectureError,
     family_linear_counts,
     linear_module_names,
@@ -13,7 +12,7 @@ from core.recipe.architecture import (  # noqa: E402
     transformer_modules,
 )
 
-from .small_configs import CONFIGS  # noqa: E402
+from .small_configs import CONFIGS
 
 
 def real_modules(config):

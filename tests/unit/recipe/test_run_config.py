@@ -3,12 +3,11 @@
 import pytest
 
 from core.recipe.config_yaml import ConfigFileError
+from core.recipe.fingerprint import config_fingerprint, resume_differences
 from core.recipe.run_config import (
     RunConfig,
-    config_fingerprint,
     parse_run_config,
     preset_config,
-    resume_differences,
     run_config_from_yaml,
     run_config_to_yaml,
 )

@@ -2,16 +2,15 @@
 
 import copy
 
+import diffusers
+import peft
 import pytest
+import torch
+from peft.tuners.tuners_utils import BaseTunerLayer, check_target_module_exists
 
-import torch  # noqa: E402
-import diffusers  # noqa: E402
-import peft  # noqa: E402
+from core.recipe.targets import TargetError, match_targets
 
-from peft.tuners.tuners_utils import BaseTunerLayer, check_target_module_exists  # noqa: E402
-
-from core.recipe.targets import TargetError, match_targets  # noqa: E402
-from .small_configs import CONFIGS  # noqa: E402
+from .small_configs import CONFIGS
 
 TARGET_SPECS = [
     ["to_k", "to_q", "to_v", "to_out.0"],

@@ -33,13 +33,4 @@ def browser_client(migrated_env):
     return TestClient(create_app())
 
 
-@pytest.fixture
-def migrated_env(studio_env):
-    """``studio_env`` with the SQLite schema migrated (the data directory created first)."""
-    from pathlib import Path
-
-    from core.migrate import upgrade
-
-    Path(studio_env["AVLORA_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-    upgrade()
-    return studio_env
+# ``migrated_env`` (tests/conftest.py) copies a SQLite file migrated once per session into the data directory.

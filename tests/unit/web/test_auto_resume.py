@@ -3,7 +3,7 @@ AVLORA_AUTO_RESUME_ATTEMPTS allows, and logs it on the jobs (SQLite, file broker
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from tests.unit.web.helpers import run_pending_jobs
 from tests.unit.web.training_support import preprocessed, ready_dataset, toy_config
 
-LONG_AGO = datetime.now(timezone.utc) - timedelta(hours=1)
+LONG_AGO = datetime.now(UTC) - timedelta(hours=1)
 
 
 def _allow_attempts(monkeypatch, attempts: int) -> None:

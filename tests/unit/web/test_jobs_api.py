@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -183,10 +183,10 @@ def test_sweeper_interrupts_jobs_whose_worker_stopped_beating(migrated_env):
     from core.models import Job, LogLine
     from core.services.sweeper import sweep
 
-    old = datetime.now(timezone.utc) - timedelta(minutes=10)
+    old = datetime.now(UTC) - timedelta(minutes=10)
     dead = _job(status="running", heartbeat_at=old, started_at=old)
     stopping = _job(status="cancelling", heartbeat_at=old, started_at=old)
-    alive = _job(status="running", heartbeat_at=datetime.now(timezone.utc))
+    alive = _job(status="running", heartbeat_at=datetime.now(UTC))
     with session_scope() as session:
         report = sweep(session, heartbeat_timeout_s=60, redispatch_after_s=3600)
     assert sorted(report.interrupted) == [dead, stopping]
@@ -264,7 +264,7 @@ def test_an_older_attempt_never_trains_beside_the_newer_one(api, media):
     preprocessed(api, dataset["id"], model="toy")
     created = api.post("/api/v1/runs", json={"dataset_id": dataset["id"],
                                              "config": toy_config(api, dataset["id"])}).json()
-    newer = _job(status="running", params={"run_id": created["id"]}, heartbeat_at=datetime.now(timezone.utc))
+    newer = _job(status="running", params={"run_id": created["id"]}, heartbeat_at=datetime.now(UTC))
     with session_scope() as session:
         session.get(TrainingRun, created["id"]).job_id = newer
     assert run_pending_jobs() == ["failed"]

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
-from core.config import Settings
 from app.security import (
     AccessMiddleware,
     AccessPolicy,
@@ -21,6 +20,7 @@ from app.security import (
     safe_next,
 )
 from app.templating import templates
+from core.config import Settings
 from tests.support import reset_app_caches
 
 PASSWORD = "correct horse battery staple"

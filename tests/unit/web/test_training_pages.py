@@ -128,8 +128,8 @@ def test_preprocess_listen_then_queue_watch_cancel_resume_clone(api, browser_cli
     dataset_id = dataset["id"]
     clips = api.get(f"/api/v1/datasets/{dataset_id}").json()["clips"]
     panel = browser_client.get(f"/datasets/{dataset_id}/training").text
-    assert 'action="/datasets/%d/preprocess"' % dataset_id in panel and "Train from it" not in panel
-    assert 'hx-get="/datasets/%d/training"' % dataset_id in browser_client.get(f"/datasets/{dataset_id}").text
+    assert f'action="/datasets/{dataset_id}/preprocess"' in panel and "Train from it" not in panel
+    assert f'hx-get="/datasets/{dataset_id}/training"' in browser_client.get(f"/datasets/{dataset_id}").text
 
     token = _csrf(browser_client, f"/datasets/{dataset_id}")
     started = browser_client.post(f"/datasets/{dataset_id}/preprocess", data={

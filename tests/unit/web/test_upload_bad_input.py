@@ -179,7 +179,7 @@ def test_client_disconnect_mid_upload_leaves_no_file(api, media, dataset_with_go
                              (b"authorization", f"Bearer {api_token()}".encode())]}
         try:
             await app(scope, receive, send)
-        except Exception:  # the disconnect may surface as an exception; the files are what matters
+        except Exception:  # noqa: BLE001 - the disconnect may surface as any exception; the files are what matters
             pass
         return sent
 
@@ -195,9 +195,9 @@ def test_over_limit_upload_stops_reading_the_body(api, dataset_with_good_clip, m
     """The server answers 413 as soon as the file passes the limit, without reading the rest."""
     dataset_id, _before, data_dir = dataset_with_good_clip
     monkeypatch.setenv("AVLORA_MAX_UPLOAD_MB", "1")
-    from core.config import get_settings
     from app.main import create_app
     from app.security import api_token
+    from core.config import get_settings
 
     get_settings.cache_clear()
     boundary = "----avlora-limit"

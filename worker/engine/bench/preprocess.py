@@ -105,6 +105,45 @@ def _random_tokens(vocab: int, length: int, device: str, kept: int) -> tuple[tor
     return ids.to(device), mask.to(device)
 
 
+def _preprocess_models(preset: str, info, device: str, dtype: torch.dtype, data_dir, model_dir):
+    """(video VAE, text encoder, connectors, vocabulary size): the toy's saved ones, else random full-size ones."""
+    if info.is_toy:
+        from worker.engine.model.pipelines import load_pipeline
+
+        if data_dir is None:
+            raise ValueError("data_dir is needed to load the toy")
+        pipe = load_pipeline(preset, data_dir=data_dir, model_dir=model_dir, device=device, dtype=dtype)
+        return pipe.vae, pipe.text_encoder, pipe.connectors, pipe.text_encoder.config.text_config.vocab_size
+    vae, gemma, connectors = random_preprocess_models(info.version, device, dtype)
+    return vae, gemma, connectors, GEMMA3_12B_TEXT["vocab_size"]
+
+
+def _random_clip(size: tuple[int, int, int], device: str, dtype: torch.dtype) -> torch.Tensor:
+    width, height, frames = size
+    generator = torch.Generator().manual_seed(0)
+    return (torch.rand(1, 3, frames, height, width, generator=generator) * 2 - 1).to(device, dtype)
+
+
+def _time_vae_encode(vae, pixels: torch.Tensor, device: str, repeats: int, warmup: int) -> tuple[float, int]:
+    """Median seconds per encode of ``pixels`` and the peak memory."""
+    reset_peak(device)
+    vae_s = statistics.median(
+        timed_calls(lambda: vae.encode(pixels).latent_dist.mode(), device, repeats, warmup=warmup)
+    )
+    return vae_s, peak_memory_bytes(device)
+
+
+def _time_caption_embedding(gemma, connectors, vocab: int, length: int, kept: int, device: str, repeats: int,
+                            warmup: int) -> tuple[float, int]:
+    """Median seconds per caption embedding of ``length`` tokens (``kept`` real) and the peak memory."""
+    ids, mask = _random_tokens(vocab, length, device, kept)
+    reset_peak(device)
+    text_s = statistics.median(
+        timed_calls(lambda: caption_embedding(gemma, connectors, ids, mask), device, repeats, warmup=warmup)
+    )
+    return text_s, peak_memory_bytes(device)
+
+
 @torch.inference_mode()
 def bench_preprocess(
     preset: str,
@@ -127,34 +166,13 @@ def bench_preprocess(
     info = get_preset(preset)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    if info.is_toy:
-        from worker.engine.model.pipelines import load_pipeline
-
-        if data_dir is None:
-            raise ValueError("data_dir is needed to load the toy")
-        pipe = load_pipeline(preset, data_dir=data_dir, model_dir=model_dir, device=device, dtype=dtype)
-        vae, gemma, connectors = pipe.vae, pipe.text_encoder, pipe.connectors
-        vocab = pipe.text_encoder.config.text_config.vocab_size
-    else:
-        vae, gemma, connectors = random_preprocess_models(info.version, device, dtype)
-        vocab = GEMMA3_12B_TEXT["vocab_size"]
+    vae, gemma, connectors, vocab = _preprocess_models(preset, info, device, dtype, data_dir, model_dir)
     width, height, frames = size
-    generator = torch.Generator().manual_seed(0)
-    pixels = (torch.rand(1, 3, frames, height, width, generator=generator) * 2 - 1).to(device, vae.dtype)
-
-    reset_peak(device)
-    vae_s = statistics.median(
-        timed_calls(lambda: vae.encode(pixels).latent_dist.mode(), device, repeats, warmup=warmup)
-    )
-    vae_peak = peak_memory_bytes(device)
-
+    pixels = _random_clip(size, device, vae.dtype)  # kept until the end, as the caption timing's peak saw it
+    vae_s, vae_peak = _time_vae_encode(vae, pixels, device, repeats, warmup)
     length = info.max_sequence_length
-    ids, mask = _random_tokens(vocab, length, device, min(caption_tokens, length))
-    reset_peak(device)
-    text_s = statistics.median(
-        timed_calls(lambda: caption_embedding(gemma, connectors, ids, mask), device, repeats, warmup=warmup)
-    )
-    text_peak = peak_memory_bytes(device)
+    text_s, text_peak = _time_caption_embedding(gemma, connectors, vocab, length, min(caption_tokens, length),
+                                                device, repeats, warmup)
     return PreprocessBenchResult(
         preset=preset,
         device=torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",

@@ -29,7 +29,6 @@ def cuda_allocated(device: str) -> int | None:
 
 def memory_breakdown(
     *,
-    device: str,
     before_model: int | None,
     after_setup: int | None,
     peak: int,

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 
 TRAIN_PLANS: dict[str, list[dict]] = {
-    # name: bench_train keyword arguments (preset / steps / warmup filled in per plan)
+    # name: BenchSpec fields (preset / steps / warmup filled in per plan), "repeats" for preprocessing
     "h100-a": [  # in order of importance: a run cut short by its time limit keeps the first ones
         {"name": "baseline-512-gc", "size": (512, 512, 49), "baseline": True, "gradient_checkpointing": True},
         {"name": "compiled-512-gc", "size": (512, 512, 49), "compile_blocks": True, "profile": True},
@@ -41,12 +41,12 @@ TRAIN_PLANS: dict[str, list[dict]] = {
         {"name": "baseline-512-nogc", "size": (512, 512, 49), "baseline": True, "gradient_checkpointing": False},
     ],
     "h100-c": [  # next session, call 1: selective checkpointing at 768x768x121 (GPU-bound)
-        {"name": "sac-attn-768x121", "size": (768, 768, 121), "checkpoint_policy": "attention"},
-        {"name": "sac-attn-r75-768x121", "size": (768, 768, 121), "checkpoint_policy": "attention",
-         "checkpoint_ratio": 0.75},
-        {"name": "sac-attn-r875-768x121", "size": (768, 768, 121), "checkpoint_policy": "attention",
-         "checkpoint_ratio": 0.875, "fallback_for": "sac-attn-r75-768x121"},
-        {"name": "r75-768x121", "size": (768, 768, 121), "checkpoint_ratio": 0.75},
+        {"name": "sac-attn-768x121", "size": (768, 768, 121), "checkpointing_policy": "attention"},
+        {"name": "sac-attn-r75-768x121", "size": (768, 768, 121), "checkpointing_policy": "attention",
+         "checkpointing_ratio": 0.75},
+        {"name": "sac-attn-r875-768x121", "size": (768, 768, 121), "checkpointing_policy": "attention",
+         "checkpointing_ratio": 0.875, "fallback_for": "sac-attn-r75-768x121"},
+        {"name": "r75-768x121", "size": (768, 768, 121), "checkpointing_ratio": 0.75},
     ],
     "h100-d": [  # next session, call 2: host overhead at 512x512x49 (host-bound)
         {"name": "cudagraphs-512-gc", "size": (512, 512, 49), "compile_mode": "reduce-overhead"},
@@ -77,26 +77,28 @@ TRAIN_PLANS: dict[str, list[dict]] = {
          "profile": True, "fallback_for": "graph-768-budget15"},
     ],
     "h100-h": [  # 768x768x121: selective checkpointing inside the compiled blocks
-        {"name": "graph-768-attn", "size": (768, 768, 121), "checkpoint_policy": "attention"},
-        {"name": "graph-768-none15-attn", "size": (768, 768, 121), "checkpoint_policy": "none",
-         "checkpoint_ratio": 0.15, "checkpoint_rest": "attention"},
-        {"name": "graph-768-none08-attn", "size": (768, 768, 121), "checkpoint_policy": "none",
-         "checkpoint_ratio": 0.08, "checkpoint_rest": "attention", "fallback_for": "graph-768-none15-attn"},
+        {"name": "graph-768-attn", "size": (768, 768, 121), "checkpointing_policy": "attention"},
+        {"name": "graph-768-none15-attn", "size": (768, 768, 121), "checkpointing_policy": "none",
+         "checkpointing_ratio": 0.15, "checkpointing_rest_policy": "attention"},
+        {"name": "graph-768-none08-attn", "size": (768, 768, 121), "checkpointing_policy": "none",
+         "checkpointing_ratio": 0.08, "checkpointing_rest_policy": "attention",
+         "fallback_for": "graph-768-none15-attn"},
         {"name": "graph-768-full", "size": (768, 768, 121)},
     ],
     "h100-i": [  # 768x768x121: spend the memory left over by the attention policy
-        {"name": "graph-768-matmul25-attn", "size": (768, 768, 121), "checkpoint_policy": "matmul",
-         "checkpoint_ratio": 0.25, "checkpoint_rest": "attention"},
-        {"name": "graph-768-matmul15-attn", "size": (768, 768, 121), "checkpoint_policy": "matmul",
-         "checkpoint_ratio": 0.15, "checkpoint_rest": "attention", "fallback_for": "graph-768-matmul25-attn"},
-        {"name": "graph-768-none19-attn", "size": (768, 768, 121), "checkpoint_policy": "none",
-         "checkpoint_ratio": 0.19, "checkpoint_rest": "attention"},
-        {"name": "graph-768-attn", "size": (768, 768, 121), "checkpoint_policy": "attention"},
+        {"name": "graph-768-matmul25-attn", "size": (768, 768, 121), "checkpointing_policy": "matmul",
+         "checkpointing_ratio": 0.25, "checkpointing_rest_policy": "attention"},
+        {"name": "graph-768-matmul15-attn", "size": (768, 768, 121), "checkpointing_policy": "matmul",
+         "checkpointing_ratio": 0.15, "checkpointing_rest_policy": "attention",
+         "fallback_for": "graph-768-matmul25-attn"},
+        {"name": "graph-768-none19-attn", "size": (768, 768, 121), "checkpointing_policy": "none",
+         "checkpointing_ratio": 0.19, "checkpointing_rest_policy": "attention"},
+        {"name": "graph-768-attn", "size": (768, 768, 121), "checkpointing_policy": "attention"},
     ],
     "h100-j": [  # the new default at 512 (checkpoint inside the compiled blocks), the best 768 mix
         {"name": "graph-512-full", "size": (512, 512, 49)},
-        {"name": "graph-768-matmul30-attn", "size": (768, 768, 121), "checkpoint_policy": "matmul",
-         "checkpoint_ratio": 0.3, "checkpoint_rest": "attention"},
+        {"name": "graph-768-matmul30-attn", "size": (768, 768, 121), "checkpointing_policy": "matmul",
+         "checkpointing_ratio": 0.3, "checkpointing_rest_policy": "attention"},
     ],
     "h100-k": [  # low VRAM: the int8 base's eager step replayed as one CUDA graph
         {"name": "lowvram-512-graph", "size": (512, 512, 49), "compile_blocks": False, "cuda_graph": True,
@@ -112,7 +114,8 @@ TRAIN_PLANS: dict[str, list[dict]] = {
         {"name": "baseline", "size": (64, 64, 9), "baseline": True},
         {"name": "levers", "size": (64, 64, 9), "profile": True},
         {"name": "int8", "size": (64, 64, 9), "quantization": "int8"},
-        {"name": "sac-attn-r50", "size": (64, 64, 9), "checkpoint_policy": "attention", "checkpoint_ratio": 0.5},
+        {"name": "sac-attn-r50", "size": (64, 64, 9), "checkpointing_policy": "attention",
+         "checkpointing_ratio": 0.5},
         {"name": "preprocess", "size": (64, 64, 9), "repeats": 2},
     ],
 }
@@ -191,8 +194,8 @@ def run_plan(plan: str, out: Path, *, data_dir=None, only: list[str] | None = No
     import torch
     import torch._dynamo
 
-    from worker.engine.bench.train import bench_train
     from worker.engine.bench.preprocess import bench_preprocess
+    from worker.engine.bench.train import BenchSpec, bench_train
 
     preset, steps, warmup = PLAN_PRESETS[plan]
     out.mkdir(parents=True, exist_ok=True)
@@ -214,7 +217,8 @@ def run_plan(plan: str, out: Path, *, data_dir=None, only: list[str] | None = No
             if name.startswith("preprocess-") or name == "preprocess":
                 result = bench_preprocess(preset, data_dir=data_dir, **spec)
             else:
-                result = bench_train(preset, **{"steps": steps, "warmup": warmup, "data_dir": data_dir, **spec})
+                result = bench_train(BenchSpec(**{"preset": preset, "steps": steps, "warmup": warmup, **spec}),
+                                     data_dir=data_dir)
             data = result.to_dict()
         except Exception as exc:  # noqa: BLE001 - recorded, and the suite goes on
             data = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}

@@ -17,26 +17,33 @@ import argparse
 import json
 import sys
 
+from core.names import CHECKPOINT_POLICIES, MODEL_PRESETS
+
+PRESET_HELP = " | ".join(MODEL_PRESETS)
+
 
 def register(subparsers) -> None:
     """Add the ``bench`` subcommand (with ``bench train``) to an argparse subparsers object."""
     parser = subparsers.add_parser("bench", help="benchmark engine steps", description=__doc__.split("\n\n", 1)[1])
     kinds = parser.add_subparsers(dest="bench_kind", required=True, metavar="KIND")
     train = kinds.add_parser("train", help="time LoRA training steps")
-    train.add_argument("--preset", default="ltx-2.3", help="toy | toy-2.0 | ltx-2.3 | ltx-2 (default ltx-2.3)")
+    train.add_argument("--preset", default="ltx-2.3", help=f"{PRESET_HELP} (default ltx-2.3)")
     train.add_argument("--random-weights", action="store_true", help="full-size model with random weights (no files)")
     train.add_argument("--size", default="512x512x49", help="clip size WxHxF (default 512x512x49)")
     train.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     train.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
     train.add_argument("--rank", type=int, default=32, help="LoRA rank (default 32)")
     train.add_argument("--no-gradient-checkpointing", action="store_true", help="keep activations (more memory)")
-    train.add_argument("--checkpoint-policy", choices=["full", "attention", "matmul", "none"], default="full",
+    # spelled as the run config's optimization.checkpointing_*; --checkpoint-* are the older aliases
+    train.add_argument("--checkpointing-policy", "--checkpoint-policy", dest="checkpointing_policy",
+                       choices=CHECKPOINT_POLICIES, default="full",
                        help="what the checkpoint recompute redoes: full (default), attention (keep SDPA outputs), "
                             "matmul (keep matmul + SDPA outputs, recompute norms and pointwise ops), none (keep all)")
-    train.add_argument("--checkpoint-ratio", type=_ratio, default=1.0,
-                       help="share of the blocks that take --checkpoint-policy, in (0, 1] (default 1: all)")
-    train.add_argument("--checkpoint-rest", choices=["full", "attention", "matmul", "none"], default="full",
-                       help="the other blocks' policy (default full)")
+    train.add_argument("--checkpointing-ratio", "--checkpoint-ratio", dest="checkpointing_ratio", type=_ratio,
+                       default=1.0,
+                       help="share of the blocks that take --checkpointing-policy, in (0, 1] (default 1: all)")
+    train.add_argument("--checkpointing-rest-policy", "--checkpoint-rest", dest="checkpointing_rest_policy",
+                       choices=CHECKPOINT_POLICIES, default="full", help="the other blocks' policy (default full)")
     train.add_argument("--no-cast-once", dest="cast_once", action="store_false", default=None,
                        help="cast the LoRA weights to bf16 at every call, not once per step")
     compile_group = train.add_mutually_exclusive_group()
@@ -67,9 +74,12 @@ def register(subparsers) -> None:
     train.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
     train.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
     train.set_defaults(func=run_train)
+    _register_preprocess(kinds)
 
+
+def _register_preprocess(kinds) -> None:
     pre = kinds.add_parser("preprocess", help="time VAE encodes and caption embeddings")
-    pre.add_argument("--preset", default="ltx-2.3", help="toy | toy-2.0 | ltx-2.3 | ltx-2 (full size: random weights)")
+    pre.add_argument("--preset", default="ltx-2.3", help=f"{PRESET_HELP} (full size: random weights)")
     pre.add_argument("--size", default="512x512x49", help="clip size WxHxF (default 512x512x49)")
     pre.add_argument("--repeats", type=int, default=5, help="timed repeats (default 5)")
     pre.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
@@ -79,7 +89,7 @@ def register(subparsers) -> None:
 
 
 def _ratio(text: str) -> float:
-    """argparse type for ``--checkpoint-ratio``: a number in (0, 1]."""
+    """argparse type for ``--checkpointing-ratio``: a number in (0, 1]."""
     try:
         value = float(text)
     except ValueError:
@@ -131,13 +141,41 @@ def _memory_line(memory: dict) -> str:
     return ", ".join(parts) or "n/a"
 
 
+def spec_from_args(args: argparse.Namespace, size: tuple[int, int, int]):
+    """The :class:`~worker.engine.bench.train.BenchSpec` that ``avlora bench train``'s flags ask for."""
+    from worker.engine.bench.train import BenchSpec
+
+    return BenchSpec(
+        preset=args.preset,
+        size=size,
+        random_weights=args.random_weights,
+        steps=args.steps,
+        warmup=args.warmup,
+        rank=args.rank,
+        gradient_checkpointing=not args.no_gradient_checkpointing,
+        checkpointing_policy=args.checkpointing_policy,
+        checkpointing_ratio=args.checkpointing_ratio,
+        checkpointing_rest_policy=args.checkpointing_rest_policy,
+        cast_lora_weights_once=args.cast_once,
+        compile_blocks=args.compile,
+        compile_mode=args.compile_mode,
+        cuda_graph=args.cuda_graph,
+        memory_budget=args.memory_budget,
+        baseline=args.baseline,
+        quantization="int8" if args.low_vram else args.quantization,
+        optimizer_name="adamw8bit" if args.low_vram else args.optimizer,
+        profile=args.profile,
+        device=args.device,
+    )
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Handle ``avlora bench train``; returns the exit status."""
     from core.config import Settings
-    from worker.engine.bench.train import BenchOutOfMemory, bench_train, parse_size
     from core.model_files import ModelFilesMissing
-    from worker.engine.step.optim import OptimizerUnavailable
     from core.presets import UnknownPreset, get_preset
+    from worker.engine.bench.train import BenchOutOfMemory, bench_train, parse_size
+    from worker.engine.step.optim import OptimizerUnavailable
     from worker.engine.step.quantize import QuantizationUnavailable
 
     settings = Settings()
@@ -146,30 +184,8 @@ def run_train(args: argparse.Namespace) -> int:
         info = get_preset(args.preset)
         if not info.is_toy and not args.random_weights and not (args.model_dir or settings.model_dir):
             raise ValueError(f"--preset {args.preset} needs --random-weights or MODEL_DIR with its weights")
-        result = bench_train(
-            args.preset,
-            size=size,
-            random_weights=args.random_weights,
-            steps=args.steps,
-            warmup=args.warmup,
-            rank=args.rank,
-            gradient_checkpointing=not args.no_gradient_checkpointing,
-            checkpoint_policy=args.checkpoint_policy,
-            checkpoint_ratio=args.checkpoint_ratio,
-            checkpoint_rest=args.checkpoint_rest,
-            cast_lora_weights_once=args.cast_once,
-            compile_blocks=args.compile,
-            compile_mode=args.compile_mode,
-            cuda_graph=args.cuda_graph,
-            memory_budget=args.memory_budget,
-            baseline=args.baseline,
-            quantization="int8" if args.low_vram else args.quantization,
-            optimizer_name="adamw8bit" if args.low_vram else args.optimizer,
-            profile=args.profile,
-            device=args.device,
-            data_dir=args.data_dir or settings.data_dir,
-            model_dir=args.model_dir or settings.model_dir,
-        )
+        result = bench_train(spec_from_args(args, size), data_dir=args.data_dir or settings.data_dir,
+                             model_dir=args.model_dir or settings.model_dir)
     except (ValueError, UnknownPreset, ModelFilesMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -183,9 +199,9 @@ def run_train(args: argparse.Namespace) -> int:
 def run_preprocess(args: argparse.Namespace) -> int:
     """Handle ``avlora bench preprocess``; returns the exit status."""
     from core.config import Settings
-    from worker.engine.bench.train import parse_size
-    from worker.engine.bench.preprocess import bench_preprocess
     from core.presets import UnknownPreset
+    from worker.engine.bench.preprocess import bench_preprocess
+    from worker.engine.bench.train import parse_size
 
     try:
         result = bench_preprocess(

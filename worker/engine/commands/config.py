@@ -9,10 +9,9 @@ import argparse
 import json
 import sys
 
+from core.names import MODEL_PRESETS
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.run_config import PRESET_DESCRIPTIONS, PRESET_NAMES, preset_config, run_config_to_yaml
-
-MODEL_CHOICES = ("ltx-2.3", "ltx-2", "toy", "toy-2.0")
 
 
 def register(subparsers) -> None:
@@ -24,7 +23,7 @@ def register(subparsers) -> None:
         description=f"Print a run config to edit and pass to `avlora train`. Presets: {presets}",
     )
     parser.add_argument("--preset", choices=PRESET_NAMES, default="full", help="recipe to start from (default: full)")
-    parser.add_argument("--model", choices=MODEL_CHOICES, default=None, help="base model (default: ltx-2.3)")
+    parser.add_argument("--model", choices=MODEL_PRESETS, default=None, help="base model (default: ltx-2.3)")
     parser.add_argument("--trigger", default=None, help="trigger word, e.g. ema_voice")
     parser.add_argument("--buckets", default=None, help='resolution buckets, e.g. "512x512x49;512x512x89"')
     parser.add_argument("--data", dest="preprocessed_dir", default=None, help="preprocessed data folder")

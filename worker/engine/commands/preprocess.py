@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from core.names import MODEL_PRESETS
+
 
 def register(subparsers) -> None:
     """Add the ``preprocess`` subcommand to an argparse subparsers object."""
@@ -22,7 +24,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("metadata", help="dataset.jsonl | .json | .csv in the official ltx-trainer layout")
     parser.add_argument(
-        "--preset", default=None, help="toy | toy-2.0 | ltx-2.3 | ltx-2 (default: AVLORA_MODEL_PRESET or toy)"
+        "--preset", default=None, help=f"{' | '.join(MODEL_PRESETS)} (default: AVLORA_MODEL_PRESET or toy)"
     )
     parser.add_argument("--buckets", required=True, help='resolution buckets, e.g. "512x512x49;512x512x89"')
     parser.add_argument("--trigger", default=None, help="trigger word prepended to captions that lack it")
@@ -53,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``avlora preprocess``; returns the exit status."""
     from core.config import Settings
     from core.model_files import ModelFilesMissing
-    from worker.engine.data.preprocess import PreprocessCancelled, PreprocessError, preprocess_dataset
     from core.presets import UnknownPreset
+    from worker.engine.data.preprocess import PreprocessCancelled, PreprocessError, preprocess_dataset
 
     settings = Settings()
     preset = args.preset or settings.model_preset

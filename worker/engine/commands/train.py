@@ -76,12 +76,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.config import Settings
+    from core.model_files import ModelFilesMissing
     from core.recipe.config_yaml import ConfigFileError
     from core.recipe.run_config import run_config_from_yaml
     from worker.engine.data.dataset import DatasetError
-    from core.model_files import ModelFilesMissing
-    from worker.engine.step.optim import OptimizerUnavailable
     from worker.engine.progress import CancelToken
+    from worker.engine.step.optim import OptimizerUnavailable
     from worker.engine.train import TrainingError, train_run
 
     config_path = Path(args.config)

@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 
+from core.names import SAMPLE_VARIANTS
+
 
 def register(subparsers) -> None:
     """Add the ``validate`` subcommand to an argparse subparsers object."""
@@ -26,7 +28,7 @@ def register(subparsers) -> None:
     parser.add_argument("--audio-strength", type=float, default=1.0, help="LoRA strength of the audio-side modules")
     parser.add_argument(
         "--variants", default=None,
-        help="comma-separated: lora, base, lora-audio-off (default: the run config's variants)",
+        help=f"comma-separated: {', '.join(SAMPLE_VARIANTS)} (default: the run config's variants)",
     )
     parser.add_argument("--json", action="store_true", help="print the written samples as JSON")
     parser.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
@@ -38,8 +40,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Handle ``avlora validate``; returns the exit status."""
     from core.config import Settings
-    from core.recipe.config_yaml import ConfigFileError
     from core.model_files import ModelFilesMissing
+    from core.recipe.config_yaml import ConfigFileError
     from worker.engine.validate import validate_run
 
     settings = Settings()

@@ -16,6 +16,8 @@ import argparse
 import json
 import sys
 
+from core.names import MODEL_PRESETS
+
 
 def register(subparsers) -> None:
     """Add the ``verify-lora`` subcommand to an argparse subparsers object."""
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument("file", help="LoRA .safetensors file (official or diffusers layout)")
-    parser.add_argument("--preset", default=None, help="toy | toy-2.0 | ltx-2.3 | ltx-2 (default: AVLORA_MODEL_PRESET)")
+    parser.add_argument("--preset", default=None, help=f"{' | '.join(MODEL_PRESETS)} (default: AVLORA_MODEL_PRESET)")
     parser.add_argument("--allow-video-only", action="store_true", help="do not fail a file without audio-side keys")
     parser.add_argument("--json", action="store_true", help="print the key report as JSON")
     parser.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
@@ -38,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``avlora verify-lora``; returns the exit status."""
     from core.config import Settings
     from core.model_files import ModelFilesMissing
-    from worker.engine.model.pipelines import load_pipeline
     from core.presets import UnknownPreset
     from worker.engine.lora.verify import verify_lora_file
+    from worker.engine.model.pipelines import load_pipeline
 
     settings = Settings()
     preset = args.preset or settings.model_preset

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from core.files import atomic_write, atomic_write_text, is_temporary
 
 SIDECAR_SUFFIX = ".json"
 HASH_BLOCK = 1 << 20
@@ -56,25 +58,15 @@ def is_fresh(entry: Path, expected: str) -> bool:
     return entry.is_file() and stored_fingerprint(entry) == expected
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    temp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        if temp.exists():
-            temp.unlink()
-
-
 def write_entry(entry: Path, write_payload: Callable[[Path], None], inputs: dict[str, Any]) -> str:
     """Write ``entry`` with ``write_payload(temp_path)`` and record ``inputs``' fingerprint beside it."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     sidecar = sidecar_path(entry)
     sidecar.unlink(missing_ok=True)
-    _atomic_write(entry, write_payload)
+    atomic_write(entry, write_payload)
     digest = fingerprint(inputs)
     record = json.dumps({"fingerprint": digest, "inputs": inputs}, sort_keys=True, indent=1, default=str)
-    _atomic_write(sidecar, lambda temp: temp.write_text(record))
+    atomic_write_text(sidecar, record)
     return digest
 
 
@@ -103,7 +95,7 @@ def prune(directory: Path, keep: set[Path], suffixes: tuple[str, ...]) -> list[P
     for path in sorted(directory.rglob("*")):
         if not path.is_file():
             continue
-        if path.name.startswith(".") and ".tmp." in path.name:
+        if is_temporary(path) or (path.name.startswith(".") and ".tmp." in path.name):  # older temp names too
             path.unlink(missing_ok=True)
             continue
         if path.name.endswith(SIDECAR_SUFFIX):

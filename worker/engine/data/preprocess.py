@@ -22,21 +22,28 @@ official trainer cannot pick them up. At the end every kept clip must have all i
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from core.files import atomic_write_text
+from core.presets import get_preset
 from core.recipe.buckets import BucketError, coerce_buckets, fitting_buckets
 from core.recipe.captions import TriggerError, ensure_trigger, validate_trigger
 from core.recipe.metadata import MetadataError, read_metadata
 from worker.engine.data import audio as audio_io
 from worker.engine.data import cache
-from core.presets import get_preset
+from worker.engine.data.clip_entries import (
+    DECODED_KINDS,
+    ENTRY_KINDS,
+    ClipWork,
+    LazyPipeline,
+    decoded_fp,
+    decoded_inputs,
+    process_clip,
+)
 
 PRECOMPUTED = ".precomputed"
-ENTRY_KINDS = ("latents", "audio_latents", "conditions")
-DECODED_KINDS = {"decoded_videos": ".mp4", "decoded_audio": ".wav"}
 VIDEO_RECIPE = "resize-cover-bicubic,center-crop,first-frames,native-fps,vae-mode,normalised"
 AUDIO_RECIPE = {
     "sample_rate": audio_io.MEL_SAMPLE_RATE,
@@ -103,32 +110,6 @@ class PreprocessResult:
         return data
 
 
-@dataclass
-class _Clip:
-    """A usable row while it is processed: paths, bucket, fingerprints of its entries."""
-
-    report: ClipReport
-    video_path: Path
-    audio_path: Path
-    bucket: object
-    fps: float
-    text: str
-    entries: dict[str, Path]
-    inputs: dict[str, dict]
-
-
-class _LazyPipeline:
-    """Loads the model only when some entry has to be computed."""
-
-    def __init__(self, loader: Callable[[], object]):
-        self._loader, self._pipe = loader, None
-
-    def get(self):
-        if self._pipe is None:
-            self._pipe = self._loader()
-        return self._pipe
-
-
 def entry_name(video_path: Path, base_dir: Path) -> Path:
     """The official output name of a clip: its path relative to the metadata folder, ``.pt`` suffix."""
     try:
@@ -165,7 +146,7 @@ class _RunSettings:
 
 
 def _prepare_clip(entry, index: int, run: _RunSettings):
-    """Probe one row; return a ``_Clip`` or a ``ClipReport`` with the error."""
+    """Probe one row; return a ``ClipWork`` or a ``ClipReport`` with the error."""
     from worker.engine.data.video import VideoDecodeError, probe_video
 
     base_dir, names = run.base_dir, run.names
@@ -213,98 +194,16 @@ def _prepare_clip(entry, index: int, run: _RunSettings):
     entries = {kind: run.precomputed / kind / name for kind in ENTRY_KINDS}
     for kind, suffix in DECODED_KINDS.items():
         entries[kind] = (run.precomputed / kind / name).with_suffix(suffix)
-    return _Clip(report, video_path, audio_path, bucket, info.fps, text, entries, inputs)
+    return ClipWork(report, video_path, audio_path, bucket, info.fps, text, entries, inputs)
 
 
-def _decoded_inputs(clip: _Clip) -> dict[str, dict]:
-    return {
-        "decoded_videos": {"latents": cache.fingerprint(clip.inputs["latents"])},
-        "decoded_audio": {"audio_latents": cache.fingerprint(clip.inputs["audio_latents"])},
-    }
-
-
-def _decoded_fp(clip: _Clip, kind: str) -> str:
-    return cache.fingerprint(_decoded_inputs(clip)[kind])
-
-
-def _process_clip(clip: _Clip, pipe: _LazyPipeline, decode: bool, max_len: int, check_cancel) -> None:
-    """Compute every stale entry of one clip; errors are recorded on ``clip.report``."""
-    import torch
-
-    from worker.engine.data import latents, text
-    from worker.engine.data.video import VideoDecodeError, load_clip_pixels, write_mp4
-
-    report, entries, inputs = clip.report, clip.entries, clip.inputs
-    stale = [k for k in ENTRY_KINDS if not cache.is_fresh(entries[k], cache.fingerprint(inputs[k]))]
-    waveform = None
-    if "audio_latents" in stale:
-        duration = inputs["audio_latents"]["samples_16k"] / audio_io.MEL_SAMPLE_RATE
-        try:
-            waveform = audio_io.decode_audio(clip.audio_path, duration_s=duration).waveform
-        except audio_io.NoAudioTrack as exc:
-            report.status, report.code, report.reason = "error", "no_audio_track", str(exc)
-            return
-        except audio_io.AudioDecodeError as exc:
-            report.status, report.code, report.reason = "error", "audio_decode_failed", str(exc)
-            return
-    if "latents" in stale:
-        check_cancel()
-        bucket = clip.bucket
-        try:
-            pixels = load_clip_pixels(clip.video_path, width=bucket.width, height=bucket.height, frames=bucket.frames)
-        except VideoDecodeError as exc:
-            report.status, report.code, report.reason = "error", "corrupt_media", str(exc)
-            return
-        video_latents = latents.encode_video(pipe.get(), pixels)
-        _, frames, height, width = video_latents.shape
-        payload = {"latents": video_latents, "num_frames": frames, "height": height, "width": width, "fps": clip.fps}
-        cache.save_tensors(entries["latents"], payload, inputs["latents"])
-    if waveform is not None:
-        check_cancel()
-        audio_latents = latents.encode_audio(pipe.get(), waveform)
-        payload = {
-            "latents": audio_latents,
-            "num_time_steps": audio_latents.shape[1],
-            "frequency_bins": audio_latents.shape[2],
-            "duration": waveform.shape[-1] / audio_io.MEL_SAMPLE_RATE,
-        }
-        cache.save_tensors(entries["audio_latents"], payload, inputs["audio_latents"])
-    if "conditions" in stale:
-        check_cancel()
-        payload = text.encode_caption(pipe.get(), clip.text, max_sequence_length=max_len)
-        cache.save_tensors(entries["conditions"], payload, inputs["conditions"])
-    report.recomputed.extend(stale)
-    if decode:
-        for kind, decoded_inputs in _decoded_inputs(clip).items():
-            target = entries[kind]
-            if cache.is_fresh(target, cache.fingerprint(decoded_inputs)):
-                continue
-            check_cancel()
-            if kind == "decoded_videos":
-                data = torch.load(entries["latents"], map_location="cpu", weights_only=True)
-                pixels = latents.decode_video(pipe.get(), data["latents"])
-                cache.write_entry(target, lambda temp, p=pixels: write_mp4(temp, p, clip.fps), decoded_inputs)
-            else:
-                data = torch.load(entries["audio_latents"], map_location="cpu", weights_only=True)
-                wave, rate = latents.decode_audio(pipe.get(), data["latents"])
-                cache.write_entry(target, lambda temp, w=wave, r=rate: _write_wav(temp, w, r), decoded_inputs)
-            report.recomputed.append(kind)
-    report.status = "ok" if report.recomputed else "cached"
-
-
-def _write_wav(path: Path, waveform, rate: int) -> None:
-    import soundfile
-
-    soundfile.write(str(path), waveform.numpy().T, rate, format="WAV", subtype="PCM_16")
-
-
-def _reconcile(kept: list[_Clip], decode: bool) -> list[str]:
+def _reconcile(kept: list[ClipWork], decode: bool) -> list[str]:
     """Every kept clip's entries that are missing or do not match their inputs."""
     missing: list[str] = []
     for clip in kept:
         expected = dict(clip.inputs)
         if decode:
-            expected.update(_decoded_inputs(clip))
+            expected.update(decoded_inputs(clip))
         for kind, inputs in expected.items():
             if not cache.is_fresh(clip.entries[kind], cache.fingerprint(inputs)):
                 missing.append(f"{clip.report.name}: {kind}/{clip.entries[kind].name}")
@@ -312,10 +211,65 @@ def _reconcile(kept: list[_Clip], decode: bool) -> list[str]:
 
 
 def _write_report(precomputed: Path, result: PreprocessResult) -> None:
-    target = precomputed / "preprocess_report.json"
-    temp = target.with_name(f".{target.name}.tmp.{os.getpid()}")
-    temp.write_text(json.dumps(result.to_dict(), indent=1))
-    os.replace(temp, target)
+    atomic_write_text(precomputed / "preprocess_report.json", json.dumps(result.to_dict(), indent=1))
+
+
+def _read_rows(metadata: Path) -> list:
+    try:
+        return read_metadata(metadata)
+    except MetadataError as exc:
+        raise PreprocessError(str(exc)) from exc
+
+
+def _pipeline_for(preset: str, pipeline, **load_options) -> LazyPipeline:
+    """``pipeline`` when given, else the preset's pipeline loaded on first use."""
+    if pipeline is not None:
+        return LazyPipeline(lambda: pipeline)
+    from worker.engine.model.pipelines import load_pipeline
+
+    return LazyPipeline(lambda: load_pipeline(preset, **load_options))
+
+
+def _cancel_check(should_cancel: Callable[[], bool] | None) -> Callable[[], None]:
+    def check_cancel() -> None:
+        if should_cancel is not None and should_cancel():
+            raise PreprocessCancelled("preprocessing cancelled; finished entries are kept and reused next time")
+
+    return check_cancel
+
+
+def _process_rows(rows: list, run: _RunSettings, pipe: LazyPipeline, decode: bool, notify: ProgressCallback,
+                  check_cancel: Callable[[], None]) -> tuple[list[ClipReport], list[ClipWork]]:
+    """Prepare and process every row in order; returns every row's report and the clips kept."""
+    total = len(rows)
+    reports: list[ClipReport] = []
+    kept: list[ClipWork] = []
+    for index, row in enumerate(rows):
+        check_cancel()
+        prepared = _prepare_clip(row, index, run)
+        if isinstance(prepared, ClipReport):
+            reports.append(prepared)
+            notify(index, total, f"{prepared.name}: error: {prepared.reason}")
+            continue
+        notify(index, total, f"{prepared.report.name}: bucket {prepared.report.bucket}")
+        process_clip(prepared, pipe, decode, run.max_len, check_cancel)
+        reports.append(prepared.report)
+        if prepared.report.status != "error":
+            kept.append(prepared)
+        notify(index + 1, total, f"{prepared.report.name}: {prepared.report.status}")
+    return reports, kept
+
+
+def _prune_outdated(precomputed: Path, kept: list[ClipWork]) -> list[str]:
+    """Remove the entries no kept clip uses (and decoded files of outdated latents); returns their paths."""
+    removed: list[str] = []
+    suffixes = {kind: (".pt",) for kind in ENTRY_KINDS} | {k: (s,) for k, s in DECODED_KINDS.items()}
+    for kind, kind_suffixes in suffixes.items():
+        keep = {clip.entries[kind] for clip in kept}
+        if kind in DECODED_KINDS:  # a decoded file of outdated latents is removed, not kept
+            keep = {c.entries[kind] for c in kept if cache.is_fresh(c.entries[kind], decoded_fp(c, kind))}
+        removed += [str(p.relative_to(precomputed)) for p in cache.prune(precomputed / kind, keep, kind_suffixes)]
+    return removed
 
 
 def preprocess_dataset(
@@ -344,57 +298,22 @@ def preprocess_dataset(
     ``ModelFilesMissing`` when the weights are absent; clip problems go into the result, whose
     ``ok`` is False when any clip failed or any entry is missing.
     """
-    from worker.engine.model.pipelines import load_pipeline, model_identity
+    from worker.engine.model.pipelines import model_identity
 
     info = get_preset(preset)
     parsed_buckets = _parse_arguments(buckets, trigger)
     metadata = Path(metadata)
-    try:
-        rows = read_metadata(metadata)
-    except MetadataError as exc:
-        raise PreprocessError(str(exc)) from exc
+    rows = _read_rows(metadata)
     data_dir = Path(data_dir)
     model_path = Path(model_dir) if model_dir else None
     identity = model_identity(preset, data_dir=data_dir, model_dir=model_path)
     precomputed = Path(out_dir) / PRECOMPUTED
     precomputed.mkdir(parents=True, exist_ok=True)
-    pipe = _LazyPipeline(
-        (lambda: pipeline)
-        if pipeline is not None
-        else (lambda: load_pipeline(preset, data_dir=data_dir, model_dir=model_path, device=device, dtype=dtype))
-    )
-    notify = progress or (lambda index, total, message: None)
-
-    def check_cancel() -> None:
-        if should_cancel is not None and should_cancel():
-            raise PreprocessCancelled("preprocessing cancelled; finished entries are kept and reused next time")
-
+    pipe = _pipeline_for(preset, pipeline, data_dir=data_dir, model_dir=model_path, device=device, dtype=dtype)
     run = _RunSettings(metadata.parent, precomputed, parsed_buckets, trigger, identity, info.max_sequence_length)
-    total = len(rows)
-    reports: list[ClipReport] = []
-    kept: list[_Clip] = []
-    for index, row in enumerate(rows):
-        check_cancel()
-        prepared = _prepare_clip(row, index, run)
-        if isinstance(prepared, ClipReport):
-            reports.append(prepared)
-            notify(index, total, f"{prepared.name}: error: {prepared.reason}")
-            continue
-        notify(index, total, f"{prepared.report.name}: bucket {prepared.report.bucket}")
-        _process_clip(prepared, pipe, decode, info.max_sequence_length, check_cancel)
-        reports.append(prepared.report)
-        if prepared.report.status != "error":
-            kept.append(prepared)
-        notify(index + 1, total, f"{prepared.report.name}: {prepared.report.status}")
-
-    removed: list[str] = []
-    suffixes = {kind: (".pt",) for kind in ENTRY_KINDS} | {k: (s,) for k, s in DECODED_KINDS.items()}
-    for kind, kind_suffixes in suffixes.items():
-        keep = {clip.entries[kind] for clip in kept}
-        if kind in DECODED_KINDS:  # a decoded file of outdated latents is removed, not kept
-            keep = {c.entries[kind] for c in kept if cache.is_fresh(c.entries[kind], _decoded_fp(c, kind))}
-        removed += [str(p.relative_to(precomputed)) for p in cache.prune(precomputed / kind, keep, kind_suffixes)]
-
+    notify = progress or (lambda *_: None)
+    reports, kept = _process_rows(rows, run, pipe, decode, notify, _cancel_check(should_cancel))
+    removed = _prune_outdated(precomputed, kept)
     missing = _reconcile(kept, decode)
     result = PreprocessResult(
         ok=not missing and all(r.status != "error" for r in reports),

@@ -21,9 +21,9 @@ pipeline's dtype is used (it is released before training either way).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -164,7 +164,7 @@ def encode_once_and_release(
     with bitsandbytes). Where that cannot run, ``on_log("warning", ...)`` says why and the
     pipeline's encoder is used in its own dtype instead; never silently.
     """
-    on_log = on_log or (lambda level, message: None)
+    on_log = on_log or (lambda *_: None)
     reason = None
     if load_in_8bit:
         reason = text_encoder_8bit_unavailable(device)

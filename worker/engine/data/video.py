@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.files import atomic_write
+
 
 class VideoDecodeError(RuntimeError):
     """A clip's video could not be read; the message names the clip and the reason."""
@@ -124,26 +126,22 @@ def write_mp4(path: Path | str, video: torch.Tensor, fps: float) -> Path:
     """Write ``[3, F, H, W]`` pixels in [-1, 1] as an H.264 mp4 (temp name, then rename)."""
     import av
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp.mp4")
     frames = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     frames = frames.permute(1, 2, 3, 0).cpu().numpy()  # [F, H, W, 3]
     rate = Fraction(fps).limit_denominator(1001)
-    container = av.open(str(temp), mode="w", format="mp4")
-    try:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast"}
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+
+    def encode(temp: Path) -> None:
+        container = av.open(str(temp), mode="w", format="mp4")
+        try:
+            stream = container.add_stream("libx264", rate=rate)
+            stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+            stream.options = {"crf": "18", "preset": "veryfast"}
+            for image in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    except BaseException:
-        container.close()
-        temp.unlink(missing_ok=True)
-        raise
-    container.close()
-    temp.replace(path)
-    return path
+        finally:
+            container.close()
+
+    return atomic_write(path, encode)

@@ -166,7 +166,7 @@ def read_lora_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str,
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = dict(handle.metadata() or {})
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open is not iterable
     except Exception as exc:  # safetensors raises its own error types for a corrupt header
         raise ValueError(f"{path} is not a readable .safetensors file: {exc}") from exc
     return tensors, metadata

@@ -143,6 +143,50 @@ def _check_key(pipe, key: str, tensor: torch.Tensor, file_scale: float, atol: fl
     return None
 
 
+def _file_problems(tensors: dict, metadata: dict) -> list[str]:
+    """What is wrong with the file itself: no tensors, or values that differ from its export digest."""
+    problems: list[str] = []
+    if not tensors:
+        problems.append("the file holds no tensors")
+    digest = metadata.get(DIGEST_METADATA_KEY)
+    if digest and digest != tensor_digest(tensors):
+        problems.append(
+            "tensor values differ from the digest written at export: the file was altered or corrupted"
+        )
+    return problems
+
+
+def _load_adapter(pipe, path: str | Path) -> tuple[str | None, list]:
+    """Load the file as the verify adapter; returns the refusal (or ``None``) and diffusers' log messages."""
+    collector = _LogCollector()
+    diffusers_logger = logging.getLogger("diffusers")
+    diffusers_logger.addHandler(collector)
+    try:
+        pipe.load_lora_weights(str(path), adapter_name=VERIFY_ADAPTER)
+    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+        return f"load_lora_weights refused the file: {exc}", collector.messages
+    finally:
+        diffusers_logger.removeHandler(collector)
+    return None, collector.messages
+
+
+def _check_keys(pipe, tensors: dict, file_scale: float, atol: float,
+                load_error: str | None) -> tuple[dict[str, FamilyReport], dict[str, str]]:
+    """Every key's family report and, for each key that did not load, why."""
+    families = {name: FamilyReport() for name in FAMILIES}
+    reasons: dict[str, str] = {}
+    for key, tensor in sorted(tensors.items()):
+        family = families[family_of_key(key)]
+        family.keys += 1
+        reason = load_error or _check_key(pipe, key, tensor, file_scale, atol)
+        if reason is None:
+            family.loaded += 1
+        else:
+            family.not_loaded.append(key)
+            reasons[key] = reason
+    return families, reasons
+
+
 def verify_lora_file(
     path: str | Path,
     pipeline_factory: Callable[[], object],
@@ -157,43 +201,16 @@ def verify_lora_file(
     """
     tensors, metadata = read_lora_file(path)
     layout = detect_layout(list(tensors))
-    problems: list[str] = []
-    reasons: dict[str, str] = {}
-    if not tensors:
-        problems.append("the file holds no tensors")
-    digest = metadata.get(DIGEST_METADATA_KEY)
-    if digest and digest != tensor_digest(tensors):
-        problems.append(
-            "tensor values differ from the digest written at export: the file was altered or corrupted"
-        )
+    problems = _file_problems(tensors, metadata)
     ranks = [t.shape[0] for k, t in tensors.items() if k.endswith("lora_A.weight")]
     file_scale = _file_scale(metadata, ranks[0] if ranks else 1)
 
     pipe = pipeline_factory()
-    collector = _LogCollector()
-    diffusers_logger = logging.getLogger("diffusers")
-    diffusers_logger.addHandler(collector)
-    load_error = None
-    try:
-        pipe.load_lora_weights(str(path), adapter_name=VERIFY_ADAPTER)
-    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
-        load_error = f"load_lora_weights refused the file: {exc}"
+    load_error, loader_messages = _load_adapter(pipe, path)
+    if load_error:
         problems.append(load_error)
-    finally:
-        diffusers_logger.removeHandler(collector)
-
-    families = {name: FamilyReport() for name in FAMILIES}
-    loaded_total = 0
-    for key, tensor in sorted(tensors.items()):
-        family = families[family_of_key(key)]
-        family.keys += 1
-        reason = load_error or _check_key(pipe, key, tensor, file_scale, atol)
-        if reason is None:
-            family.loaded += 1
-            loaded_total += 1
-        else:
-            family.not_loaded.append(key)
-            reasons[key] = reason
+    families, reasons = _check_keys(pipe, tensors, file_scale, atol, load_error)
+    loaded_total = sum(family.loaded for family in families.values())
     dropped = len(tensors) - loaded_total
     if dropped and not load_error:
         problems.append(f"{dropped} of {len(tensors)} keys did not load")
@@ -210,5 +227,5 @@ def verify_lora_file(
         families=families,
         problems=problems,
         reasons=reasons,
-        loader_messages=collector.messages,
+        loader_messages=loader_messages,
     )

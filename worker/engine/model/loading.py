@@ -6,12 +6,8 @@ Where the weights are is decided by :mod:`core.model_files` (pure Python, shared
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-
-from core.presets import PresetInfo
 
 FULL_HASH_LIMIT = 64 * 1024 * 1024  # files up to this size are hashed whole
 SAMPLE_BYTES = 1024 * 1024  # larger files: header, size and 1 MiB samples at start, middle, end

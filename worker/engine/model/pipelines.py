@@ -28,9 +28,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.model_files import ModelFilesMissing, resolve_real_model
-
-from worker.engine.model.loading import default_device, default_dtype, load_diffusers_dir, weights_fingerprint
 from core.presets import PRESETS, PresetInfo, UnknownPreset, get_preset
+from worker.engine.model.loading import default_device, default_dtype, load_diffusers_dir, weights_fingerprint
 from worker.engine.model.toy_store import ensure_toy_saved
 
 __all__ = [

@@ -20,9 +20,9 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from core.presets import PresetInfo
 from worker.engine.model import single_file_configs as cfg
 from worker.engine.model.loading import component_dtypes
-from core.presets import PresetInfo
 
 COMPONENT_PREFIXES = (
     ("model.diffusion_model.", "transformer"),

@@ -92,7 +92,7 @@ def clear_grads(params: list[torch.nn.Parameter]) -> None:
 class _Entry:
     batch: FlowBatch
     inputs: FlowInputs
-    graph: "torch.cuda.CUDAGraph | None" = None
+    graph: torch.cuda.CUDAGraph | None = None
     losses: StepLosses | None = None
     grads: list[torch.Tensor | None] | None = None
 

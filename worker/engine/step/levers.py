@@ -19,6 +19,9 @@ equal within tolerance.
   for all LoRA tensors instead of a handful per tensor.
 - regional ``torch.compile`` (:mod:`worker.engine.step.compiling`), on CUDA only.
 - activation checkpointing and its policies: :mod:`worker.engine.step.checkpointing`.
+
+:mod:`worker.engine.step.setup` decides the levers of a run or a benchmark and sets them up on the
+transformer, the same way for both.
 - ``cuda_graph``: the step's forward, losses and backward recorded once per clip shape as a CUDA
   graph and replayed (:mod:`worker.engine.step.graphed`): the host no longer launches the step's
   kernels one by one. CUDA only, one graph per clip shape, no gradient accumulation; the caller decides.
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from core.names import CheckpointPolicy
 
 
 @dataclass(frozen=True)
@@ -46,16 +50,16 @@ class StepLevers:
     drop_all_ones_text_mask: bool = True
     fused_optimizer: bool = True
     compile_blocks: bool = False  # decided per device by the caller (GPU only)
-    checkpoint_policy: str = "full"  # what the checkpoint recompute redoes (CHECKPOINT_POLICIES)
-    checkpoint_ratio: float = 1.0  # share of the blocks that take checkpoint_policy
-    checkpoint_rest: str = "full"  # the other blocks' policy
+    checkpointing_policy: CheckpointPolicy = "full"  # what the checkpoint recompute redoes
+    checkpointing_ratio: float = 1.0  # share of the blocks that take checkpointing_policy
+    checkpointing_rest_policy: CheckpointPolicy = "full"  # the other blocks' policy
     cast_lora_weights_once: bool = True  # one bf16 copy of each LoRA weight per step
     compile_mode: str | None = None  # torch.compile mode of the blocks (None, or "reduce-overhead")
     cuda_graph: bool = False  # whole-step CUDA graph (worker.engine.step.graphed); decided per run by the caller
     memory_budget: float | None = None  # compiled blocks pick their own recompute (compiling.py); None: off
 
     @classmethod
-    def baseline(cls) -> "StepLevers":
+    def baseline(cls) -> StepLevers:
         """No lever: the step as a straightforward diffusers + peft trainer writes it."""
         return cls(lora_in_base_dtype=False, drop_all_ones_text_mask=False, fused_optimizer=False,
                    compile_blocks=False, cast_lora_weights_once=False)
