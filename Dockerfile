@@ -15,6 +15,10 @@ ARG TORCH_INDEX=https://download.pytorch.org/whl/cu130
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
+# A C compiler for the one dependency without wheels (webrtcvad, which Resemblyzer needs).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # torch from the PyTorch index first; the project's pin (torch==2.13.0) is then already met and
@@ -30,7 +34,9 @@ RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['p
  && python -c "import torch; assert torch.__version__.split('+')[0] == '${TORCH_VERSION}', torch.__version__"
 COPY alembic.ini ./
 COPY app ./app
+COPY core ./core
 COPY worker ./worker
+COPY avlora ./avlora
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static

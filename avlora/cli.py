@@ -6,7 +6,7 @@ import argparse
 import sys
 
 
-def _cmd_migrate(args: argparse.Namespace) -> int:
+def _cmd_migrate(_args: argparse.Namespace) -> int:
     from core.migrate import upgrade
 
     upgrade()
@@ -27,6 +27,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.names import QUEUES
+
+    every_queue = ",".join(QUEUES)
     parser = argparse.ArgumentParser(prog="avlora", description="AV-LoRA Studio")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -34,11 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=None, help="default: AVLORA_HOST or 127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="default: AVLORA_PORT or 8000")
     p.add_argument("--no-worker", action="store_true", help="do not start a worker subprocess")
-    p.add_argument("--queues", default="cpu,gpu", help="queues of the embedded worker")
+    p.add_argument("--queues", default=every_queue, help="queues of the embedded worker")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("worker", help="a Celery worker")
-    p.add_argument("--queues", default="cpu,gpu", help="comma-separated: cpu, gpu")
+    p.add_argument("--queues", default=every_queue, help=f"comma-separated: {', '.join(QUEUES)}")
     p.add_argument("--concurrency", type=int, default=1)
     p.set_defaults(func=_cmd_worker)
 
@@ -46,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_migrate)
 
     from worker.engine.commands import register_all
+    from worker.speech.cli import register as register_speech
 
     register_all(sub)
+    register_speech(sub)
     return parser
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.names import MODEL_PRESETS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AVLORA_", env_file=".env", extra="ignore")
@@ -21,8 +23,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Clips, caches, checkpoints, samples, SQLite, file broker.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in DATA_DIR.")
     broker_url: str | None = Field(None, description="Celery broker; default: file broker in DATA_DIR.")
-    model_preset: str = Field("toy", description="toy | toy-2.0 | ltx-2.3 | ltx-2")
+    model_preset: str = Field("toy", description=" | ".join(MODEL_PRESETS))
     model_dir: Path | None = Field(None, description="Local weights for the real presets.")
+    asr_model_dir: Path | None = Field(
+        None, description="A local Whisper checkpoint for speech recognition (else PocketSphinx's bundled en-US model).")
+    speaker_model_dir: Path | None = Field(
+        None, description="A local SpeechBrain ECAPA model for voice embeddings (else Resemblyzer's bundled GE2E).")
     password: SecretStr | None = Field(None, description="Studio password; unset means loopback only.")
     api_token: SecretStr | None = Field(None, description="Bearer token for scripts; defaults to the password.")
     secret_key: SecretStr | None = Field(None, description="Signs session cookies; generated into DATA_DIR if unset.")
@@ -54,7 +60,7 @@ class Settings(BaseSettings):
         return value.expanduser().resolve()
 
     @model_validator(mode="after")
-    def _heartbeat_fits_timeout(self) -> "Settings":
+    def _heartbeat_fits_timeout(self) -> Settings:
         if self.heartbeat_interval_s * 2 > self.heartbeat_timeout_s:
             raise ValueError(
                 f"AVLORA_HEARTBEAT_INTERVAL_S ({self.heartbeat_interval_s:g}) must be at most half of "

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -29,6 +39,8 @@ class Dataset(Base):
     buckets: Mapped[str] = mapped_column(String(500), default="512x512x49;512x512x89")
     default_voice: Mapped[str] = mapped_column(Text, default="")
     default_sounds: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(16), default="en")  # what the recogniser listens for
+    auto_transcribe: Mapped[bool] = mapped_column(Boolean, default=False)  # transcribe each new clip
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     clips: Mapped[list[Clip]] = relationship(
@@ -41,6 +53,7 @@ class ClipStatus(str, enum.Enum):
     probing = "probing"  # the cpu worker is analysing it
     ready = "ready"  # analysed; may still carry warnings
     rejected = "rejected"  # analysed; an error finding blocks it from training
+    split = "split"  # cut into new clips (``split_into``); kept for reference, not trained
 
 
 class Clip(Base):
@@ -61,6 +74,12 @@ class Clip(Base):
     findings: Mapped[list[Any]] = mapped_column(JSON, default=list)
     media: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # proxy/poster/waveform/spectrogram
     probe_job_id: Mapped[int | None] = mapped_column(Integer, default=None)  # the latest probe_clip job
+    # What the recogniser heard (or the aligner placed): {"text", "words": [{"word","start_s","end_s",
+    # "confidence"}], "source": "recognised"|"aligned", "backend", "language"}
+    speech: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    split_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # {"parts": [...]}
+    split_into: Mapped[list[Any] | None] = mapped_column(JSON, default=None)  # ids of the clips cut from it
+    split_from_id: Mapped[int | None] = mapped_column(Integer, default=None)  # the clip this one was cut from
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     dataset: Mapped[Dataset] = relationship(back_populates="clips")
@@ -76,6 +95,7 @@ class Caption(Base):
     clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), unique=True)
     visual: Mapped[str] = mapped_column(Text, default="")
     transcript: Mapped[str] = mapped_column(Text, default="")
+    transcript_source: Mapped[str] = mapped_column(String(10), default="user")  # auto | user
     voice: Mapped[str] = mapped_column(Text, default="")
     sounds: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")  # free-text override of the composed body

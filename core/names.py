@@ -1,12 +1,53 @@
 """Names the web, the recipe and the engine all spell the same way, declared once here.
 
 Each is a ``Literal`` (for pydantic fields and type checks) and the tuple of its values (for
-argparse choices, loops and messages), derived from it so the two never disagree.
+argparse choices, loops and messages), derived from it so the two never disagree; job kinds
+and queues are ``StrEnum`` members (they compare and store as their plain strings).
+``tests/unit/test_names.py`` checks that the schema, the command lines and the worker use these.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal, get_args
 
+# The model presets (core/presets.py holds their facts): the tiny random-weight toys, then the real models.
+ModelPreset = Literal["toy", "toy-2.0", "ltx-2.3", "ltx-2"]
+MODEL_PRESETS: tuple[str, ...] = get_args(ModelPreset)
+
+# What activation checkpointing recomputes (worker/engine/step/checkpointing.py).
 CheckpointPolicy = Literal["full", "attention", "matmul", "none"]
 CHECKPOINT_POLICIES: tuple[str, ...] = get_args(CheckpointPolicy)
+
+# What a validation sample is taken with: the base model (LoRA off), the LoRA, and the LoRA with
+# its audio-side modules switched off (video side only).
+SampleVariant = Literal["base", "lora", "lora-audio-off"]
+SAMPLE_VARIANTS: tuple[str, ...] = get_args(SampleVariant)
+VARIANT_BASE, VARIANT_LORA, VARIANT_AUDIO_OFF = SAMPLE_VARIANTS
+
+
+class JobKind(StrEnum):
+    """What a job does; ``worker/handlers`` maps each kind to its handler."""
+
+    probe_clip = "probe_clip"
+    preprocess = "preprocess"
+    train = "train"
+    key_report = "key_report"
+    sample_metrics = "sample_metrics"
+    strength_samples = "strength_samples"
+    transcribe = "transcribe"  # the speech layer (worker/speech/)
+    split_plan = "split_plan"
+    split_clip = "split_clip"
+
+
+JOB_KINDS: tuple[str, ...] = tuple(kind.value for kind in JobKind)
+
+
+class Queue(StrEnum):
+    """The broker queues a job is sent to: light work on ``cpu``, the model on ``gpu``."""
+
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+QUEUES: tuple[str, ...] = tuple(queue.value for queue in Queue)

@@ -87,6 +87,9 @@ class ClipSpec:
     variable_frame_rate: bool = False
     rotation: int = 0
     text: str = DEFAULT_TEXT
+    voice: str = "en"  # espeak-ng voice, e.g. "en-us+m3" or "en-us+f4" for two clearly different speakers
+    pause_s: float = 0.3  # silence between repeats of the text
+    lines: tuple[tuple[str, str], ...] = ()  # (voice, text) spoken once each, in order, instead of text
     seed: int = 0
     faststart: bool = True
 
@@ -99,18 +102,18 @@ class ClipSpec:
 # ---------------------------------------------------------------- audio signals
 
 
-def speech_samples(text: str = DEFAULT_TEXT, sample_rate: int = 16000) -> np.ndarray:
-    """espeak-ng saying ``text`` as mono float32 at ``sample_rate``, peak normalised to 1.0."""
-    return _speech_samples_cached(text, sample_rate).copy()
+def speech_samples(text: str = DEFAULT_TEXT, sample_rate: int = 16000, voice: str = "en") -> np.ndarray:
+    """espeak-ng saying ``text`` in ``voice`` as mono float32 at ``sample_rate``, peak normalised to 1.0."""
+    return _speech_samples_cached(text, sample_rate, voice).copy()
 
 
 @functools.lru_cache(maxsize=16)
-def _speech_samples_cached(text: str, sample_rate: int) -> np.ndarray:
+def _speech_samples_cached(text: str, sample_rate: int, voice: str = "en") -> np.ndarray:
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed: apt-get install espeak-ng")
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "speech.wav"
-        subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), text], check=True, capture_output=True)
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(wav), text], check=True, capture_output=True)
         data, rate = soundfile.read(str(wav), dtype="float32")
     if data.ndim > 1:
         data = data.mean(axis=1)
@@ -121,9 +124,17 @@ def _speech_samples_cached(text: str, sample_rate: int) -> np.ndarray:
 
 
 def _speech_track(spec: ClipSpec, n: int) -> np.ndarray:
-    """Speech repeated to fill ``n`` samples, starting 0.2 s in, with short pauses between."""
-    once = speech_samples(spec.text, spec.sample_rate)
-    gap = np.zeros(int(0.3 * spec.sample_rate), np.float32)
+    """Speech repeated to fill ``n`` samples, starting 0.2 s in, with short pauses between
+    (or ``spec.lines`` spoken once each, in their voices)."""
+    if spec.lines:
+        gap = np.zeros(int(spec.pause_s * spec.sample_rate), np.float32)
+        pieces = [np.zeros(int(0.2 * spec.sample_rate), np.float32)]
+        for voice, text in spec.lines:
+            pieces += [speech_samples(text, spec.sample_rate, voice), gap]
+        track = np.concatenate(pieces)[:n]
+        return np.pad(track, (0, n - len(track)))
+    once = speech_samples(spec.text, spec.sample_rate, spec.voice)
+    gap = np.zeros(int(spec.pause_s * spec.sample_rate), np.float32)
     track = np.zeros(n, np.float32)
     pos = int(0.2 * spec.sample_rate)
     while pos < n:
@@ -268,6 +279,13 @@ def _encode_audio(out, stream, signal: np.ndarray, rate: int) -> None:
             out.mux(packet)
     for packet in stream.encode():
         out.mux(packet)
+
+
+def write_two_voice_clip(path: str | Path, first: tuple[str, str], second: tuple[str, str]) -> Path:
+    """A clip where ``first`` (voice, text) speaks, then ``second``, then ``first`` again."""
+    lines = (first, second, first)
+    seconds = sum(len(speech_samples(text, 16000, voice)) / 16000 + 0.5 for voice, text in lines) + 0.4
+    return write_clip(path, ClipSpec(duration=round(seconds, 2), lines=lines, pause_s=0.5))
 
 
 def write_audio_only(path: str | Path, spec: ClipSpec = ClipSpec(container="mp4")) -> Path:

@@ -13,6 +13,7 @@ from app.routes.api import lora as api_lora
 from app.routes.api import preprocess as api_preprocess
 from app.routes.api import presets as api_presets
 from app.routes.api import runs as api_runs
+from app.routes.api import speech as api_speech
 from app.routes.pages import auth, clips, compare, datasets, jobs, lora_check, media, runs, training
 
 # api_exchange before api_datasets: POST /api/v1/datasets/import must not be read as a dataset id.
@@ -27,6 +28,7 @@ ROUTERS = [
     api_jobs.router,
     api_compare.router,
     api_lora.router,
+    api_speech.router,
     auth.router,
     datasets.router,
     clips.router,

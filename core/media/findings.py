@@ -39,6 +39,9 @@ SEVERITY_BY_CODE: dict[str, str] = {
     "low_resolution": WARNING,
     "duplicate_clip": WARNING,
     "missing_transcript": WARNING,
+    "other_speaker": WARNING,
+    "several_speakers": WARNING,
+    "transcript_mismatch": INFO,
 }
 FINDING_CODES: tuple[str, ...] = tuple(SEVERITY_BY_CODE)
 
@@ -75,8 +78,8 @@ class ClipFinding:
 
 def compute_findings(
     analysis: Mapping,
-    buckets: "str | Iterable[Bucket] | Iterable[str]",
-    other_hashes: "Mapping[str, str] | Iterable[str] | None" = None,
+    buckets: str | Iterable[Bucket] | Iterable[str],
+    other_hashes: Mapping[str, str] | Iterable[str] | None = None,
     transcript: str | None = None,
 ) -> list[dict]:
     """Every finding for one clip, errors first, as JSON-ready dicts.
@@ -166,9 +169,10 @@ def _duration_findings(seconds: float) -> list[ClipFinding]:
         return [ClipFinding(
             "long_clip",
             f"The clip is {seconds:.1f} s long (over {qa_rules.LONG_CLIP_SECONDS:g} s). Only its first "
-            f"bucket-length frames are trained: split it into {qa_rules.RECOMMENDED_MIN_SECONDS:g}-"
+            f"bucket-length frames are trained: split it (the studio proposes cuts at pauses) into "
+            f"{qa_rules.RECOMMENDED_MIN_SECONDS:g}-"
             f"{qa_rules.RECOMMENDED_MAX_SECONDS:g} s clips, one spoken line each.",
-            {**detail, "limit": qa_rules.LONG_CLIP_SECONDS},
+            {**detail, "limit": qa_rules.LONG_CLIP_SECONDS, "action": "split"},
         )]
     if not qa_rules.RECOMMENDED_MIN_SECONDS <= seconds <= qa_rules.RECOMMENDED_MAX_SECONDS:
         return [ClipFinding(
@@ -290,9 +294,10 @@ def _speech_findings(audio: Mapping, transcript: str | None) -> list[ClipFinding
     if speech_seconds >= qa_rules.TRANSCRIPT_NEEDED_SPEECH_SECONDS and not (transcript or "").strip():
         found.append(ClipFinding(
             "missing_transcript",
-            f"About {speech_seconds:.1f} s of speech but no transcript. Write the exact words in "
-            "the caption's transcript: the model learns the voice from what is said.",
-            {"speech_seconds": speech_seconds},
+            f"About {speech_seconds:.1f} s of speech but no transcript. Transcribe it (and check the "
+            "words), or write the exact words in the caption's transcript: the model learns the voice "
+            "from what is said.",
+            {"speech_seconds": speech_seconds, "action": "transcribe"},
         ))
     return found
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.errors import InvalidInput
 from core.models import Caption, Clip, Dataset
 from core.recipe.captions import compose_caption
-from core.errors import InvalidInput
 
 CAPTION_FIELDS = ("visual", "transcript", "voice", "sounds", "text")
 FIELD_MAX_LENGTH = 4000
@@ -47,6 +47,7 @@ def composed_caption(clip: Clip) -> str:
 def caption_to_dict(clip: Clip) -> dict[str, Any]:
     """The API form of a clip's caption: its fields and the composed text."""
     data: dict[str, Any] = dict(caption_parts(clip))
+    data["transcript_source"] = (clip.caption.transcript_source if clip.caption else None) or "user"
     data["composed"] = composed_caption(clip)
     data["updated_at"] = clip.caption.updated_at.isoformat() if clip.caption and clip.caption.updated_at else None
     return data
@@ -84,7 +85,15 @@ def save_caption(session: Session, clip: Clip, values: dict[str, Any]) -> Clip:
     """Store the given caption fields (others keep their value), recompose, refresh findings."""
     from core.services.clip_findings import refresh_dataset_findings
 
+    values = dict(values)
+    confirm = values.pop("transcript_source", None)
+    if confirm not in (None, "user"):
+        raise InvalidInput("invalid_caption", "transcript_source can only be set to 'user' (to confirm an "
+                                              "automatic transcript); the recogniser sets 'auto' itself.")
+    before = clip.caption.transcript if clip.caption is not None else ""
     _apply(clip, clean_parts(values))
+    if confirm == "user" or clip.caption.transcript != before:
+        clip.caption.transcript_source = "user"
     refresh_dataset_findings(clip.dataset)
     session.commit()
     return clip

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from core.media.findings import ClipFinding, clip_status, compute_findings
+from core.media import speech_findings
+from core.media.findings import SEVERITY_BY_CODE, ClipFinding, clip_status, compute_findings
+from core.media.voices import group_voices
 from core.models import Clip, ClipStatus, Dataset
 
 ANALYSED_STATES = (ClipStatus.ready.value, ClipStatus.rejected.value)
+MIN_CLIPS_FOR_MAIN_VOICE = 3  # with fewer clips there is no majority to differ from
 
 
 def _other_hashes(clip: Clip, by_hash: dict[str, list[Clip]]) -> dict[str, str]:
@@ -21,11 +24,13 @@ def _other_hashes(clip: Clip, by_hash: dict[str, list[Clip]]) -> dict[str, str]:
     return {clip.content_hash: f"'{others[0].original_name}' (clip #{others[0].id})"} if others else {}
 
 
-def clip_findings(clip: Clip, other_hashes: dict[str, str]) -> list[dict]:
-    """Findings of one clip; before analysis only ``duplicate_clip`` can be known."""
+def clip_findings(clip: Clip, other_hashes: dict[str, str], voice_similarity: float | None = None) -> list[dict]:
+    """Findings of one clip; before analysis only ``duplicate_clip`` can be known.
+    ``voice_similarity``: set when the clip's voice is not the dataset's main voice."""
     if clip.analysis:
         transcript = clip.caption.transcript if clip.caption is not None else None
-        return compute_findings(clip.analysis, clip.dataset.buckets, other_hashes, transcript)
+        found = compute_findings(clip.analysis, clip.dataset.buckets, other_hashes, transcript)
+        return _with_speech_findings(clip, found, voice_similarity)
     if other_hashes:
         other = other_hashes[clip.content_hash]
         return [ClipFinding(
@@ -37,13 +42,30 @@ def clip_findings(clip: Clip, other_hashes: dict[str, str]) -> list[dict]:
     return []
 
 
+def _with_speech_findings(clip: Clip, found: list[dict], voice_similarity: float | None) -> list[dict]:
+    caption = clip.caption
+    extra = [
+        speech_findings.several_speakers_finding(clip.analysis),
+        speech_findings.other_speaker_finding(voice_similarity) if voice_similarity is not None else None,
+        speech_findings.transcript_mismatch_finding(caption.transcript if caption else None,
+                                                    caption.transcript_source if caption else None, clip.speech),
+    ]
+    found = found + [f.to_dict() for f in extra if f is not None]
+    order = {"error": 0, "warning": 1, "info": 2}
+    return sorted(found, key=lambda f: order[SEVERITY_BY_CODE.get(f["code"], "warning")])
+
+
 def refresh_dataset_findings(dataset: Dataset) -> None:
     """Recompute findings (and ready/rejected) of every clip in ``dataset``; the caller commits."""
     by_hash: dict[str, list[Clip]] = defaultdict(list)
     for clip in dataset.clips:
         by_hash[clip.content_hash].append(clip)
+    voices = group_voices(c for c in dataset.clips if c.split_into is None)
     for clip in dataset.clips:
-        findings = clip_findings(clip, _other_hashes(clip, by_hash))
+        similarity = voices.similarity_to_main.get(clip.id)
+        enough = voices.summary()["clips_with_voice"] >= MIN_CLIPS_FOR_MAIN_VOICE
+        odd = similarity if (enough and clip.id not in voices.main and similarity is not None) else None
+        findings = clip_findings(clip, _other_hashes(clip, by_hash), odd)
         clip.findings = findings
         if clip.status in ANALYSED_STATES:
             clip.status = clip_status(findings)

@@ -10,26 +10,24 @@ from typing import Any
 from sqlalchemy.orm import Session, object_session
 
 from core.config import get_settings
+from core.db import get_or_404
+from core.errors import Conflict
 from core.media.probe import MediaProbeError
 from core.models import Clip, ClipStatus, Dataset, Job, JobStatus
+from core.names import JobKind, Queue
 from core.recipe.buckets import BucketError, assign_bucket, parse_buckets
 from core.services.captions import caption_to_dict
-from core.errors import Conflict, NotFound
 from core.services.job_queue import add_job, send_job_after_commit
 from core.services.uploads import ReceivedFile, check_media_file, store_received_file
 
 log = logging.getLogger(__name__)
 
-PROBE_JOB_KIND = "probe_clip"
 MEDIA_KINDS = ("source", "proxy", "poster", "waveform", "spectrogram")
 
 
 def get_clip(session: Session, clip_id: int) -> Clip:
     """The clip with ``clip_id`` or :class:`NotFound`."""
-    clip = session.get(Clip, clip_id)
-    if clip is None:
-        raise NotFound("clip", clip_id)
-    return clip
+    return get_or_404(session, Clip, clip_id, "clip")
 
 
 def clip_file(clip: Clip, kind: str = "source") -> Path | None:
@@ -116,6 +114,10 @@ def clip_to_dict(clip: Clip) -> dict[str, Any]:
         "analysis": clip.analysis or {},
         "findings": clip.findings or [],
         "caption": caption_to_dict(clip),
+        "words": list((clip.speech or {}).get("words") or []),
+        "speech": clip.speech,
+        "split_into": clip.split_into,
+        "split_from_id": clip.split_from_id,
         "media": media_urls(clip),
         "job_id": clip.probe_job_id,
         "probe_problem": probe_problem(clip),
@@ -169,7 +171,7 @@ def add_received_files(session: Session, dataset: Dataset, files: list[ReceivedF
 
 def queue_probe(session: Session, clip: Clip) -> None:
     """Queue a ``probe_clip`` job for ``clip`` on the cpu queue and remember its id."""
-    job = add_job(session, PROBE_JOB_KIND, "cpu", {"clip_id": clip.id})
+    job = add_job(session, JobKind.probe_clip, Queue.cpu, {"clip_id": clip.id})
     clip.probe_job_id = job.id
     session.commit()
     send_job_after_commit(session, job)

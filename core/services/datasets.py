@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.db import get_or_404
+from core.errors import InvalidInput
 from core.media.findings import summarize_dataset
 from core.models import Clip, ClipStatus, Dataset
 from core.recipe.buckets import DEFAULT_BUCKETS_STRING, BucketError, coerce_buckets, format_buckets
 from core.recipe.captions import TriggerError, validate_trigger
-from core.errors import InvalidInput, NotFound
 
 NAME_MAX_LENGTH = 200
 PENDING_STATES = (ClipStatus.uploaded.value, ClipStatus.probing.value)
@@ -58,10 +60,7 @@ def create_dataset(session: Session, name: str, trigger: str, buckets: str | lis
 
 def get_dataset(session: Session, dataset_id: int) -> Dataset:
     """The dataset with ``dataset_id`` or :class:`NotFound`."""
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None:
-        raise NotFound("dataset", dataset_id)
-    return dataset
+    return get_or_404(session, Dataset, dataset_id, "dataset")
 
 
 def list_datasets(session: Session) -> list[Dataset]:
@@ -96,9 +95,12 @@ def dataset_summary(dataset: Dataset) -> dict[str, Any]:
 
     Clips still waiting for analysis count in ``clips`` and ``checking`` only.
     """
-    analysed = [(c.original_name, c.findings or []) for c in dataset.clips if not is_pending(c)]
+    split = ClipStatus.split.value
+    analysed = [(c.original_name, c.findings or []) for c in dataset.clips
+                if not is_pending(c) and c.status != split]
     summary = summarize_dataset(analysed).to_dict()
     summary["clips"] = len(dataset.clips)
+    summary["split"] = sum(1 for c in dataset.clips if c.status == split)  # replaced by their parts
     summary["checking"] = sum(1 for c in dataset.clips if is_being_checked(c))
     summary["not_analysed"] = sum(1 for c in dataset.clips if is_pending(c) and not is_being_checked(c))
     return summary
@@ -110,8 +112,23 @@ def dropped_clips(dataset: Dataset) -> list[dict[str, Any]]:
         {"clip_id": c.id, "name": c.original_name, "reasons": [f["message"] for f in error_findings(c)],
          "codes": [f["code"] for f in error_findings(c)]}
         for c in dataset.clips
-        if not is_pending(c) and error_findings(c)
+        if not is_pending(c) and c.status != ClipStatus.split.value and error_findings(c)
     ]
+
+
+def clean_language(language: str) -> str:
+    """A language code such as ``en`` or ``en-us`` (what the recogniser is told to listen for)."""
+    value = (language or "").strip().lower()
+    if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})?", value):
+        raise InvalidInput("invalid_language", f"'{language}' is not a language code: use e.g. 'en', 'de' or 'en-us'.")
+    return value
+
+
+def voice_summary(dataset: Dataset) -> dict[str, Any]:
+    """How many distinct voices the dataset's clips hold (from their voice embeddings)."""
+    from core.media.voices import group_voices
+
+    return group_voices(dataset.clips).summary()
 
 
 def dataset_to_dict(dataset: Dataset, *, with_clips: bool = True) -> dict[str, Any]:
@@ -125,6 +142,9 @@ def dataset_to_dict(dataset: Dataset, *, with_clips: bool = True) -> dict[str, A
         "buckets": dataset.buckets,
         "default_voice": dataset.default_voice,
         "default_sounds": dataset.default_sounds,
+        "language": dataset.language,
+        "auto_transcribe": bool(dataset.auto_transcribe),
+        "voices": voice_summary(dataset),
         "created_at": dataset.created_at.isoformat() if dataset.created_at else None,
         "summary": dataset_summary(dataset),
         "dropped": dropped_clips(dataset),
@@ -136,7 +156,8 @@ def dataset_to_dict(dataset: Dataset, *, with_clips: bool = True) -> dict[str, A
 
 def update_dataset(session: Session, dataset: Dataset, *, name: str | None = None, trigger: str | None = None,
                    buckets: str | list | None = None, default_voice: str | None = None,
-                   default_sounds: str | None = None) -> Dataset:
+                   default_sounds: str | None = None, language: str | None = None,
+                   auto_transcribe: bool | None = None) -> Dataset:
     """Change a dataset's settings; captions are recomposed and findings recomputed as needed."""
     from core.services.captions import recompose_dataset_captions
     from core.services.clip_findings import refresh_dataset_findings
@@ -153,6 +174,10 @@ def update_dataset(session: Session, dataset: Dataset, *, name: str | None = Non
     if default_sounds is not None:
         recompose |= default_sounds.strip() != dataset.default_sounds
         dataset.default_sounds = default_sounds.strip()
+    if language is not None:
+        dataset.language = clean_language(language)
+    if auto_transcribe is not None:
+        dataset.auto_transcribe = bool(auto_transcribe)
     rebucket = False
     if buckets is not None:
         normalised = clean_buckets(buckets)

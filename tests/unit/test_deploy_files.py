@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from avlora.cli import build_parser
-from core.config import Settings
 from avlora.serve import worker_command
+from core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -180,8 +180,9 @@ def test_dockerfile_copies_what_the_app_needs_and_nothing_missing():
     for source in copied:
         assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
         assert not dockerignored(source), f"COPY {source} but .dockerignore excludes it"
-    for needed in ("app", "worker", "migrations", "templates", "static", "pyproject.toml"):
-        assert needed in copied, needed
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    for needed in [p.rstrip("*") for p in packages] + ["templates", "static", "pyproject.toml"]:
+        assert needed in copied, f"the image lacks {needed}/ (a package of pyproject.toml)"
 
 
 def test_dockerfile_runs_the_web_as_a_non_root_user_with_a_real_command():

@@ -5,6 +5,9 @@ analysis, poster/waveform/spectrogram images, a proxy when the source is not bro
 stores probe, analysis, media paths and findings on the row, and sets ``ready`` or
 ``rejected``. Findings that depend on other rows (duplicates, transcript, buckets) are computed
 by :func:`core.services.clip_findings.refresh_dataset_findings`, the same code the web uses.
+The voice (an embedding, and the voices of its stretches of speech) comes from the speech layer
+(:func:`worker.handlers.speech.voice_analysis`); a dataset that transcribes new clips by itself
+gets a ``transcribe`` job queued for the clip.
 Idempotent: running the job again re-analyses the file and overwrites the results.
 """
 
@@ -19,6 +22,8 @@ from core.media.pipeline import analyze_clip
 from core.models import Clip, ClipStatus
 from core.services.clip_findings import refresh_dataset_findings
 from core.services.clips import media_folder
+from core.services.speech import queue_transcribe
+from worker.handlers.speech import voice_analysis
 from worker.jobs import JobContext, JobFailed
 
 MEDIA_FILE_KINDS = ("poster", "waveform", "spectrogram", "proxy")
@@ -41,6 +46,9 @@ def probe_clip(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     try:
         analysis = analyze_clip(source, data_dir / out_rel, buckets)
         ctx.check_cancelled()
+        ctx.progress(1, 2, "listening to the voice")
+        voice = voice_analysis(source) if analysis.to_dict().get("audio") else None
+        ctx.check_cancelled()
     except BaseException:
         _reset_status(clip_id)
         raise
@@ -50,6 +58,7 @@ def probe_clip(ctx: JobContext, params: dict[str, Any]) -> dict | None:
             shutil.rmtree(data_dir / out_rel, ignore_errors=True)
             raise JobFailed(f"Clip #{clip_id} was deleted during analysis.")
         stored = _with_shown_name(analysis.to_dict(), source.name, shown_name)
+        stored["voice"] = voice
         clip.probe = stored["probe"]
         clip.analysis = stored
         clip.media = {kind: f"{out_rel}/{name}" for kind in MEDIA_FILE_KINDS
@@ -57,6 +66,9 @@ def probe_clip(ctx: JobContext, params: dict[str, Any]) -> dict | None:
         clip.status = analysis.status  # ready | rejected; refreshed with the dataset below
         refresh_dataset_findings(clip.dataset)
         status, codes = clip.status, [f["code"] for f in clip.findings]
+        auto_transcribe = clip.dataset.auto_transcribe and voice is not None and not clip.speech
+        if auto_transcribe:
+            queue_transcribe(session, clip.dataset, [clip.id])
     ctx.progress(2, 2, f"{status}: {', '.join(codes) or 'no findings'}")
     return {"clip_id": clip_id, "status": status, "findings": codes}
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.routes.deps import SessionDep
 from core.services import clips as clip_service
@@ -21,6 +21,8 @@ class CaptionBody(BaseModel):
     voice: str | None = None
     sounds: str | None = None
     text: str | None = None
+    transcript_source: Literal["user"] | None = Field(
+        None, description="'user' confirms an automatic transcript as checked (editing it does too).")
 
 
 @router.get("/clips/{clip_id}")

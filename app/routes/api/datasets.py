@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
+from app.routes.deps import SessionDep
 from core.config import get_settings
 from core.errors import ApiError
-from app.routes.deps import SessionDep
 from core.services import captions as caption_service
 from core.services import datasets as dataset_service
 from core.services.clips import add_received_files
@@ -32,6 +32,8 @@ class DatasetUpdate(BaseModel):
     buckets: str | list[str] | None = Field(None, description="Changing them recomputes every clip's findings.")
     default_voice: str | None = Field(None, description="Voice style used where a caption leaves it empty.")
     default_sounds: str | None = Field(None, description="Sounds used where a caption leaves them empty.")
+    language: str | None = Field(None, description="Language the recogniser listens for, e.g. 'en'.")
+    auto_transcribe: bool | None = Field(None, description="Transcribe every new clip once it is checked.")
 
 
 class BulkSet(BaseModel):

@@ -5,14 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 
-from core.errors import ApiError
 from app.routes.deps import SessionDep
+from app.templating import templates
+from core.errors import ApiError
 from core.services import clips as clip_service
 from core.services.captions import compose_for, save_caption
 from core.services.datasets import dataset_to_dict
-from app.templating import templates
+from core.services.speech import ANALYSED, plan_limits
 
 router = APIRouter(include_in_schema=False)
+
+UNSURE_BELOW = 0.6  # words the recogniser heard with less confidence are marked for checking
 
 
 def _neighbours(clip) -> tuple[int | None, int | None]:
@@ -21,10 +24,31 @@ def _neighbours(clip) -> tuple[int | None, int | None]:
     return (ids[index - 1] if index > 0 else None, ids[index + 1] if index + 1 < len(ids) else None)
 
 
+def _speech_context(clip, data: dict) -> dict:
+    """What the transcript and split parts of the page show: the words heard (unsure ones marked),
+    the split plan and its limits, the clips a split made and the clip this one was cut from."""
+    names = {c.id: c.original_name for c in clip.dataset.clips}
+    words = [{**w, "unsure": (w.get("confidence") if w.get("confidence") is not None else 1.0) < UNSURE_BELOW}
+             for w in data["words"]]
+    audio = (data["analysis"] or {}).get("audio") or {}
+    return {
+        "speech_ready": clip.status in ANALYSED and bool(data["facts"]["has_audio"]),
+        "words": words,
+        "unsure_count": sum(1 for w in words if w["unsure"]),
+        "split_plan": clip.split_plan if clip.status != "split" else None,
+        "split_limits": plan_limits(clip),
+        "waveform_seconds": audio.get("duration") or data["facts"]["duration"] or 0,
+        "split_parts": [{"id": i, "name": names.get(i, f"Clip #{i}")} for i in data["split_into"] or []],
+        "split_from": ({"id": clip.split_from_id, "name": names.get(clip.split_from_id, f"Clip #{clip.split_from_id}")}
+                       if clip.split_from_id else None),
+    }
+
+
 def _clip_context(clip, **extra) -> dict:
     previous_id, next_id = _neighbours(clip)
-    return {"clip": clip_service.clip_to_dict(clip), "dataset": dataset_to_dict(clip.dataset, with_clips=False),
-            "previous_id": previous_id, "next_id": next_id, **extra}
+    data = clip_service.clip_to_dict(clip)
+    return {"clip": data, "dataset": dataset_to_dict(clip.dataset, with_clips=False),
+            "previous_id": previous_id, "next_id": next_id, **_speech_context(clip, data), **extra}
 
 
 @router.get("/clips/{clip_id}", response_class=HTMLResponse)
@@ -53,10 +77,13 @@ def caption_preview(clip_id: int, session: SessionDep, visual: str = "", transcr
 @router.post("/clips/{clip_id}/caption", response_class=HTMLResponse)
 def caption_form(clip_id: int, request: Request, session: SessionDep, visual: str = Form(""),
                  transcript: str = Form(""), voice: str = Form(""), sounds: str = Form(""), text: str = Form(""),
-                 go: str = Form("stay")):
-    """Save the caption; ``go=next`` continues with the next clip of the dataset."""
+                 go: str = Form("stay"), confirm_transcript: str = Form("")):
+    """Save the caption; ``go=next`` continues with the next clip of the dataset; the "Confirm
+    transcript" button (``confirm_transcript``) marks an automatic transcript as checked."""
     clip = clip_service.get_clip(session, clip_id)
     values = {"visual": visual, "transcript": transcript, "voice": voice, "sounds": sounds, "text": text}
+    if confirm_transcript:
+        values["transcript_source"] = "user"
     try:
         save_caption(session, clip, values)
     except ApiError as exc:

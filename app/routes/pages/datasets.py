@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from core.errors import ApiError
 from app.routes.deps import SessionDep
+from app.templating import templates
+from core.errors import ApiError
 from core.services import captions as caption_service
 from core.services import datasets as dataset_service
-from app.templating import templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -70,12 +70,15 @@ def dataset_grid(dataset_id: int, request: Request, session: SessionDep):
 
 @router.post("/datasets/{dataset_id}/settings", response_class=HTMLResponse)
 def dataset_settings_form(dataset_id: int, request: Request, session: SessionDep, buckets: str = Form(""),
-                          default_voice: str = Form(""), default_sounds: str = Form(""), trigger: str = Form("")):
-    """Save buckets (findings are recomputed) and the caption defaults."""
+                          default_voice: str = Form(""), default_sounds: str = Form(""), trigger: str = Form(""),
+                          language: str = Form(""), auto_transcribe: str = Form("")):
+    """Save buckets (findings are recomputed), the caption defaults, the language the recogniser
+    listens for (an empty field keeps it) and whether new clips are transcribed by themselves."""
     dataset = dataset_service.get_dataset(session, dataset_id)
     try:
         dataset_service.update_dataset(session, dataset, buckets=buckets, default_voice=default_voice,
-                                       default_sounds=default_sounds, trigger=trigger or None)
+                                       default_sounds=default_sounds, trigger=trigger or None,
+                                       language=language.strip() or None, auto_transcribe=bool(auto_transcribe))
     except ApiError as exc:
         session.rollback()
         return templates.TemplateResponse(request, "dataset.html", _dataset_context(dataset, notice="", error=exc),
