@@ -235,7 +235,8 @@ class Checkpoint(Base):
 
 
 class Sample(Base):
-    """One validation sample: prompt ``prompt_index`` (0-based) at ``step`` in one variant."""
+    """One validation sample: prompt ``prompt_index`` (0-based) at ``step`` in one variant (for the
+    v2a variants, training clip ``prompt_index`` of the run's v2a clips, ``source_clip_id``)."""
 
     __tablename__ = "samples"
     __table_args__ = (
@@ -247,7 +248,10 @@ class Sample(Base):
     step: Mapped[int] = mapped_column(Integer)
     prompt_index: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(BigInteger)
-    variant: Mapped[str] = mapped_column(String(20))  # base | lora | lora-audio-off
+    variant: Mapped[str] = mapped_column(String(20))  # core.names.SAMPLE_VARIANTS
+    # v2a variants: the training clip whose own video the audio was generated for (the studio's
+    # clip id; ``prompt_index`` is then the clip's place among the run's v2a clips); None otherwise
+    source_clip_id: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     wav: Mapped[str] = mapped_column(String(1000))  # path under DATA_DIR
     mp4: Mapped[str] = mapped_column(String(1000))  # path under DATA_DIR
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -4,7 +4,10 @@ A run renders the same prompts with the same seeds through the base model (LoRA 
 and the LoRA with its audio modules off, at every checkpoint. This module measures each
 sample's audio (:func:`measure_sample`), how far its voice is from the training clips'
 (:func:`voice_distance`), what got worse against the base model (:func:`compare_to_base`) and
-gathers the numbers per variant for plots against step (:func:`metrics_series`).
+gathers the numbers per variant for plots against step (:func:`metrics_series`). The worker adds
+the voice measures (:data:`VOICE_MEASURES`: speaker similarity, word error rate, DNSMOS quality,
+measured in ``worker/speech/sample_voice.py`` with torch) and :func:`compare_to_base` flags them
+too.
 
 Loudness, peaks, clipping and voice activity reuse the clip QA functions of
 :mod:`core.media.analysis` and :mod:`core.media.vad`; spectral flatness and the buzz score come
@@ -39,7 +42,14 @@ SEVERITY_BY_FLAG: dict[str, str] = {
     "loudness_dropped": WARNING,
     "loudness_blown_up": WARNING,
     "noise": WARNING,
+    "voice_not_theirs": WARNING,
+    "voice_moved_away": WARNING,
+    "quality_dropped": WARNING,
+    "intelligibility_dropped": WARNING,
 }
+# The voice measures the worker adds to a sample's metrics (worker/speech/sample_voice.py); each
+# is None with a reason in ``metrics["voice_reasons"]`` when it cannot be measured.
+VOICE_MEASURES = ("speaker_similarity", "wer", "quality_mos")
 
 
 class SampleAudioError(ValueError):
@@ -166,7 +176,7 @@ def compare_to_base(sample_metrics: Mapping, base_metrics: Mapping) -> list[dict
     :mod:`core.recipe.sample_rules`. Comparing a sample with itself gives no flags. A metric
     missing on either side is skipped.
     """
-    checks = (_silence_or_loudness, _clipping, _buzz, _noise, _speech)
+    checks = (_silence_or_loudness, _clipping, _buzz, _noise, _speech, _voice, _quality, _intelligibility)
     return [flag for check in checks for flag in check(sample_metrics, base_metrics)]
 
 
@@ -235,6 +245,38 @@ def _speech(sample: Mapping, base: Mapping) -> list[dict]:
                       "base model's: the voice is gone or no longer sounds like speech.",
                       "speech_ratio", ratio, base_ratio)]
     return []
+
+
+def _voice(sample: Mapping, base: Mapping) -> list[dict]:
+    similarity, base_similarity = sample.get("speaker_similarity"), base.get("speaker_similarity")
+    if similarity is None:
+        return []
+    if base_similarity is not None and similarity <= base_similarity - rules.SPEAKER_SIMILARITY_DROP:
+        return [_flag("voice_moved_away", f"The voice is further from the dataset's than the base model's "
+                      f"(similarity {similarity:.2f} vs {base_similarity:.2f}): this checkpoint moved away from their voice.",
+                      "speaker_similarity", similarity, base_similarity)]
+    if similarity < rules.SPEAKER_SIMILARITY_MIN:
+        return [_flag("voice_not_theirs", f"The voice's similarity to the dataset's is {similarity:.2f}, under "
+                      f"{rules.SPEAKER_SIMILARITY_MIN:.2f} where a clip counts as another speaker: it does not sound "
+                      "like them (yet).", "speaker_similarity", similarity, base_similarity)]
+    return []
+
+
+def _quality(sample: Mapping, base: Mapping) -> list[dict]:
+    mos, base_mos = sample.get("quality_mos"), base.get("quality_mos")
+    if mos is None or base_mos is None or mos > base_mos - rules.QUALITY_MOS_DROP:
+        return []
+    return [_flag("quality_dropped", f"Listeners would rate this speech {base_mos - mos:.1f} points worse than the "
+                  f"base model's (DNSMOS {mos:.2f} vs {base_mos:.2f} of 5): distortion or noise.",
+                  "quality_mos", mos, base_mos)]
+
+
+def _intelligibility(sample: Mapping, base: Mapping) -> list[dict]:
+    wer, base_wer = sample.get("wer"), base.get("wer")
+    if wer is None or base_wer is None or wer < base_wer + rules.WER_RISE:
+        return []
+    return [_flag("intelligibility_dropped", f"The recogniser gets {wer:.0%} of the prompt's words wrong against "
+                  f"{base_wer:.0%} in the base model's sample: the words are harder to make out.", "wer", wer, base_wer)]
 
 
 def metrics_series(samples: Iterable) -> dict[str, dict[str, list[tuple[int, float]]]]:

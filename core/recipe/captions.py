@@ -142,3 +142,20 @@ def _clean_transcript(text: str | None) -> str:
             collapsed = collapsed[1:-1].strip()
             break
     return collapsed.replace('"', "'")
+
+
+_SPEECH_PART = re.compile(r'Speech:\s*["“](.*?)["”]\s*[.!?…]?\s*(?=Sounds:|$)', re.DOTALL)
+_SPEECH_PART_LOOSE = re.compile(r'Speech:\s*["“](.*?)["”]', re.DOTALL)
+
+
+def spoken_words(caption: str | None) -> str | None:
+    """What a caption or prompt says is spoken: the text inside its ``Speech: "..."`` part, or None.
+
+    The part may hold quotes of its own (it runs to the quote before ``Sounds:`` or the end);
+    curly quotes count too. An empty part gives None.
+    """
+    if not caption:
+        return None
+    found = _SPEECH_PART.search(caption) or _SPEECH_PART_LOOSE.search(caption)
+    spoken = " ".join(found.group(1).split()) if found else ""
+    return spoken or None

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.names import MODEL_PRESETS
+from core.names import MODEL_PRESETS, V2A_VARIANTS
 from core.presets import full_size_of
 from core.recipe.architecture import AUDIO_FAMILIES, CROSS_MODAL_FAMILIES, MODEL_CONFIGS, VIDEO_FAMILIES
 from core.recipe.buckets import SPATIAL_MULTIPLE, TEMPORAL_MULTIPLE, fitting_buckets
@@ -85,6 +85,7 @@ def lint_run_config(
     issues += _trigger_and_prompt_issues(config)
     issues += _bucket_and_batch_issues(config)
     issues += _training_issues(config)
+    issues += _v2a_issues(config, dataset)
     if dataset is not None:
         issues += _dataset_issues(config, dataset)
     return sorted(issues, key=lambda issue: issue.severity != "error")
@@ -261,6 +262,31 @@ def _training_issues(config: RunConfig) -> list[LintIssue]:
         issues.append(LintIssue(
             "audio_loss_weight_zero", "warning",
             "with_audio is on but audio_loss_weight is 0: the audio branch gets no gradient.",
+        ))
+    return issues
+
+
+def _v2a_issues(config: RunConfig, dataset: DatasetSummary | None) -> list[LintIssue]:
+    """The v2a voice test generates the audio of training clips from their cached video latents."""
+    validation = config.validation
+    variants = [v for v in validation.variants if v in V2A_VARIANTS]
+    if not variants:
+        return []
+    issues: list[LintIssue] = []
+    if not config.training.with_audio:
+        issues.append(LintIssue(
+            "v2a_needs_audio", "warning",
+            f"{', '.join(variants)} generate the voice of training clips from their own cached video latents: that needs "
+            "with_audio on (the audio is what they test, beside the clips' real audio). Turn with_audio on or "
+            "leave the v2a variants out.",
+            {"variants": variants},
+        ))
+    if dataset is not None and 0 < dataset.clip_count < validation.v2a_clips:
+        issues.append(LintIssue(
+            "v2a_few_clips", "warning",
+            f"v2a_clips is {validation.v2a_clips} but only {dataset.clip_count} clips will have cached video "
+            f"latents: the v2a variants sample {dataset.clip_count}.",
+            {"v2a_clips": validation.v2a_clips, "clip_count": dataset.clip_count},
         ))
     return issues
 

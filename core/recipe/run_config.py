@@ -14,7 +14,17 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.names import VARIANT_AUDIO_OFF, VARIANT_BASE, VARIANT_LORA, CheckpointPolicy, ModelPreset, SampleVariant
+from core.names import (
+    SAMPLE_VARIANTS,
+    VARIANT_AUDIO_OFF,
+    VARIANT_BASE,
+    VARIANT_LORA,
+    VARIANT_V2A_BASE,
+    VARIANT_V2A_LORA,
+    CheckpointPolicy,
+    ModelPreset,
+    SampleVariant,
+)
 from core.recipe.buckets import DEFAULT_BUCKETS_STRING, Bucket, BucketError, format_buckets, parse_buckets
 from core.recipe.captions import trigger_problem
 from core.recipe.config_yaml import ConfigFileError, dump_commented_yaml, load_yaml_mapping, validation_problems
@@ -238,8 +248,13 @@ class ValidationSettings(_Section):
     video_guidance_scale: float = Field(3.0, ge=1.0, le=20.0, description="Video classifier-free guidance scale.")
     audio_guidance_scale: float = Field(7.0, ge=1.0, le=20.0, description="Audio classifier-free guidance scale.")
     variants: list[SampleVariant] = Field(
-        default_factory=lambda: [VARIANT_LORA], min_length=1, max_length=3,
-        description="What to sample: lora, base (LoRA off) and lora-audio-off (LoRA on the video side only).",
+        default_factory=lambda: [VARIANT_LORA], min_length=1, max_length=len(SAMPLE_VARIANTS),
+        description="What to sample: lora, base (LoRA off), lora-audio-off (LoRA on the video side only), and "
+        "the voice test v2a-lora / v2a-base: training clips' own video and caption, audio generated with the "
+        "LoRA on / off.",
+    )
+    v2a_clips: int = Field(
+        2, ge=1, le=16, description="How many training clips the v2a variants sample (the first ones of the cache)."
     )
 
     @field_validator("prompts")
@@ -334,6 +349,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     "full": {
         "optimization": {"steps": 2000},
         "checkpoints": {"interval": 250},
+        "validation": {"variants": [VARIANT_LORA, VARIANT_V2A_LORA, VARIANT_V2A_BASE]},
     },
     "low-vram": {
         "quantization": "int8",
@@ -345,7 +361,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 PRESET_DESCRIPTIONS = {
     "sanity": "500 steps, a checkpoint and samples every 100: proves the data and setup learn.",
-    "full": "2,000 steps, a checkpoint and samples every 250: the official recipe.",
+    "full": "2,000 steps, a checkpoint and samples every 250 (with the v2a voice test): the official recipe.",
     "low-vram": "For about 32 GB: rank 16, 8-bit AdamW, int8 transformer, 8-bit text encoder.",
 }
 

@@ -12,6 +12,8 @@ below in samples are at 16 kHz.
 
 from __future__ import annotations
 
+from core.recipe.speech_rules import OTHER_SPEAKER_SIMILARITY
+
 # ------------------------------------------------------------------ frames that count
 # Frames quieter than -60 dBFS RMS are left out of the spectral measures: digital silence has no
 # spectrum, and room tone that quiet cannot be heard under a voice anyway (same level as
@@ -98,3 +100,34 @@ FLATNESS_RISE = 0.1
 # Speech lost: the base said something (speech ratio at least qa_rules.LOW_SPEECH_RATIO) and the
 # sample has less than half of the base's speech ratio.
 SPEECH_KEPT_FRACTION = 0.5
+
+# ------------------------------------------------------------------ voice measures (worker/speech/sample_voice.py)
+# Speaker similarity, word error rate and DNSMOS need speech: with less VAD speech than half a
+# second (a word or two) a sample's three voice measures are None with the reason "no speech".
+# Resemblyzer itself embeds from 0.1 s, but an embedding of a single word wanders by 0.1-0.2.
+VOICE_MIN_SPEECH_S = 0.5
+# speaker_similarity is the cosine of the sample's GE2E embedding to the unit mean of the
+# training clips'. Measured on espeak-ng (reference: four en-us+m3 sentences; samples: four other
+# sentences): the same voice scores 0.81-0.88, en-us+f4 0.53-0.59, en-us+f2 0.55-0.63, and the
+# same voice under a 100 Hz buzz 12 dB below its peak 0.55, under white noise at 5 dB SNR 0.64.
+# A sample under the line where clip QA calls a clip another speaker
+# (speech_rules.OTHER_SPEAKER_SIMILARITY, 0.75) is flagged ``voice_not_theirs``.
+SPEAKER_SIMILARITY_MIN = OTHER_SPEAKER_SIMILARITY
+# ... and one 0.1 or more below the base model's sample of the same prompt and seed is flagged
+# ``voice_moved_away``: the LoRA made the voice less like the dataset's than no LoRA at all.
+# 0.1 is above the 0.06 spread of one voice over different sentences and well under the
+# 0.25-0.3 gap to another voice.
+SPEAKER_SIMILARITY_DROP = 0.1
+# quality_mos is DNSMOS P.835 OVRL (1-5). Clean espeak-ng speech scores 2.8-3.0 (a formant
+# synthesiser is not studio speech); white noise at 20 dB SNR brings it to 2.2-2.5, at 5 dB to
+# 1.8-1.9; a 100 Hz buzz 30 dB below the peak to 2.2-2.4, 12 dB below to 1.1-1.4. Half a point
+# under the base model's sample is flagged ``quality_dropped``: above the 0.3 spread of clean
+# speech over prompts, so the loud buzz and noise that ruin a sample always flag, and the faint
+# ones (drops of 0.3-0.9) only when they cost more than half a point.
+QUALITY_MOS_DROP = 0.5
+# wer is the recogniser's word error rate against the prompt's Speech: "..." words. PocketSphinx
+# (trained on people) gets clean espeak-ng sentences in the default voice 0-0.13 wrong, but the
+# same sentence in the low en-us+m3 voice up to 0.43 wrong: a change of voice alone moves it that
+# much. Under a loud buzz or 5 dB noise it gets 0.9-1.0 wrong. Half the words more wrong than in
+# the base model's sample (0.5) is flagged ``intelligibility_dropped``.
+WER_RISE = 0.5

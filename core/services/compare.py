@@ -1,6 +1,8 @@
 """The compare grid: validation prompts x (training reference, base model, every checkpoint).
 
-:func:`compare_grid` lays out one run (or every run of a dataset) as rows (validation prompts)
+:func:`compare_grid` lays out one run (or every run of a dataset) as rows (validation prompts,
+then one row per training clip of the v2a voice test: the clip's real audio, its v2a-base and
+each checkpoint's v2a-lora sample, the clip's own video with the audio generated)
 and columns (the training clip's decoded audio, the base model with the LoRA off, each
 checkpoint's LoRA sample, and on demand the LoRA with its audio modules off and the samples at
 other per-side strengths, :mod:`core.services.strength_samples`). Each cell carries
@@ -26,7 +28,17 @@ from core.errors import InvalidInput, NotFound
 from core.media import images
 from core.media.sample_metrics import SEVERITY_BY_FLAG, metrics_series
 from core.models import Job, JobStatus, PreprocessRun, Sample, TrainingRun
-from core.names import SAMPLE_VARIANTS, VARIANT_AUDIO_OFF, VARIANT_BASE, VARIANT_LORA, JobKind, Queue
+from core.names import (
+    LORA_OFF_VARIANTS,
+    SAMPLE_VARIANTS,
+    V2A_VARIANTS,
+    VARIANT_AUDIO_OFF,
+    VARIANT_BASE,
+    VARIANT_LORA,
+    JobKind,
+    Queue,
+)
+from core.recipe import sample_rules
 from core.recipe.run_config import expand_trigger
 from core.services.job_queue import queue_job
 from core.services.strength_samples import parse_strength_variant, strength_label
@@ -41,8 +53,13 @@ CHART_METRICS = {
     "spectral_flatness": "Spectral flatness",
     "buzz_score_db": "Buzz score (dB)",
     "speech_ratio": "Speech ratio",
-    "voice_distance": "Voice distance",
+    "voice_distance": "Voice distance (MFCC)",
+    "speaker_similarity": "Voice similarity to the dataset",
+    "quality_mos": "Speech quality (DNSMOS, 1-5)",
+    "wer": "Word error rate",
 }
+# A dotted guide line on a chart: where a flag starts regardless of the base model.
+CHART_GUIDES = {"speaker_similarity": sample_rules.SPEAKER_SIMILARITY_MIN}
 CHART_VARIANTS = SAMPLE_VARIANTS
 
 
@@ -76,11 +93,20 @@ class Cell:
     worst: str | None = None  # error | warning | None
 
 
+ROW_PROMPT, ROW_V2A = "prompt", "v2a"
+
+
 @dataclass
 class Row:
+    """One row: a validation prompt (``prompt``), or a training clip of the v2a voice test
+    (``v2a``: ``prompt`` is its caption, ``prompt_index`` its place among the v2a rows)."""
+
     prompt_index: int
     prompt: str
     cells: list[Cell]
+    kind: str = ROW_PROMPT
+    source_clip_id: int | None = None
+    clip_name: str | None = None
 
 
 def queue_sample_metrics(session: Session, run_id: int) -> Job | None:
@@ -139,7 +165,7 @@ def _columns(runs: list[TrainingRun], audio_off: bool, strengths: bool = False) 
     columns = [Column("reference", "Training clip", "reference"), Column("base", "Base (LoRA off)", VARIANT_BASE)]
     many = len(runs) > 1
     for run in runs:
-        steps = sorted({s.step for s in run.samples if s.variant != VARIANT_BASE})
+        steps = sorted({s.step for s in run.samples if s.variant not in LORA_OFF_VARIANTS})
         for step in steps:
             prefix = f"run #{run.id} · " if many else ""
             columns.append(Column(f"r{run.id}-s{step}", f"{prefix}step {step}", VARIANT_LORA, run.id, step))
@@ -164,39 +190,78 @@ def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False, strengths:
         raise InvalidInput("no_runs", "There is no training run to compare yet: train one first.")
     columns = _columns(runs, audio_off, strengths)
     prompts = _prompts(runs[0])
-    prompt_count = max([len(prompts)] + [s.prompt_index + 1 for run in runs for s in run.samples])
+    prompt_count = max([len(prompts)] + [s.prompt_index + 1 for run in runs for s in run.samples
+                                         if s.variant not in V2A_VARIANTS])
     references = _references(runs[0].preprocess_run)
-    by_key: dict[tuple, Sample] = {}
-    for run in runs:
-        for sample in run.samples:
-            if sample.variant == VARIANT_BASE:
-                by_key.setdefault((VARIANT_BASE, sample.prompt_index), sample)
-            else:
-                by_key[(run.id, sample.step, sample.variant, sample.prompt_index)] = sample
+    by_key = _samples_by_key(runs, v2a=False)
     rows = []
     for index in range(prompt_count):
-        cells = []
-        for column in columns:
-            if column.kind == "reference":
-                cell = (_reference_cell(runs[0].preprocess_run, references[index % len(references)])
-                        if references else None)
-            elif column.kind == VARIANT_BASE:
-                found = by_key.get((VARIANT_BASE, index))
-                cell = sample_cell(column, found) if found else None
-            else:
-                found = by_key.get((column.run_id, column.step, column.variant or column.kind, index))
-                cell = sample_cell(column, found) if found else None
-            cells.append(cell or Cell(column=column.key, label=column.label, missing=True))
+        reference = (_reference_cell(runs[0].preprocess_run, references[index % len(references)])
+                     if references else None)
         prompt = prompts[index] if index < len(prompts) else f"prompt {index + 1}"
-        rows.append(Row(index, prompt, cells))
+        rows.append(Row(index, prompt, _row_cells(columns, by_key, index, reference)))
+    rows += _v2a_rows(runs, columns)
     return {"columns": [asdict(c) for c in columns], "rows": [asdict(r) for r in rows],
             "has_audio_off": any(s.variant == VARIANT_AUDIO_OFF for run in runs for s in run.samples),
             "has_strengths": any(parse_strength_variant(s.variant) for run in runs for s in run.samples)}
 
 
+def _samples_by_key(runs: list[TrainingRun], *, v2a: bool) -> dict[tuple, Sample]:
+    """The prompt samples (``v2a`` False) by ``(base, prompt index)`` / ``(run, step, variant,
+    prompt index)``, or the v2a samples by ``(base, clip id)`` / ``(run, step, lora, clip id)``
+    (so they fall in the base and checkpoint columns); a LoRA-off sample is the first run's."""
+    by_key: dict[tuple, Sample] = {}
+    for run in runs:
+        for sample in run.samples:
+            if (sample.variant in V2A_VARIANTS) != v2a or (v2a and sample.source_clip_id is None):
+                continue
+            row_key = sample.source_clip_id if v2a else sample.prompt_index
+            if sample.variant in LORA_OFF_VARIANTS:
+                by_key.setdefault((VARIANT_BASE, row_key), sample)
+            else:
+                variant = VARIANT_LORA if v2a else sample.variant
+                by_key[(run.id, sample.step, variant, row_key)] = sample
+    return by_key
+
+
+def _row_cells(columns: list[Column], by_key: dict[tuple, Sample], row_key: int, reference: Cell | None) -> list[Cell]:
+    """The cells of one row: ``reference`` in the reference column, the samples of ``row_key`` elsewhere."""
+    cells = []
+    for column in columns:
+        if column.kind == "reference":
+            cell = reference
+        else:
+            key = ((VARIANT_BASE, row_key) if column.kind == VARIANT_BASE
+                   else (column.run_id, column.step, column.variant or column.kind, row_key))
+            found = by_key.get(key)
+            cell = sample_cell(column, found) if found else None
+        cells.append(cell or Cell(column=column.key, label=column.label, missing=True))
+    return cells
+
+
+def _v2a_rows(runs: list[TrainingRun], columns: list[Column]) -> list[Row]:
+    """One row per training clip of the v2a voice test: the clip's real (decoded) audio and video
+    in the reference column, its v2a-base sample in the base column, v2a-lora at each checkpoint."""
+    by_key = _samples_by_key(runs, v2a=True)
+    clip_ids = sorted({key[-1] for key in by_key})
+    items = {}
+    for run in reversed(runs):  # the first run's snapshot wins
+        items.update({item["clip_id"]: (run.preprocess_run, item)
+                      for item in (run.preprocess_run.clip_results if run.preprocess_run else []) or []})
+    rows = []
+    for index, clip_id in enumerate(clip_ids):
+        prep, item = items.get(clip_id, (None, {}))
+        reference = _reference_cell(prep, item) if item.get("decoded_audio") else None
+        name = item.get("name") or f"clip #{clip_id}"
+        rows.append(Row(index, item.get("caption") or "", _row_cells(columns, by_key, clip_id, reference),
+                        kind=ROW_V2A, source_clip_id=clip_id, clip_name=name))
+    return rows
+
+
 def metric_charts(run: TrainingRun) -> list[dict[str, Any]]:
     """One chart per metric: ``{"metric", "label", "series": {variant: [[step, value], ...]},
-    "flags": [[step, code], ...]}``; base is drawn as a line across every step."""
+    "flags": [[step, code], ...], "guide": value or None}``; base is drawn as a line across every
+    step, ``guide`` as a dotted line (a fixed threshold)."""
     series = metrics_series(run.samples)
     flags_by_metric: dict[str, set] = {}
     for sample in run.samples:
@@ -209,7 +274,8 @@ def metric_charts(run: TrainingRun) -> list[dict[str, Any]]:
         chart_series = {variant: [list(point) for point in series.get(variant, {}).get(metric, [])]
                         for variant in CHART_VARIANTS if series.get(variant, {}).get(metric)}
         charts.append({"metric": metric, "label": label, "series": chart_series,
-                       "flags": sorted([list(f) for f in flags_by_metric.get(metric, set())])})
+                       "flags": sorted([list(f) for f in flags_by_metric.get(metric, set())]),
+                       "guide": CHART_GUIDES.get(metric)})
     return charts
 
 

@@ -77,6 +77,15 @@ def clip_snapshot(dataset: Dataset) -> list[dict[str, Any]]:
     return snapshot
 
 
+def entry_clip_ids(run: PreprocessRun | None) -> dict[str, int]:
+    """The run's usable clips by the name of their ``.precomputed`` entries (the media file's name
+    with ``.pt``, as the engine names them): entry name -> studio clip id."""
+    usable = ("ok", "cached")
+    return {Path(item["media"]).with_suffix(".pt").as_posix(): int(item["clip_id"])
+            for item in (run.clip_results if run is not None else None) or []
+            if item.get("media") and item.get("status") in usable}
+
+
 def settings_fingerprint(model: str, buckets: str, trigger: str, snapshot: list[dict[str, Any]]) -> str:
     """sha256 of everything the cache depends on: model, buckets, trigger and every clip and caption."""
     clips = [[c["clip_id"], c["content_hash"], c["caption"]] for c in snapshot]

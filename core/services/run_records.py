@@ -52,14 +52,16 @@ def record_checkpoint(session: Session, run_id: int, step: int, files: dict[str,
 
 
 def record_sample(session: Session, run_id: int, *, step: int, prompt_index: int, variant: str, seed: int,
-                  wav: str, mp4: str, metrics: dict[str, Any] | None = None) -> Sample:
-    """Insert or update one validation sample (paths under DATA_DIR)."""
+                  wav: str, mp4: str, metrics: dict[str, Any] | None = None,
+                  source_clip_id: int | None = None) -> Sample:
+    """Insert or update one validation sample (paths under DATA_DIR; ``source_clip_id``: the
+    training clip of a v2a sample)."""
     row = session.scalar(select(Sample).where(
         Sample.run_id == run_id, Sample.step == step, Sample.prompt_index == prompt_index, Sample.variant == variant))
     if row is None:
         row = Sample(run_id=run_id, step=step, prompt_index=prompt_index, variant=variant)
         session.add(row)
-    row.seed, row.wav, row.mp4 = int(seed), wav, mp4
+    row.seed, row.wav, row.mp4, row.source_clip_id = int(seed), wav, mp4, source_clip_id
     row.metrics = dict(metrics or {})
     row.created_at = utcnow()
     return row

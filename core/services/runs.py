@@ -190,7 +190,8 @@ def checkpoint_to_dict(checkpoint: Checkpoint) -> dict[str, Any]:
 def sample_to_dict(sample: Sample) -> dict[str, Any]:
     base = f"/api/v1/runs/{sample.run_id}/samples/{sample.id}"
     return {"id": sample.id, "step": sample.step, "prompt_index": sample.prompt_index, "variant": sample.variant,
-            "seed": sample.seed, "metrics": sample.metrics, "mp4_url": f"{base}/mp4", "wav_url": f"{base}/wav",
+            "seed": sample.seed, "source_clip_id": sample.source_clip_id, "metrics": sample.metrics,
+            "mp4_url": f"{base}/mp4", "wav_url": f"{base}/wav",
             "created_at": sample.created_at.isoformat() if sample.created_at else None}
 
 

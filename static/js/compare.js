@@ -11,13 +11,14 @@
   function toggle(id) { var box = document.getElementById(id); if (box) { box.checked = !box.checked; box.dispatchEvent(new Event("change")); } }
   function cellAt(row, col) { return grid ? grid.querySelector('td.cell[data-row="' + row + '"][data-col="' + col + '"]') : null; }
   function audioOf(cell) { return cell ? cell.querySelector("audio.cell-audio") : null; }
-  function rowCount() { return grid ? grid.querySelectorAll("tbody tr").length : 0; }
+  function rowCount() { return grid ? grid.querySelectorAll("tbody tr[data-row]").length : 0; }
   function colCount() { return grid ? grid.querySelectorAll("thead th[data-col]").length : 0; }
   function say(text) { var out = document.getElementById("now-playing"); if (out) out.textContent = text; }
 
   function describe(cell) {
     var row = Number(cell.getAttribute("data-row")) + 1;
-    return cell.getAttribute("data-label") + " (prompt " + row + ")";
+    var name = cell.parentNode && cell.parentNode.getAttribute("data-row-name");
+    return cell.getAttribute("data-label") + " (" + (name || "prompt " + row) + ")";
   }
 
   function focusCell(row, col) {
@@ -259,6 +260,7 @@
       chart.series[variant].forEach(function (p) { if (variant !== "base") steps.push(p[0]); values.push(p[1]); });
     });
     (chart.flags || []).forEach(function (f) { steps.push(f[0]); });
+    var guide = typeof chart.guide === "number" ? chart.guide : null;
     if (!values.length) {
       ctx.fillStyle = "#9aa3ae";
       ctx.fillText("no measurements yet", pad.l, h / 2);
@@ -266,7 +268,8 @@
     }
     var x0 = Math.min.apply(null, steps.length ? steps : [0]), x1 = Math.max.apply(null, steps.length ? steps : [1]);
     if (x1 === x0) { x0 -= 1; x1 += 1; }
-    var y0 = Math.min.apply(null, values), y1 = Math.max.apply(null, values);
+    var y0 = Math.min.apply(null, values.concat(guide === null ? [] : [guide]));
+    var y1 = Math.max.apply(null, values.concat(guide === null ? [] : [guide]));
     if (y1 === y0) { y0 -= 1; y1 += 1; }
     var span = y1 - y0; y0 -= span * 0.08; y1 += span * 0.08;
     function X(step) { return pad.l + (step - x0) / (x1 - x0) * (w - pad.l - pad.r); }
@@ -278,6 +281,11 @@
     ctx.fillText(y0.toPrecision(3), 2, h - pad.b);
     ctx.fillText("step " + x0, pad.l, h - 6);
     ctx.fillText(String(x1), w - pad.r - 24, h - 6);
+    if (guide !== null) {  // a fixed threshold (e.g. "another speaker" for voice similarity): dotted
+      ctx.strokeStyle = "#9aa3ae"; ctx.lineWidth = 1; ctx.setLineDash([1, 3]);
+      ctx.beginPath(); ctx.moveTo(pad.l, Y(guide)); ctx.lineTo(w - pad.r, Y(guide)); ctx.stroke();
+      ctx.setLineDash([]);
+    }
     Object.keys(chart.series).forEach(function (variant) {
       var points = chart.series[variant];
       ctx.strokeStyle = COLOURS[variant] || "#e6e8eb"; ctx.fillStyle = ctx.strokeStyle; ctx.lineWidth = 1.5;

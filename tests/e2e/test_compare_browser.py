@@ -57,6 +57,17 @@ def test_play_a_row_move_with_keys_and_vote_blind(studio_env, seeded_run, tmp_pa
         expect(page.locator("h1")).to_contain_text(f"Compare run #{seeded_run.run_id}")
         expect(page.locator("td.cell")).to_have_count(8)
         expect(_cell(page, 0, 2)).to_have_class(re.compile("flagged-error"))  # step 2 buzzes
+        # the voice charts are drawn beside the others, DNSMOS flags the buzz, step 4 is suggested
+        expect(page.locator("canvas[data-chart]")).to_have_count(10)
+        expect(page.locator("figcaption", has_text="Speech quality (DNSMOS, 1-5)")).to_be_visible()
+        expect(page.locator("#flag-list")).to_contain_text("quality_dropped")
+        expect(page.locator("#best-suggestion")).to_contain_text("Suggested: step 4")
+        inked = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('canvas[data-chart]')].map(c => {"
+                              " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+                              " for (let i = 3; i < d.length; i += 4) if (d[i]) n++;"
+                              " return [JSON.parse(c.dataset.chart).metric, n]; }))")
+        # quality is plotted; these prompts have no Speech: "..." words, so the WER chart only says so
+        assert inked["quality_mos"] > 3 * inked["wer"] > 0, inked
 
         # the transport plays row 1 cell by cell: training clip, then base, then each checkpoint
         page.click("#play-row")

@@ -6,7 +6,8 @@
   graph, checkpointing, quantisation, measurements.
 - ``lora/``: adapters, LoRA files and module names, checkpoints, load verification.
 - ``bench/``: benchmarks of training and preprocessing.
-- ``train``, ``validate``, ``sampling``, ``progress``: the run itself, composed from the rooms.
+- ``train``, ``validate``, ``sampling``, ``v2a`` (video-to-audio samples), ``progress``: the run itself,
+  composed from the rooms.
 - ``commands/``: the ``avlora`` sub-commands (torch imported only inside their handlers).
 May import ``core`` (settings, recipe, presets); never ``app``.
 """

@@ -45,7 +45,8 @@ class CheckpointEvent:
 
 @dataclass
 class SampleEvent:
-    """One validation sample written to disk."""
+    """One validation sample written to disk. ``source``: for a v2a sample, the cache entry name
+    of its training clip (``prompt_index`` is then the clip's place among the v2a clips)."""
 
     step: int
     prompt_index: int
@@ -53,6 +54,7 @@ class SampleEvent:
     mp4_path: Path
     wav_path: Path
     seed: int
+    source: str | None = None
 
 
 class TrainCallbacks:

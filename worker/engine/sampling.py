@@ -4,7 +4,8 @@ Variants of one LoRA, all from the same prompt and seed:
 
 - ``base``: LoRA disabled (the base model);
 - ``lora``: LoRA on at the given per-side strengths;
-- ``lora-audio-off``: LoRA on for its video-side modules, audio-side modules switched off.
+- ``lora-audio-off``: LoRA on for its video-side modules, audio-side modules switched off;
+- ``v2a-base`` / ``v2a-lora``: LoRA off / on, for the video-to-audio samples (:mod:`worker.engine.v2a`).
 
 Sides are DESIGN.md's (see :func:`worker.engine.lora.adapters.set_side_strength`).
 """
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from core.files import atomic_write
-from core.names import SAMPLE_VARIANTS, VARIANT_AUDIO_OFF, VARIANT_BASE
+from core.names import LORA_OFF_VARIANTS, SAMPLE_VARIANTS, VARIANT_AUDIO_OFF
 from worker.engine.lora.adapters import DEFAULT_ADAPTER, lora_layers, set_side_strength
 
 
@@ -114,7 +115,7 @@ def lora_variant(
         raise ValueError(f"Unknown sample variant {variant!r}: use one of {', '.join(SAMPLE_VARIANTS)}")
     transformer = pipe.transformer
     has_lora = any(True for _ in lora_layers(transformer))
-    if variant == VARIANT_BASE:
+    if variant in LORA_OFF_VARIANTS:
         if has_lora:
             transformer.disable_adapters()
         try:

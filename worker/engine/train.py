@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from core.files import atomic_write
-from core.names import VARIANT_BASE
+from core.names import LORA_OFF_VARIANTS
 from core.recipe.fingerprint import config_fingerprint
 from core.recipe.run_config import RunConfig, TimestepSettings, run_config_to_yaml
 from worker.engine.data.dataset import PrecomputedDataset, batch_indices, collate
@@ -403,15 +403,15 @@ class Trainer:
         return int(state["step"])
 
     def _validate(self, step: int, include_base: bool = False) -> None:
-        if not self.plan.prompts:
+        if not self.plan.samples_anything:
             return
         if self.graphed is not None:  # the graph's memory goes back for sampling; the next step records again
             self.graphed.release()
         plan = self.plan
-        if not include_base and VARIANT_BASE in plan.variants:
-            plan = replace(plan, variants=[v for v in plan.variants if v != VARIANT_BASE])
+        if not include_base:  # LoRA-off samples never change: step 0 has them
+            plan = replace(plan, variants=[v for v in plan.variants if v not in LORA_OFF_VARIANTS])
         run_validation(self.pipe, plan, self.output_dir / "samples", step, callbacks=self.callbacks,
-                       prompt_cache=self.prompt_cache)
+                       prompt_cache=self.prompt_cache, clips=self.dataset)
 
 
 def train_run(

@@ -1,12 +1,15 @@
 """Validation samples of a run: fixed prompts (trigger included), fixed seed, several variants.
 
 For each prompt: ``lora`` (LoRA on, per-side strengths), ``lora-audio-off`` (audio-side modules
-off), and ``base`` (LoRA off, sampled once per run since it never changes). Each sample is an
-mp4 with the audio muxed in plus a wav, under ``<run>/samples/``:
+off), and ``base`` (LoRA off, sampled once per run since it never changes). For each of the first
+``v2a_clips`` training clips of the cache: ``v2a-lora`` and ``v2a-base`` (once per run), the
+clip's own video with the audio generated (:mod:`worker.engine.v2a`). Each sample is an mp4 with
+the audio muxed in plus a wav, under ``<run>/samples/``:
 
 - ``step_000100_01.mp4`` / ``.wav``: LoRA at step 100, prompt 1 (the official trainer's naming);
 - ``step_000100_01_lora-audio-off.mp4``;
-- ``base_01.mp4``.
+- ``base_01.mp4``;
+- ``step_000100_v2a_01.mp4``: LoRA at step 100, the first v2a clip; ``v2a_base_01.mp4``.
 
 Used by the trainer (at step 0 and every checkpoint) and by ``avlora validate RUN_DIR``.
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from core.names import VARIANT_BASE, VARIANT_LORA
+from core.names import LORA_OFF_VARIANTS, V2A_VARIANTS, VARIANT_BASE, VARIANT_LORA, VARIANT_V2A_BASE, VARIANT_V2A_LORA
 from core.recipe.run_config import RunConfig
 from worker.engine.progress import SampleEvent, TrainCallbacks
 from worker.engine.sampling import SampleSpec, generate, lora_variant, write_mp4, write_wav
@@ -42,6 +45,29 @@ class ValidationPlan:
     video_guidance_scale: float
     audio_guidance_scale: float
     variants: list[str]
+    v2a_clips: int = 0
+
+    @property
+    def prompt_variants(self) -> list[str]:
+        """The variants sampled per prompt."""
+        return [v for v in self.variants if v not in V2A_VARIANTS]
+
+    @property
+    def v2a_variants(self) -> list[str]:
+        """The variants sampled per training clip (video-to-audio)."""
+        return [v for v in self.variants if v in V2A_VARIANTS]
+
+    @property
+    def samples_anything(self) -> bool:
+        """False when a validation would write nothing (no prompt, no v2a variant)."""
+        return bool(self.prompts and self.prompt_variants) or bool(self.v2a_variants and self.v2a_clips)
+
+    def v2a_spec(self):
+        """The :class:`worker.engine.v2a.V2ASpec` of the v2a samples (the seed, steps, audio guidance)."""
+        from worker.engine.v2a import V2ASpec
+
+        return V2ASpec(seed=self.seed, num_inference_steps=self.inference_steps,
+                       audio_guidance_scale=self.audio_guidance_scale)
 
     def spec(self, prompt: str) -> SampleSpec:
         """The :class:`SampleSpec` of one prompt."""
@@ -75,6 +101,7 @@ def plan_from_config(config: RunConfig) -> ValidationPlan:
         video_guidance_scale=v.video_guidance_scale,
         audio_guidance_scale=v.audio_guidance_scale,
         variants=list(v.variants),
+        v2a_clips=v.v2a_clips,
     )
 
 
@@ -86,11 +113,42 @@ def trigger_warnings(prompts: list[str], trigger: str) -> list[str]:
 
 
 def sample_stem(step: int, prompt_index: int, variant: str) -> str:
-    """File stem of one sample (``prompt_index`` is 0-based; names count from 1)."""
+    """File stem of one sample (``prompt_index`` is 0-based, the v2a clip's for v2a; names count from 1)."""
+    number = f"{prompt_index + 1:02d}"
     if variant == VARIANT_BASE:
-        return f"base_{prompt_index + 1:02d}"
-    stem = f"step_{step:06d}_{prompt_index + 1:02d}"
+        return f"base_{number}"
+    if variant == VARIANT_V2A_BASE:
+        return f"v2a_base_{number}"
+    if variant == VARIANT_V2A_LORA:
+        return f"step_{step:06d}_v2a_{number}"
+    stem = f"step_{step:06d}_{number}"
     return stem if variant == VARIANT_LORA else f"{stem}_{variant}"
+
+
+def v2a_sources(plan: ValidationPlan, clips) -> list:
+    """The training clips the v2a variants sample: the first ``plan.v2a_clips`` of ``clips`` (a
+    :class:`worker.engine.data.dataset.PrecomputedDataset`, in its sorted name order), or none."""
+    if clips is None or not plan.v2a_variants:
+        return []
+    return [clips[index] for index in range(min(plan.v2a_clips, len(clips)))]
+
+
+def _sample_jobs(pipe, plan: ValidationPlan, prompt_cache, clips):
+    """``(index, variant, source, make)`` of every sample: ``make()`` generates it, ``source`` is
+    the cache entry name of a v2a sample's clip (None for a prompt's)."""
+    for index, prompt in enumerate(plan.prompts):
+        for variant in plan.prompt_variants:
+            yield index, variant, None, functools.partial(generate, pipe, plan.spec(prompt), prompt_cache)
+    sources = v2a_sources(plan, clips)
+    if not sources:
+        return
+    from worker.engine.v2a import V2ASampler
+
+    negative = prompt_cache.get(plan.negative_prompt or "") if prompt_cache is not None else None
+    sampler = V2ASampler(pipe, plan.v2a_spec(), negative)
+    for index, clip in enumerate(sources):
+        for variant in plan.v2a_variants:
+            yield index, variant, clip.name, functools.partial(sampler.generate, clip)
 
 
 def run_validation(
@@ -105,13 +163,16 @@ def run_validation(
     adapter_name: str = "default",
     overwrite_base: bool = False,
     prompt_cache=None,
+    clips=None,
 ) -> list[SampleEvent]:
-    """Generate every (prompt, variant) of ``plan`` and write mp4 + wav files.
+    """Generate every (prompt, variant) and (v2a clip, v2a variant) of ``plan``; write mp4 + wav files.
 
     Runs under ``torch.random.fork_rng`` so sampling never shifts the training's random
-    streams. ``base`` samples already on disk are kept unless ``overwrite_base``.
-    ``prompt_cache``: the plan's texts encoded once (:func:`encode_plan_prompts`); without it
-    the pipeline runs its text encoder for every sample.
+    streams. LoRA-off samples (``base``, ``v2a-base``) already on disk are kept unless
+    ``overwrite_base``. ``prompt_cache``: the plan's texts encoded once
+    (:func:`encode_plan_prompts`); without it the pipeline runs its text encoder for every sample
+    (and the v2a samples go without guidance). ``clips``: the run's cached training clips (a
+    ``PrecomputedDataset``), which the v2a variants need; without it they are skipped.
     """
     callbacks = callbacks or TrainCallbacks()
     samples_dir = Path(samples_dir)
@@ -121,22 +182,19 @@ def run_validation(
     transformer.eval()
     try:
         with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
-            for index, prompt in enumerate(plan.prompts):
-                for variant in plan.variants:
-                    stem = sample_stem(step, index, variant)
-                    mp4, wav = samples_dir / f"{stem}.mp4", samples_dir / f"{stem}.wav"
-                    if variant == VARIANT_BASE and mp4.is_file() and wav.is_file() and not overwrite_base:
-                        continue
-                    with lora_variant(
-                        pipe, variant, video_strength=video_strength, audio_strength=audio_strength,
-                        adapter_name=adapter_name,
-                    ):
-                        sample = generate(pipe, plan.spec(prompt), prompt_cache)
-                    write_wav(wav, sample)
-                    write_mp4(mp4, sample)
-                    event = SampleEvent(step, index, variant, mp4, wav, plan.seed)
-                    events.append(event)
-                    callbacks.on_sample(event)
+            for index, variant, source, make in _sample_jobs(pipe, plan, prompt_cache, clips):
+                stem = sample_stem(step, index, variant)
+                mp4, wav = samples_dir / f"{stem}.mp4", samples_dir / f"{stem}.wav"
+                if variant in LORA_OFF_VARIANTS and mp4.is_file() and wav.is_file() and not overwrite_base:
+                    continue
+                with lora_variant(pipe, variant, video_strength=video_strength, audio_strength=audio_strength,
+                                  adapter_name=adapter_name):
+                    sample = make()
+                write_wav(wav, sample)
+                write_mp4(mp4, sample)
+                event = SampleEvent(step, index, variant, mp4, wav, plan.seed, source)
+                events.append(event)
+                callbacks.on_sample(event)
     finally:
         transformer.train(was_training)
     return events
@@ -180,9 +238,15 @@ def validate_run(
         config, checkpoint_paths(run_dir, step).official, plan, data_dir=data_dir, model_dir=model_dir,
         device=device, on_log=(callbacks or TrainCallbacks()).on_log,
     )
+    clips = None
+    if plan.v2a_variants:
+        from worker.engine.data.dataset import PrecomputedDataset
+
+        clips = PrecomputedDataset(config.data.preprocessed_dir, with_audio=config.training.with_audio,
+                                   connectors=pipe.connectors)
     return run_validation(
         pipe, plan, run_dir / "samples", step, callbacks=callbacks,
-        video_strength=video_strength, audio_strength=audio_strength, prompt_cache=prompt_cache,
+        video_strength=video_strength, audio_strength=audio_strength, prompt_cache=prompt_cache, clips=clips,
     )
 
 
@@ -218,7 +282,8 @@ def encode_plan_prompts(pipe, plan: ValidationPlan, *, device: str, load_in_8bit
     ``model``: ``(preset, data_dir, model_dir)`` the pipeline was loaded from, where an 8-bit
     Gemma is reloaded from (``load_in_8bit``); ``None`` for a caller's pipeline. Returns the
     :class:`worker.engine.data.prompt_cache.PromptCache` for :func:`run_validation`, or ``None``
-    when the plan has no prompt (the encoder is released all the same).
+    when the plan has no prompt and no v2a variant (the encoder is released all the same); with v2a
+    variants the negative prompt is encoded for their guidance.
     """
     from worker.engine.data.prompt_cache import (
         encode_once_and_release,
@@ -227,7 +292,7 @@ def encode_plan_prompts(pipe, plan: ValidationPlan, *, device: str, load_in_8bit
         text_encoder_dir,
     )
 
-    if not plan.prompts:
+    if not plan.prompts and not plan.v2a_variants:
         release_text_encoder(pipe)
         return None
     gemma_dir = None

@@ -3,7 +3,10 @@
 For run ``params["run_id"]``, every :class:`core.models.Sample` without metrics is measured
 (:func:`core.media.sample_metrics.measure_sample` on its wav), gets its ``voice_distance`` to the
 training clips (their decoded audio from the run's preprocess run, pooled into one MFCC voice
-profile) and, for LoRA variants, ``flags`` from
+profile), its voice measures (:func:`worker.speech.sample_voice.voice_measures`: speaker
+similarity to the dataset's voice, word error rate against the prompt's words, DNSMOS quality;
+a sample measured before these existed gets them on the next run, and its flags again) and, for
+LoRA variants, ``flags`` from
 :func:`core.media.sample_metrics.compare_to_base` against the base-model sample of the same
 prompt. Base samples are measured first; a LoRA sample measured before its base gets its flags
 on a later run of this job. A sample whose audio cannot be measured stores ``{"error": ...}``
@@ -23,7 +26,8 @@ from core.db import session_scope
 from core.media.analysis import AudioDecodeError
 from core.media.sample_metrics import SampleAudioError, compare_to_base, measure_sample, voice_distance
 from core.models import PreprocessRun, Sample, TrainingRun
-from core.names import VARIANT_BASE
+from core.names import LORA_OFF_VARIANTS, V2A_VARIANTS, VARIANT_BASE, VARIANT_V2A_BASE
+from core.services.voice_metrics import reference_voice, sample_prompts
 from worker.jobs import JobContext, JobFailed
 
 log = logging.getLogger(__name__)
@@ -61,22 +65,41 @@ def _with_distance(metrics: dict[str, Any], references: list[dict]) -> dict[str,
     return metrics
 
 
-def sample_metrics(ctx: JobContext, params: dict[str, Any]) -> dict | None:
-    """Measure the unmeasured samples of run ``params["run_id"]``; returns how many were measured and flagged."""
-    run_id = int(params["run_id"])
-    data_dir = get_settings().data_dir
+def _needs_voice(metrics: dict | None) -> bool:
+    """Measured before the voice measures existed (and measurable)."""
+    return bool(metrics) and "error" not in metrics and "voice_reasons" not in metrics
+
+
+def _plan(run_id: int, data_dir: Path) -> tuple[list[Path], list[tuple], list[float] | None]:
+    """The training clips' audio, the samples to (re)measure and the dataset's voice."""
     with session_scope() as session:
         run = session.get(TrainingRun, run_id)
         if run is None:
             raise JobFailed(f"Training run #{run_id} no longer exists.")
-        references_paths = _reference_paths(run.preprocess_run, data_dir)
-        todo = [(s.id, s.variant, data_dir / s.wav) for s in run.samples if not s.metrics]
-    todo.sort(key=lambda item: item[1] != VARIANT_BASE)  # base samples first: the others compare with them
-    references = reference_profiles(references_paths) if todo else []
-    for index, (sample_id, _variant, wav) in enumerate(todo):
+        prompts = sample_prompts(run)
+        todo = [(s.id, s.variant, data_dir / s.wav, dict(s.metrics or {}), prompts.get(s.id))
+                for s in run.samples if not s.metrics or _needs_voice(s.metrics)]
+        voice = reference_voice(session, run) if todo else None
+        return _reference_paths(run.preprocess_run, data_dir), todo, voice
+
+
+def _measured(wav: Path, old: dict, prompt: str | None, references: list[dict], voice) -> dict[str, Any]:
+    from worker.speech.sample_voice import voice_measures
+
+    metrics = {k: v for k, v in old.items() if k != "flags"} if old else _with_distance(_measure(wav), references)
+    return {**metrics, **voice_measures(wav, metrics, prompt, voice)}
+
+
+def sample_metrics(ctx: JobContext, params: dict[str, Any]) -> dict | None:
+    """Measure the unmeasured samples of run ``params["run_id"]``; returns how many were measured and flagged."""
+    run_id = int(params["run_id"])
+    references_paths, todo, voice = _plan(run_id, get_settings().data_dir)
+    todo.sort(key=lambda item: item[1] not in LORA_OFF_VARIANTS)  # LoRA-off samples first: the others compare with them
+    references = reference_profiles(references_paths) if any(not item[3] for item in todo) else []
+    for index, (sample_id, _variant, wav, old, prompt) in enumerate(todo):
         ctx.check_cancelled()
         ctx.progress(index, len(todo) + 1, f"measuring {wav.name}")
-        metrics = _with_distance(_measure(wav), references)
+        metrics = _measured(wav, old, prompt, references, voice)
         with session_scope() as session:
             sample = session.get(Sample, sample_id)
             if sample is not None:
@@ -85,20 +108,29 @@ def sample_metrics(ctx: JobContext, params: dict[str, Any]) -> dict | None:
         flagged = flag_against_base(session, run_id)
     measured = f"{len(todo)} sample{'s' if len(todo) != 1 else ''} measured"
     ctx.progress(len(todo) + 1, len(todo) + 1, f"{measured}, {flagged} compared with the base model")
-    return {"run_id": run_id, "measured": len(todo), "flagged": flagged, "references": len(references)}
+    return {"run_id": run_id, "measured": len(todo), "flagged": flagged, "references": len(references),
+            "voice_reference": voice is not None}
+
+
+def _base_key(sample: Sample) -> tuple:
+    """What a sample is compared with: a text-prompt sample with the base sample of its prompt, a
+    video-to-audio sample with the LoRA-off video-to-audio sample of the same training clip."""
+    if sample.variant in V2A_VARIANTS:
+        return (VARIANT_V2A_BASE, sample.source_clip_id)
+    return (VARIANT_BASE, sample.prompt_index)
 
 
 def flag_against_base(session, run_id: int) -> int:
-    """Add ``flags`` to every measured non-base sample of the run whose base sample is measured."""
+    """Add ``flags`` to every measured LoRA sample of the run whose LoRA-off counterpart is measured."""
     samples = list(session.scalars(select(Sample).where(Sample.run_id == run_id)))
-    base_by_prompt = {s.prompt_index: s.metrics for s in samples
-                      if s.variant == VARIANT_BASE and s.metrics and "error" not in s.metrics}
+    bases = {_base_key(s): s.metrics for s in samples
+             if s.variant in LORA_OFF_VARIANTS and s.metrics and "error" not in s.metrics}
     changed = 0
     for sample in samples:
         metrics = sample.metrics or {}
-        if sample.variant == VARIANT_BASE or not metrics or "error" in metrics or "flags" in metrics:
+        if sample.variant in LORA_OFF_VARIANTS or not metrics or "error" in metrics or "flags" in metrics:
             continue
-        base = base_by_prompt.get(sample.prompt_index)
+        base = bases.get(_base_key(sample))
         if base is None:
             continue
         sample.metrics = {**metrics, "flags": compare_to_base(metrics, base)}

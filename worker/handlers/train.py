@@ -19,12 +19,13 @@ from typing import Any
 from core.config import get_settings
 from core.db import session_scope
 from core.models import Job, JobStatus, TrainingRun, utcnow
-from core.names import VARIANT_BASE
+from core.names import LORA_OFF_VARIANTS, V2A_VARIANTS
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.run_config import RunConfig, parse_run_config
 from core.services import run_records
 from core.services.compare import queue_sample_metrics
 from core.services.lora_check import queue_checkpoint_key_report
+from core.services.preprocess_runs import entry_clip_ids
 from worker.engine.progress import (
     CancelToken,
     CheckpointEvent,
@@ -79,10 +80,15 @@ def _relative(path: Path, data_dir: Path) -> str:
 
 
 class RowRecorder(TrainCallbacks):
-    """Writes the trainer's events as database rows and keeps the job row's progress current."""
+    """Writes the trainer's events as database rows and keeps the job row's progress current.
 
-    def __init__(self, ctx: JobContext, run_id: int, data_dir: Path, cancel: CancelToken, gpu: str):
+    ``clip_ids``: cache entry name -> studio clip id (the preprocess run's snapshot), which gives
+    a v2a sample its ``source_clip_id``."""
+
+    def __init__(self, ctx: JobContext, run_id: int, data_dir: Path, cancel: CancelToken, gpu: str,
+                 clip_ids: dict[str, int] | None = None):
         self.ctx, self.run_id, self.data_dir, self.cancel, self.gpu = ctx, run_id, data_dir, cancel, gpu
+        self.clip_ids = clip_ids or {}
 
     def on_progress(self, event: ProgressEvent) -> None:
         with session_scope() as session:
@@ -124,7 +130,8 @@ class RowRecorder(TrainCallbacks):
             run_records.record_sample(
                 session, self.run_id, step=event.step, prompt_index=event.prompt_index, variant=event.variant,
                 seed=event.seed, wav=_relative(event.wav_path, self.data_dir),
-                mp4=_relative(event.mp4_path, self.data_dir))
+                mp4=_relative(event.mp4_path, self.data_dir),
+                source_clip_id=self.clip_ids.get(event.source) if event.source else None)
             queue_sample_metrics(session, self.run_id)  # loudness, buzz, speech, voice distance, flags
 
     def on_log(self, level: str, message: str) -> None:
@@ -160,8 +167,9 @@ def _reconcile_checkpoints(run_id: int, output_dir: Path, data_dir: Path) -> int
     return steps[-1] if steps else None
 
 
-def _missing_samples(config: RunConfig, run_id: int, step: int) -> list[str]:
-    """Variants whose samples at checkpoint ``step`` are missing (a crash came during its validation)."""
+def _missing_samples(config: RunConfig, run_id: int, step: int, clip_count: int) -> list[str]:
+    """Variants whose samples at checkpoint ``step`` are missing (a crash came during its validation);
+    ``clip_count``: the training clips there are (the v2a variants sample up to ``v2a_clips`` of them)."""
     from sqlalchemy import select
 
     from core.models import Sample
@@ -169,8 +177,9 @@ def _missing_samples(config: RunConfig, run_id: int, step: int) -> list[str]:
     validation = config.validation
     if not (validation.at_checkpoints or (validation.interval and step % validation.interval == 0)):
         return []
-    wanted = {(index, variant) for index in range(len(validation.prompts))
-              for variant in validation.variants if variant != VARIANT_BASE}
+    v2a_count = min(validation.v2a_clips, clip_count)
+    wanted = {(index, variant) for variant in validation.variants if variant not in LORA_OFF_VARIANTS
+              for index in range(v2a_count if variant in V2A_VARIANTS else len(validation.prompts))}
     with session_scope() as session:
         have = set(session.execute(select(Sample.prompt_index, Sample.variant)
                                    .where(Sample.run_id == run_id, Sample.step == step)).all())
@@ -204,6 +213,7 @@ def train(ctx: JobContext, params: dict[str, Any]) -> dict | None:
         if run.job_id != ctx.job_id:
             raise JobFailed(f"Job #{ctx.job_id} is an older attempt of run #{run_id}; job #{run.job_id} continues it.")
         config = _host_config(run, data_dir)
+        clip_ids = entry_clip_ids(run.preprocess_run)
     output_dir = Path(config.output_dir)
     if not Path(config.data.preprocessed_dir).is_dir():
         raise JobFailed(f"The preprocessed data of run #{run_id} is gone ({config.data.preprocessed_dir}): "
@@ -220,9 +230,9 @@ def train(ctx: JobContext, params: dict[str, Any]) -> dict | None:
         run_records.add_log_line(session, ctx.job_id, "info",
                                  f"{start}: {config.optimization.steps} steps of {config.model} on {gpu}.")
     cancel = JobCancelToken(ctx)
-    recorder = RowRecorder(ctx, run_id, data_dir, cancel, gpu)
+    recorder = RowRecorder(ctx, run_id, data_dir, cancel, gpu, clip_ids)
     try:
-        missing = _missing_samples(config, run_id, resume_step) if resume_step else []
+        missing = _missing_samples(config, run_id, resume_step, len(clip_ids)) if resume_step else []
         if missing:
             recorder.on_log("info", f"Sampling the checkpoint at step {resume_step} again ({', '.join(missing)}): "
                             "its validation was cut short.")

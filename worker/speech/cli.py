@@ -1,4 +1,4 @@
-"""``avlora speech ...``: recognise, align, plan splits, compare voices and score a reading.
+"""``avlora speech ...``: recognise, align, plan splits, compare voices, score a reading and rate speech quality.
 
 ::
 
@@ -7,6 +7,7 @@
     avlora speech split-plan FILE [--json] [--min-s S] [--max-s S] [--fps F]
     avlora speech similarity A B [--json]
     avlora speech wer FILE --text "..." [--json] [--language en]
+    avlora speech quality FILE [--json]
 
 FILE is any audio or video file (its first audio stream is decoded to 16 kHz mono). Without
 ``--json`` a short human-readable result is printed. Exit status 0 on success; 2 with one
@@ -24,9 +25,9 @@ DEFAULT_FPS = 25.0  # for audio-only files, when --fps is not given
 
 def register(subparsers) -> None:
     """Add the ``speech`` command and its sub-commands to an argparse subparsers object."""
-    speech = subparsers.add_parser("speech", help="speech recognition, alignment, split plans, voices",
-                                   description="Recognise, align, plan splits, compare voices and score a "
-                                               "reading, from any audio or video file.")
+    speech = subparsers.add_parser("speech", help="speech recognition, alignment, split plans, voices, quality",
+                                   description="Recognise, align, plan splits, compare voices, score a reading and "
+                                               "rate speech quality, from any audio or video file.")
     sub = speech.add_subparsers(dest="speech_command", required=True, metavar="SUBCOMMAND")
 
     p = sub.add_parser("transcribe", help="recognise speech with word timings")
@@ -57,6 +58,10 @@ def register(subparsers) -> None:
     p.add_argument("--text", required=True, help="what should be said in the file")
     p.add_argument("--language", default=None, help="language code for recognition")
     _add_json(p, _cmd_wer)
+
+    p = sub.add_parser("quality", help="perceptual speech quality (DNSMOS P.835, 1-5)")
+    p.add_argument("file")
+    _add_json(p, _cmd_quality)
 
 
 def _add_json(parser: argparse.ArgumentParser, handler) -> None:
@@ -157,6 +162,15 @@ def _cmd_wer(args):
     errors = word_errors(args.text, heard)
     result = {"wer": round(errors.wer, 4), "heard": heard, **errors.to_dict()}
     return result, f"WER {errors.wer:.3f}  heard: {heard}"
+
+
+def _cmd_quality(args):
+    from worker.speech.quality import speech_quality
+
+    scores = speech_quality(_load(args.file), 16000)
+    text = (f"speech quality (DNSMOS, 1-5): overall {scores['quality_mos']:.2f}, speech {scores['quality_sig']:.2f}, "
+            f"background {scores['quality_bak']:.2f}")
+    return scores, text
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from app.routes.deps import SessionDep
 from core.services import compare as compare_service
 from core.services import export as export_service
 from core.services import strength_samples as strength_service
+from core.services import voice_metrics
 from core.services import votes as vote_service
 from core.services.runs import get_run
 
@@ -42,7 +43,8 @@ def read_compare(run_id: int, session: SessionDep, audio_off: bool = False, stre
     run = get_run(session, run_id)
     grid = compare_service.compare_grid([run], audio_off=audio_off, strengths=strengths)
     grid.update(run_id=run.id, best_checkpoint_step=run.best_checkpoint_step,
-                charts=compare_service.metric_charts(run), metrics_pending=compare_service.metrics_pending(run))
+                charts=compare_service.metric_charts(run), metrics_pending=compare_service.metrics_pending(run),
+                best_checkpoint_suggestion=voice_metrics.suggest_best_checkpoint(run))
     return grid
 
 

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from app.routes.deps import SessionDep
 from core.services import runs as run_service
+from core.services.voice_metrics import voice_reference
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
@@ -51,8 +52,11 @@ def list_runs(session: SessionDep, dataset_id: int | None = None, limit: int = 1
 
 @router.get("/runs/{run_id}")
 def read_run(run_id: int, session: SessionDep) -> dict[str, Any]:
-    """A run: status, job, config, metrics, checkpoints (with download links) and samples."""
-    return run_service.run_to_dict(run_service.get_run(session, run_id))
+    """A run: status, job, config, metrics, checkpoints (with download links), samples and
+    ``voice_reference`` (``{"clips", "speech_s"}``: its training clips with a voice embedding, the
+    dataset's voice its samples' ``speaker_similarity`` is measured against)."""
+    run = run_service.get_run(session, run_id)
+    return {**run_service.run_to_dict(run), "voice_reference": voice_reference(session, run)}
 
 
 @router.post("/runs/{run_id}/clone", status_code=201)

@@ -9,8 +9,9 @@ from app.routes.deps import SessionDep
 from app.templating import templates
 from core.errors import ApiError
 from core.models import TrainingRun
+from core.recipe.sample_rules import SPEAKER_SIMILARITY_MIN
 from core.services import compare as compare_service
-from core.services import lora_check
+from core.services import lora_check, voice_metrics
 from core.services import votes as vote_service
 from core.services.datasets import get_dataset
 from core.services.runs import get_run, list_runs
@@ -27,7 +28,9 @@ def _run_context(session, run: TrainingRun, audio_off: bool, strengths: bool = F
             "charts": compare_service.metric_charts(run), "flags": compare_service.checkpoint_flags(run),
             "pending": compare_service.metrics_pending(run), "summary": vote_service.vote_summary(session, run.id),
             "trial": None, "checkpoints": [c.step for c in run.checkpoints], "key_reports": key_reports,
-            "compare_url": f"/runs/{run.id}/compare"}
+            "suggestion": voice_metrics.suggest_best_checkpoint(run), "suggestion_rule": voice_metrics.SUGGESTION_RULE,
+            "voice_reference": voice_metrics.voice_reference(session, run),
+            "similarity_line": SPEAKER_SIMILARITY_MIN, "compare_url": f"/runs/{run.id}/compare"}
 
 
 @router.get("/runs/{run_id}/compare", response_class=HTMLResponse)

@@ -108,3 +108,17 @@ def test_validate_cli_errors(tmp_path, engine_data_dir, capsys, audio_side_run):
     run_dir, _ = audio_side_run
     assert avlora(["validate", str(run_dir), "--step", "7", "--data-dir", str(engine_data_dir)]) == 2
     assert "No checkpoint at step 7" in capsys.readouterr().err
+
+
+def test_validate_cli_samples_the_v2a_variants_from_the_run_cache(audio_side_run, engine_data_dir):
+    """The resume path (a checkpoint's v2a samples cut short) reads the clips from the run's cache."""
+    run_dir, _ = audio_side_run
+    code = avlora(["validate", str(run_dir), "--data-dir", str(engine_data_dir), "--json",
+                   "--variants", "v2a-lora", "--device", "cpu"])
+    assert code == 0
+    audio, rate = _wav(run_dir / "samples" / "step_000020_v2a_01.wav")
+    assert rate == 48000 and audio.shape[1] == 2 and np.abs(audio).max() > 0
+    with av.open(str(run_dir / "samples" / "step_000020_v2a_01.mp4")) as container:
+        assert len([f for f in container.decode(video=0)]) == 9  # the clip's own 9 frames
+    for name in ("step_000020_v2a_01.mp4", "step_000020_v2a_01.wav"):
+        (run_dir / "samples" / name).unlink()  # the module's other tests list the folder

@@ -255,6 +255,30 @@ def test_noise_clipping_loudness_and_lost_speech_are_flagged(speech_metrics):
         assert all(flag["message"] and flag["severity"] in ("error", "warning") for flag in flags)
 
 
+def test_voice_similarity_quality_and_intelligibility_flags():
+    """The worker's voice measures (worker/speech/sample_voice.py) against the base's, by the
+    thresholds of sample_rules; a measure that is None on either side is skipped."""
+    base = {"speaker_similarity": 0.80, "quality_mos": 2.9, "wer": 0.1}
+    line = sample_rules.SPEAKER_SIMILARITY_MIN
+    cases = [
+        ({"speaker_similarity": 0.86, "quality_mos": 2.8, "wer": 0.2}, []),  # closer to them, same quality
+        ({"speaker_similarity": 0.54}, ["voice_moved_away"]),  # another voice than the base's
+        ({"speaker_similarity": line - 0.01}, ["voice_not_theirs"]),  # under the line, near the base
+        ({"quality_mos": 2.9 - sample_rules.QUALITY_MOS_DROP}, ["quality_dropped"]),
+        ({"quality_mos": 2.9 - sample_rules.QUALITY_MOS_DROP + 0.05}, []),
+        ({"wer": 0.1 + sample_rules.WER_RISE}, ["intelligibility_dropped"]),
+        ({"wer": 0.1 + sample_rules.WER_RISE - 0.05}, []),
+        ({"speaker_similarity": None, "quality_mos": None, "wer": None}, []),  # no speech: nothing to compare
+    ]
+    for index, (sample, expected) in enumerate(cases):
+        flags = compare_to_base(sample, base)
+        assert _codes(flags) == expected, f"case {index}: {flags}"
+        assert all(flag["severity"] == "warning" and flag["detail"]["metric"] in base for flag in flags)
+    # the base without a similarity (no speech in it): only the fixed line counts
+    assert _codes(compare_to_base({"speaker_similarity": 0.5}, {"speaker_similarity": None})) == ["voice_not_theirs"]
+    assert compare_to_base(base, base) == []
+
+
 # ---------------------------------------------------------------- series for plots
 
 

@@ -7,6 +7,7 @@ from core.recipe.captions import (
     compose_caption,
     ensure_trigger,
     is_valid_trigger,
+    spoken_words,
     validate_trigger,
 )
 
@@ -84,3 +85,14 @@ def test_ensure_trigger_prepends_only_when_missing():
     assert ensure_trigger("ema_voice speaks", "ema") == "ema, ema_voice speaks"
     assert ensure_trigger("", "ema") == "ema"
     assert ensure_trigger("  text  ", None) == "text"
+
+
+def test_spoken_words_are_read_back_from_the_speech_part():
+    caption = compose_caption("ema_voice", visual="a woman", voice="calm voice", transcript="We start again!",
+                              sounds="rain")
+    assert spoken_words(caption) == "We start again!"
+    assert spoken_words('ema_voice. Speech: "I said "no" twice." Sounds: rain.') == 'I said "no" twice.'  # inner quotes
+    assert spoken_words('ema_voice, a man. Speech: “Hello  there.”') == "Hello there."
+    assert spoken_words(compose_caption("ema_voice", transcript="we start again")) == "we start again"
+    assert spoken_words("ema_voice, a woman says hello") is None
+    assert spoken_words('Speech: "" Sounds: rain.') is None and spoken_words(None) is None

@@ -110,3 +110,16 @@ def test_raw_form_data_gets_specific_bucket_codes():
     issues = lint_run_config_data({"lora": {"rank": -1}})
     assert [(i.code, i.detail["field"]) for i in issues] == [("invalid_setting", "lora.rank")]
     assert "targets_miss_audio" in codes(lint_run_config_data({"lora": {"target_modules": ["attn2.to_k"]}}))
+
+
+def test_the_v2a_voice_test_needs_audio_and_enough_cached_clips():
+    v2a = {"variants": ["lora", "v2a-lora", "v2a-base"], "v2a_clips": 3}
+    issues = {i.code: i for i in lint_run_config(good_config(validation=v2a, training={"with_audio": False}),
+                                                 DatasetSummary(clip_count=2, has_audio=True))}
+    assert issues["v2a_needs_audio"].severity == "warning" and "with_audio" in issues["v2a_needs_audio"].message
+    assert issues["v2a_few_clips"].detail == {"v2a_clips": 3, "clip_count": 2}
+    assert "cached video latents" in issues["v2a_few_clips"].message
+    clean = lint_run_config(good_config(validation=v2a), DatasetSummary(clip_count=3, has_audio=True))
+    assert not codes(clean) & {"v2a_needs_audio", "v2a_few_clips"}
+    sanity = preset_config("sanity", data={"trigger": "ema_voice"}, training={"with_audio": False})
+    assert "v2a_needs_audio" not in codes(lint_run_config(sanity))  # v2a is off in the sanity preset

@@ -35,6 +35,9 @@ def test_presets():
     assert low.load_text_encoder_in_8bit
     full = preset_config("full", model="toy", data={"trigger": "ema"})
     assert (full.model, full.data.trigger, full.preset) == ("toy", "ema", "full")
+    # the v2a voice test: on in full (2 training clips), off in sanity
+    assert full.validation.variants == ["lora", "v2a-lora", "v2a-base"] and full.validation.v2a_clips == 2
+    assert not {"v2a-lora", "v2a-base"} & set(sanity.validation.variants)
     with pytest.raises(ValueError, match="unknown preset"):
         preset_config("fast")
 
