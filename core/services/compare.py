@@ -120,7 +120,8 @@ def queue_sample_metrics(session: Session, run_id: int) -> Job | None:
     return queue_job(session, JobKind.sample_metrics, Queue.cpu, {"run_id": run_id})
 
 
-def _prompts(run: TrainingRun) -> list[str]:
+def run_prompts(run: TrainingRun) -> list[str]:
+    """The run's validation prompts with its trigger expanded, in prompt-index order."""
     config = run.config or {}
     trigger = config.get("data", {}).get("trigger", "")
     return [expand_trigger(p, trigger) for p in config.get("validation", {}).get("prompts", [])]
@@ -189,7 +190,7 @@ def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False, strengths:
     if not runs:
         raise InvalidInput("no_runs", "There is no training run to compare yet: train one first.")
     columns = _columns(runs, audio_off, strengths)
-    prompts = _prompts(runs[0])
+    prompts = run_prompts(runs[0])
     prompt_count = max([len(prompts)] + [s.prompt_index + 1 for run in runs for s in run.samples
                                          if s.variant not in V2A_VARIANTS])
     references = _references(runs[0].preprocess_run)

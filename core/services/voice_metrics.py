@@ -27,7 +27,7 @@ from core.media.sample_metrics import ERROR
 from core.media.voices import clip_voice, mean_voice
 from core.models import Clip, Sample, TrainingRun
 from core.names import VARIANT_LORA
-from core.recipe.run_config import expand_trigger
+from core.services.compare import run_prompts
 
 # Flags that rule a checkpoint out of the suggestion besides every error-severity flag.
 DISQUALIFYING_FLAGS = frozenset({"quality_dropped", "intelligibility_dropped"})
@@ -61,9 +61,7 @@ def reference_voice(session: Session, run: TrainingRun) -> list[float] | None:
 
 def sample_prompts(run: TrainingRun) -> dict[int, str]:
     """``{sample id: the text it was rendered from}`` for every sample of the run that has one."""
-    config = run.config or {}
-    trigger = config.get("data", {}).get("trigger", "")
-    prompts = [expand_trigger(p, trigger) for p in config.get("validation", {}).get("prompts", [])]
+    prompts = run_prompts(run)
     prep = run.preprocess_run
     captions = {item.get("clip_id"): item.get("caption") for item in (prep.clip_results if prep else None) or []}
     found: dict[int, str] = {}

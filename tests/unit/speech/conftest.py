@@ -14,20 +14,12 @@ import wave
 import numpy as np
 
 from worker.speech.audio import SAMPLE_RATE
-from worker.speech.synth import espeak, espeak_available
+from worker.speech.synth import BENCH_SENTENCES, espeak, espeak_available
 
 VOICE_A = "en-us+m3"  # a low male variant
 VOICE_B = "en-us+f4"  # a high female variant
-SENTENCES = (  # simple sentences PocketSphinx mostly gets right in espeak-ng's default voice
-    "please call me tomorrow morning",
-    "i would like a cup of coffee",
-    "we are going to the store",
-    "the children are playing in the park",
-    "open the door and close the window",
-    "i need to buy some bread and milk",
-    "it is raining outside",
-    "can you help me with this",
-)
+# simple sentences PocketSphinx mostly gets right in espeak-ng's default voice (the benchmark's)
+SENTENCES = BENCH_SENTENCES
 
 # espeak-ng is installed by `make test` (scripts/setup.sh --test); without it these tests fail
 # loudly rather than being skipped.
