@@ -92,3 +92,26 @@ def seed_run(session, data_dir: Path, *, audio_off: bool = True, video: Path | N
                                                                 "diffusers": f"{ckpt}.diffusers.safetensors"}))
     session.commit()
     return SeededRun(dataset_id, prep.id, run.id, data_dir)
+
+
+def seed_run_with_job(status: str, *, best_step: int | None = None) -> tuple[int, int]:
+    """A run written into the database (checkpoints at steps 2 and 4, only step 4's files on
+    disk) whose current job is a training in ``status``; returns (run id, job id)."""
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.models import Checkpoint, Job, TrainingRun
+
+    data_dir = get_settings().data_dir
+    with session_scope() as session:
+        seeded = seed_run(session, data_dir, audio_off=False)
+        job = Job(kind="train", queue="gpu", status=status, params={"run_id": seeded.run_id}, total=4)
+        session.add(job)
+        session.flush()
+        run = session.get(TrainingRun, seeded.run_id)
+        run.job_id, run.best_checkpoint_step = job.id, best_step
+        kept = session.query(Checkpoint).filter_by(run_id=run.id, step=CLEAN_STEP).one()
+        official = data_dir / kept.files["official"]
+        official.parent.mkdir(parents=True, exist_ok=True)
+        official.write_bytes(b"not read by the page")
+        session.commit()
+        return run.id, job.id

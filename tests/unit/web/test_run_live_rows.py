@@ -9,6 +9,7 @@ import json
 import re
 
 from app.templating import STATIC_DIR, TEMPLATES_DIR
+from tests.unit.web.compare_support import seed_run_with_job
 
 PARTIALS = ("partials/run_checkpoint_row.html", "partials/run_sample_tile.html", "partials/export_links.html")
 
@@ -29,28 +30,6 @@ def _events(text: str) -> list[dict]:
     return events
 
 
-def _seeded_run(best_step: int | None) -> tuple[int, int]:
-    """A succeeded run (checkpoints at steps 2 and 4, only step 4's files kept; samples of both
-    steps) and its job; returns (run id, job id)."""
-    from core.config import get_settings
-    from core.db import session_scope
-    from core.models import Checkpoint, Job, TrainingRun
-    from tests.unit.web.compare_support import CLEAN_STEP, seed_run
-
-    data_dir = get_settings().data_dir
-    with session_scope() as session:
-        seeded = seed_run(session, data_dir, audio_off=False)
-        job = Job(kind="train", queue="gpu", status="succeeded", params={"run_id": seeded.run_id}, total=4)
-        session.add(job)
-        session.flush()
-        run = session.get(TrainingRun, seeded.run_id)
-        run.job_id, run.best_checkpoint_step = job.id, best_step
-        kept = session.query(Checkpoint).filter_by(run_id=run.id, step=CLEAN_STEP).one()
-        official = data_dir / kept.files["official"]
-        official.parent.mkdir(parents=True, exist_ok=True)
-        official.write_bytes(b"not read by the page")
-        session.commit()
-        return run.id, job.id
 
 
 def _page_rows(page: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -61,7 +40,7 @@ def _page_rows(page: str) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def test_the_page_feed_sends_each_row_as_the_page_renders_it(api, browser_client):
-    run_id, job_id = _seeded_run(best_step=4)
+    run_id, job_id = seed_run_with_job("succeeded", best_step=4)
     rows, tiles = _page_rows(browser_client.get(f"/runs/{run_id}").text)
     assert set(rows) == {"2", "4"} and len(tiles) == 6  # base at step 0, lora at 2 and 4; two prompts each
 
@@ -91,7 +70,7 @@ def test_a_new_checkpoint_arrives_as_the_row_a_reload_shows(api, browser_client)
     from core.models import TrainingRun
     from core.services import run_records
 
-    run_id, job_id = _seeded_run(best_step=None)
+    run_id, job_id = seed_run_with_job("succeeded", best_step=None)
     last_id = _events(api.get(f"/api/v1/jobs/{job_id}/events?html=true").text)[-1]["id"]
     official = f"runs/{run_id}/checkpoints/lora_weights_step_00006.safetensors"
     (get_settings().data_dir / official).write_bytes(b"not read by the page")

@@ -9,6 +9,7 @@ import re
 import yaml
 
 from app.templating import TEMPLATES_DIR
+from tests.unit.web.compare_support import seed_run_with_job
 from tests.unit.web.helpers import create_dataset, run_pending_jobs
 from tests.unit.web.training_support import TRIGGER, ready_dataset
 
@@ -232,28 +233,6 @@ def test_pages_have_no_inline_scripts_and_escape_names(api, browser_client):
     assert browser_client.get("/preprocess/999").status_code == 404
 
 
-def _seeded_run_with_job(status: str, *, best_step: int | None = None) -> tuple[int, int]:
-    """A run written into the database (checkpoints at steps 2 and 4, only step 4's files on
-    disk) whose current job is a training in ``status``; returns (run id, job id)."""
-    from core.config import get_settings
-    from core.db import session_scope
-    from core.models import Checkpoint, Job, TrainingRun
-    from tests.unit.web.compare_support import CLEAN_STEP, seed_run
-
-    data_dir = get_settings().data_dir
-    with session_scope() as session:
-        seeded = seed_run(session, data_dir, audio_off=False)
-        job = Job(kind="train", queue="gpu", status=status, params={"run_id": seeded.run_id}, total=4)
-        session.add(job)
-        session.flush()
-        run = session.get(TrainingRun, seeded.run_id)
-        run.job_id, run.best_checkpoint_step = job.id, best_step
-        kept = session.query(Checkpoint).filter_by(run_id=run.id, step=CLEAN_STEP).one()
-        official = data_dir / kept.files["official"]
-        official.parent.mkdir(parents=True, exist_ok=True)
-        official.write_bytes(b"not read by the page")
-        session.commit()
-        return run.id, job.id
 
 
 def _set_job_status(job_id: int, status: str) -> None:
@@ -266,7 +245,7 @@ def _set_job_status(job_id: int, status: str) -> None:
 
 
 def test_checkpoint_and_sample_now_are_offered_only_while_the_training_runs(browser_client, migrated_env):
-    run_id, job_id = _seeded_run_with_job("queued")
+    run_id, job_id = seed_run_with_job("queued")
     url = f"/runs/{run_id}"
     queued = browser_client.get(url).text
     assert re.search(r'<div id="now-actions"[^>]*hidden', queued)  # shown by run.js once the job runs
@@ -298,7 +277,7 @@ def test_checkpoint_and_sample_now_are_offered_only_while_the_training_runs(brow
 
 
 def test_run_page_links_compare_key_reports_and_exports_of_the_best_checkpoint(browser_client, migrated_env):
-    run_id, _ = _seeded_run_with_job("succeeded", best_step=4)
+    run_id, _ = seed_run_with_job("succeeded", best_step=4)
     page = browser_client.get(f"/runs/{run_id}").text
     assert f'href="/runs/{run_id}/compare"' in page
     rows = dict(re.findall(r'<tr data-step="(\d+)">(.*?)</tr>', page, re.S))
