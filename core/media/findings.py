@@ -133,7 +133,7 @@ def _video_findings(probe: Mapping, buckets: list[Bucket]) -> list[ClipFinding]:
     if not fitting:
         shortest = min(buckets, key=lambda b: b.frames)
         seconds = shortest.frames / fps if fps else None
-        need = f" (about {seconds:.1f} s at {fps:g} fps)" if seconds else ""
+        need = f" (about {format_seconds(seconds)} at {fps:g} fps)" if seconds else ""
         found.append(ClipFinding(
             "too_short_for_buckets",
             f"The clip has {frames} frames but the smallest bucket needs {shortest.frames}{need}: "
@@ -143,32 +143,60 @@ def _video_findings(probe: Mapping, buckets: list[Bucket]) -> list[ClipFinding]:
         ))
     else:
         found += _resolution_findings(width, height, fitting[0])
-    found += _duration_findings(_clip_seconds(probe))
+    found += _duration_findings(clip_seconds(probe) or 0.0)
     if video.get("variable_frame_rate"):
-        found.append(ClipFinding(
-            "variable_frame_rate",
-            f"The frame rate varies ({video['frame_interval_spread']:.0%} of frame gaps are uneven). "
-            "The trainer reads frames at a fixed rate, so picture and sound drift apart: re-export "
-            "the clip at a constant frame rate.",
-            {"fps": fps, "irregular_interval_fraction": video["frame_interval_spread"]},
-        ))
+        found.append(_variable_rate_finding(probe))
     return found
 
 
-def _clip_seconds(probe: Mapping) -> float:
+def _variable_rate_finding(probe: Mapping) -> ClipFinding:
+    """Uneven frame spacing; when the file plays noticeably longer or shorter than its frames at
+    the rate the trainer reads them, both numbers are named (the clip's duration is the latter)."""
+    video = probe["video"]
+    seconds, plays = clip_seconds(probe), video.get("duration") or probe.get("duration")
+    differs = ""
+    if seconds and plays and abs(plays - seconds) >= 1 / max(video["fps"], 1.0):
+        differs = (f" The file plays for {format_seconds(plays)}, but the trainer reads its "
+                   f"{video['frame_count']} frames at {video['fps']:g} fps as {format_seconds(seconds)}.")
+    return ClipFinding(
+        "variable_frame_rate",
+        f"The frame rate varies ({video['frame_interval_spread']:.0%} of frame gaps are uneven).{differs} "
+        "The trainer reads frames at a fixed rate, so picture and sound drift apart: re-export "
+        "the clip at a constant frame rate.",
+        {"fps": video["fps"], "irregular_interval_fraction": video["frame_interval_spread"],
+         "seconds": round(seconds or 0.0, qa_rules.SECONDS_DECIMALS),
+         "plays_seconds": round(plays, qa_rules.SECONDS_DECIMALS) if plays else None},
+    )
+
+
+def clip_seconds(probe: Mapping | None) -> float | None:
+    """The clip's length as the trainer sees it: its video frames at the frame rate it reads them
+    (``frame_count / fps``), else the container's duration (a file without video); None unknown.
+
+    The one duration of a clip: its card, its page and its findings all show this number. The
+    trainer keeps the first F frames at the native rate and cuts the audio to F / fps seconds,
+    so for a variable-frame-rate file this can differ from how long the file plays.
+    """
+    probe = probe or {}
     video = probe.get("video") or {}
     if video.get("fps") and video.get("frame_count"):
         return video["frame_count"] / video["fps"]
-    return float(video.get("duration") or probe.get("duration") or 0.0)
+    seconds = video.get("duration") or probe.get("duration")
+    return float(seconds) if seconds is not None else None
+
+
+def format_seconds(seconds: float | None) -> str:
+    """A duration as every page writes it: two decimals (a one-frame clip is 0.04 s, not 0.0 s)."""
+    return "" if seconds is None else f"{seconds:.{qa_rules.SECONDS_DECIMALS}f} s"
 
 
 def _duration_findings(seconds: float) -> list[ClipFinding]:
-    detail = {"seconds": round(seconds, 2), "recommended": [qa_rules.RECOMMENDED_MIN_SECONDS,
-                                                           qa_rules.RECOMMENDED_MAX_SECONDS]}
+    detail = {"seconds": round(seconds, qa_rules.SECONDS_DECIMALS),
+              "recommended": [qa_rules.RECOMMENDED_MIN_SECONDS, qa_rules.RECOMMENDED_MAX_SECONDS]}
     if seconds > qa_rules.LONG_CLIP_SECONDS:
         return [ClipFinding(
             "long_clip",
-            f"The clip is {seconds:.1f} s long (over {qa_rules.LONG_CLIP_SECONDS:g} s). Only its first "
+            f"The clip is {format_seconds(seconds)} long (over {qa_rules.LONG_CLIP_SECONDS:g} s). Only its first "
             f"bucket-length frames are trained: split it (the studio proposes cuts at pauses) into "
             f"{qa_rules.RECOMMENDED_MIN_SECONDS:g}-"
             f"{qa_rules.RECOMMENDED_MAX_SECONDS:g} s clips, one spoken line each.",
@@ -177,7 +205,7 @@ def _duration_findings(seconds: float) -> list[ClipFinding]:
     if not qa_rules.RECOMMENDED_MIN_SECONDS <= seconds <= qa_rules.RECOMMENDED_MAX_SECONDS:
         return [ClipFinding(
             "duration_outside_recommended",
-            f"The clip is {seconds:.1f} s long; {qa_rules.RECOMMENDED_MIN_SECONDS:g}-"
+            f"The clip is {format_seconds(seconds)} long; {qa_rules.RECOMMENDED_MIN_SECONDS:g}-"
             f"{qa_rules.RECOMMENDED_MAX_SECONDS:g} s with one clear spoken line works best for a "
             "first audio-video LoRA. Trim it if you can.",
             detail,
@@ -267,16 +295,35 @@ def _level_findings(audio: Mapping) -> list[ClipFinding]:
             "Normalise it to about -23 to -16 LUFS before training.",
             {"integrated_lufs": lufs, "limit_lufs": qa_rules.LOW_LOUDNESS_LUFS},
         ))
-    snr = audio.get("snr_db")
-    if snr is not None and snr < qa_rules.NOISY_SNR_DB:
-        found.append(ClipFinding(
-            "noisy_audio",
-            f"Background noise is loud next to the voice (about {snr:.0f} dB speech-to-noise, "
-            f"want {qa_rules.NOISY_SNR_DB:g}+). The LoRA would learn the noise as part of the voice: "
-            "use a cleaner take or denoise it.",
-            {"snr_db": snr, "limit_db": qa_rules.NOISY_SNR_DB},
-        ))
+    found += _noise_findings(audio)
     return found
+
+
+def _noise_findings(audio: Mapping) -> list[ClipFinding]:
+    """``noisy_audio``: a low speech-to-noise ratio, or a voice that only a noise-reduced copy
+    revealed (broadband noise masks it: without this the clip would read as "little speech")."""
+    snr, masked = audio.get("snr_db"), bool(audio.get("speech_masked_by_noise"))
+    if not masked and (snr is None or snr >= qa_rules.NOISY_SNR_DB):
+        return []
+    detail = {"snr_db": snr, "limit_db": qa_rules.NOISY_SNR_DB, "noise_floor_dbfs": audio.get("noise_floor_dbfs"),
+              "speech_masked_by_noise": masked}
+    ratio = "" if snr is None else f" (about {snr:.0f} dB speech-to-noise, want {qa_rules.NOISY_SNR_DB:g}+)"
+    if masked:
+        floor = audio.get("noise_floor_dbfs")
+        level = "" if floor is None else f" at about {floor:.0f} dBFS"
+        return [ClipFinding(
+            "noisy_audio",
+            f"Loud broadband noise{level} masks the voice{ratio}: the speech is only found once the "
+            "noise is filtered out. The LoRA would learn the noise as part of the voice: use a "
+            "cleaner take or denoise it.",
+            detail,
+        )]
+    return [ClipFinding(
+        "noisy_audio",
+        f"Background noise is loud next to the voice{ratio}. The LoRA would learn the noise as "
+        "part of the voice: use a cleaner take or denoise it.",
+        detail,
+    )]
 
 
 def _speech_findings(audio: Mapping, transcript: str | None) -> list[ClipFinding]:
@@ -341,11 +388,13 @@ class DatasetSummary:
 def summarize_dataset(clips: Iterable[tuple[str, Iterable[Mapping]]]) -> DatasetSummary:
     """Summarise ``(clip_name, findings)`` pairs: what the trainer would drop and why.
 
-    Reasons are grouped by code, most frequent first, each with the clip names it concerns.
+    Reasons are grouped by code, most frequent first, each with the clip names it concerns. A count
+    is of clips, not of names: twenty uploads of one file are twenty clips under one name.
     """
     summary = DatasetSummary()
     errors: dict[str, list[str]] = {}
     others: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
     for name, findings in clips:
         findings = list(findings)
         summary.clips += 1
@@ -358,12 +407,14 @@ def summarize_dataset(clips: Iterable[tuple[str, Iterable[Mapping]]]) -> Dataset
             names = group.setdefault(finding["code"], [])
             if name not in names:
                 names.append(name)
+        for code in {finding["code"] for finding in findings}:
+            counts[code] = counts.get(code, 0) + 1
     summary.blocked_reasons = [
-        {"code": code, "count": len(names), "clips": names, "impact": TRAINER_IMPACT.get(code, "")}
-        for code, names in sorted(errors.items(), key=lambda item: -len(item[1]))
+        {"code": code, "count": counts[code], "clips": names, "impact": TRAINER_IMPACT.get(code, "")}
+        for code, names in sorted(errors.items(), key=lambda item: -counts[item[0]])
     ]
     summary.advice = [
-        {"code": code, "severity": SEVERITY_BY_CODE.get(code, WARNING), "count": len(names), "clips": names}
-        for code, names in sorted(others.items(), key=lambda item: -len(item[1]))
+        {"code": code, "severity": SEVERITY_BY_CODE.get(code, WARNING), "count": counts[code], "clips": names}
+        for code, names in sorted(others.items(), key=lambda item: -counts[item[0]])
     ]
     return summary

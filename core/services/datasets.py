@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
-from core.db import get_or_404
+from core.db import get_or_404, unstorable_character
 from core.errors import InvalidInput
 from core.media.findings import summarize_dataset
 from core.models import Clip, ClipStatus, Dataset
@@ -29,6 +29,25 @@ def clean_name(name: str | None) -> str:
     if len(cleaned) > NAME_MAX_LENGTH:
         raise InvalidInput("invalid_name", f"The name is {len(cleaned)} characters long: keep it under {NAME_MAX_LENGTH}.")
     return cleaned
+
+
+def check_storable(where: str, value: object) -> None:
+    """Refuse text the database cannot store anywhere in ``value`` (a string, or dicts and lists of them).
+
+    For text that comes in files rather than fields (an imported metadata file, a studio.json), so
+    that it is refused, naming ``where``, before anything is written (Postgres would refuse NUL
+    only at the commit, after the dataset and its files were made)."""
+    if isinstance(value, str):
+        if character := unstorable_character(value):
+            raise InvalidInput("invalid_text", f"{where} contains {character}, which the studio cannot store: "
+                               "remove it and try again.", {"field": where})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_storable(where, key)
+            check_storable(where, item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_storable(where, item)
 
 
 def clean_trigger(trigger: str | None) -> str:
