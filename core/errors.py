@@ -40,3 +40,20 @@ class Conflict(ApiError):
 
     def __init__(self, code: str, message: str):
         super().__init__(409, code, message)
+
+
+MIB = 1024 * 1024
+
+
+class DiskFull(ApiError):
+    """The disk holding DATA_DIR has no room for a write (507 Insufficient Storage).
+
+    Raised by :mod:`core.disk` before a large write that would not fit, or after a write that
+    failed on a full disk, whatever the writing library raised; the partial file is gone by then.
+    """
+
+    def __init__(self, free_bytes: int, need_bytes: int | None = None):
+        detail = {"free_bytes": free_bytes} | ({"need_bytes": need_bytes} if need_bytes is not None else {})
+        super().__init__(507, "disk_full",
+                         f"the disk holding DATA_DIR is full: {free_bytes // MIB} MiB free", detail)
+        self.free_bytes, self.need_bytes = free_bytes, need_bytes

@@ -7,6 +7,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from core.disk import guard_write
+
 TEMP_SUFFIX = ".tmp"
 
 
@@ -15,7 +17,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, mode
     """Call ``write(tmp_path)`` and rename the temporary file to ``path``.
 
     The temporary file (``.<name>.<random>.tmp``, created empty with mode 0600) lives in the same
-    directory, so the rename is atomic on POSIX, and is removed if anything raises. Before the
+    directory, so the rename is atomic on POSIX, and is removed if anything raises; a failure on a
+    full disk, whatever the writer raised (torch's ``RuntimeError`` included), becomes
+    :class:`core.errors.DiskFull` (see :func:`core.disk.guard_write`). Before the
     rename it gets ``mode`` (0644 by default: artifacts are shared with the web process); ``None``
     leaves the mode as ``write`` left it (a ``write`` that hard-links must not chmod the source).
     With ``overwrite=False`` an existing ``path`` is kept: the file is linked into place only if
@@ -23,11 +27,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, mode
     Returns the final path.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TEMP_SUFFIX, dir=final.parent)
+    with guard_write(at=final.parent):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TEMP_SUFFIX, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    try:
+    with guard_write(tmp):
         write(tmp)
         if mode is not None:
             os.chmod(tmp, mode)
@@ -39,9 +44,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, mode
             except FileExistsError:
                 pass  # another writer won the race; keep its file
             tmp.unlink()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return final
 
 

@@ -2,7 +2,8 @@
 
 Colours suit a dark page (near-black background, light waveform, a dark-to-bright colour map).
 Every image is written to a temporary name in the target folder and renamed into place, so a
-reader never sees half a file.
+reader never sees half a file; on a full disk Pillow's error becomes :class:`core.errors.DiskFull`
+and the temporary file is removed (:func:`core.files.atomic_write`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 H.264 and AAC/MP3 (or no audio), or WebM/Matroska with VP8/VP9/AV1 and Opus/Vorbis (or no
 audio), play in Chromium and Firefox. Anything else gets a proxy: H.264 (yuv420p, even sides,
 at most 720 px on the short side) + AAC stereo 48 kHz, ``+faststart`` so playback starts before
-the whole file arrives. The proxy is written under a temporary name and renamed when complete.
+the whole file arrives. The proxy is written under a temporary name and renamed when complete;
+it is not started when the disk has no room for it (:class:`core.errors.DiskFull`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import av
 
+from core.disk import ensure_free
 from core.files import atomic_write
 from core.media.probe import ProbeResult
 
@@ -27,6 +29,7 @@ _PLAYABLE = {
 _PLAYABLE_PIX_FMTS = {"yuv420p", "yuvj420p", None}
 PROXY_MAX_SHORT_SIDE = 720
 PROXY_AUDIO_RATE = 48000
+PROXY_BYTES_PER_S = 1024 * 1024  # 8 Mbit/s: more than a 720p H.264 + AAC proxy ever needs
 
 
 class ProxyError(Exception):
@@ -51,11 +54,20 @@ def proxy_size(width: int, height: int) -> tuple[int, int]:
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
+def proxy_size_estimate(source: Path, probe: ProbeResult) -> int:
+    """An upper bound of the proxy's size, checked free before transcoding: the source's size, or
+    :data:`PROXY_BYTES_PER_S` per second when that is less (a 4K master makes a far smaller proxy)."""
+    size = source.stat().st_size
+    duration = probe.duration or probe.video.duration
+    return min(size, int(duration * PROXY_BYTES_PER_S)) if duration else size
+
+
 def write_proxy(source: str | os.PathLike, out_path: str | os.PathLike, probe: ProbeResult) -> Path:
     """Transcode ``source`` to an H.264/AAC MP4 at ``out_path`` (with audio when it has some)."""
     source, out_path = Path(source), Path(out_path)
     if probe.video is None:
         raise ProxyError(f"{source.name} has no video stream to make a proxy from")
+    ensure_free(out_path.parent, proxy_size_estimate(source, probe))
     try:  # mode 0644 (atomic_write's default): the web process must read it
         return atomic_write(out_path, lambda tmp: _transcode(source, tmp, probe))
     except av.error.FFmpegError as exc:

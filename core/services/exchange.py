@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import av
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.disk import disk_full_at, is_disk_full
 from core.errors import InvalidInput
 from core.media.probe import MediaProbeError
 from core.models import Clip, ClipStatus, Dataset
@@ -46,6 +48,24 @@ def safe_stem(name: str) -> str:
     return stem[:60] or "clip"
 
 
+def archive_suffix(source: Path) -> str:
+    """The extension a clip's file gets in the zip: what the file is.
+
+    The studio stores every file of FFmpeg's MP4/QuickTime family as ``.mp4``; a QuickTime file
+    (major brand ``qt``, e.g. a camera's MOV with PCM audio, which MP4 readers refuse) gets its
+    ``.mov`` back, so the zip names each file for what it holds.
+    """
+    suffix = source.suffix.lower()
+    if suffix != ".mp4":
+        return suffix
+    try:
+        with av.open(str(source)) as container:
+            brand = str(container.metadata.get("major_brand") or "").strip()
+    except av.error.FFmpegError:
+        return suffix
+    return ".mov" if brand == "qt" else suffix
+
+
 def export_dataset_zip(dataset: Dataset, *, include_blocked: bool = False) -> Path:
     """Write the dataset's zip to a temporary file and return its path (the caller deletes it).
 
@@ -65,7 +85,7 @@ def export_dataset_zip(dataset: Dataset, *, include_blocked: bool = False) -> Pa
             entries, parts = [], {}
             for clip in clips:
                 source = clip_file(clip)
-                media_name = f"{clip.id:05d}_{safe_stem(clip.original_name)}{source.suffix}"
+                media_name = f"{clip.id:05d}_{safe_stem(clip.original_name)}{archive_suffix(source)}"
                 archive.write(source, media_name, compress_type=zipfile.ZIP_STORED)
                 entries.append(MetadataEntry(caption=composed_caption(clip), video=media_name))
                 parts[media_name] = {"name": clip.original_name, **caption_parts(clip)}
@@ -76,8 +96,11 @@ def export_dataset_zip(dataset: Dataset, *, include_blocked: bool = False) -> Pa
                       "captions": parts}
             archive.writestr(STUDIO_NAME, json.dumps(studio, ensure_ascii=False, indent=2),
                              compress_type=zipfile.ZIP_DEFLATED)
-    except BaseException:
+    except BaseException as exc:
+        full = is_disk_full(exc, zip_name)  # measured before the partial zip frees its space
         Path(zip_name).unlink(missing_ok=True)
+        if full:
+            raise disk_full_at(zip_name) from exc
         raise
     return Path(zip_name)
 
@@ -215,6 +238,9 @@ def import_dataset(session: Session, source: ImportSource, *, name: str | None =
     """
     entries = _entries(source)
     studio = source.studio or {}
+    for row, entry in enumerate(entries, 1):  # text the database cannot store: refused before anything is made
+        dataset_service.check_storable(f"Row {row} of '{source.metadata_name}'", [entry.caption, entry.video, entry.audio])
+    dataset_service.check_storable(f"'{STUDIO_NAME}'", studio)
     trigger = (trigger or "").strip() or studio.get("trigger") or guess_trigger([e.caption for e in entries])
     if not trigger:
         raise InvalidInput("trigger_needed", "Could not tell the trigger word from the captions: give one "

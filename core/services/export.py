@@ -26,10 +26,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.disk import ensure_free
 from core.errors import Conflict, InvalidInput, NotFound
 from core.files import atomic_write
 from core.models import TrainingRun
 from core.recipe.architecture import AUDIO_FAMILIES, module_family
+from core.recipe.run_config import expand_trigger
 from core.services import lora_check
 from core.services.votes import vote_summary
 
@@ -170,15 +172,18 @@ def model_card(session: Session, run: TrainingRun, step: int, layout: str, modul
     checkpoint = next((c for c in run.checkpoints if c.step == step), None)
     key_report = lora_check.checkpoint_key_report(session, checkpoint) if checkpoint else None
     votes = [c for c in vote_summary(session, run.id)["contenders"] if c["step"] in (step, None)]
+    trigger = config.get("data", {}).get("trigger") or run.dataset.trigger
+    name = _zip_name(run, step, layout, modules)
     return {
         "name": f"{run.dataset.name} · run {run.id} · step {step}",
         "dataset": {"id": run.dataset_id, "name": run.dataset.name},
-        "trigger": config.get("data", {}).get("trigger") or run.dataset.trigger,
+        "trigger": trigger,
+        "files": [_lora_file_name(name, layout), "README.md", "model_card.json"],
         "model": config.get("model"), "layout": layout, "modules": modules, "step": step,
         "steps": config.get("optimization", {}).get("steps"), "best": run.best_checkpoint_step == step,
         "lora": config.get("lora", {}), "optimization": config.get("optimization", {}),
         "buckets": config.get("data", {}).get("buckets"),
-        "validation_prompts": config.get("validation", {}).get("prompts", []),
+        "validation_prompts": [expand_trigger(p, trigger) for p in config.get("validation", {}).get("prompts", [])],
         "metrics": metrics,
         "key_report": None if key_report is None else {
             "status": key_report["status"], "ok": key_report["ok"],
@@ -210,7 +215,10 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- Modules: {card['modules']}",
              f"- LoRA: rank {lora.get('rank')}, alpha {lora.get('alpha')}, targets {lora.get('target_modules')}",
              f"- Learning rate {card['optimization'].get('learning_rate')}, buckets {card['buckets']}",
-             "", "## Validation prompts", ""]
+             "", "## Files", ""]
+    lines += [f"- `{card['files'][0]}`: the LoRA ({LAYOUT_NOTES[card['layout']]}, modules {card['modules']})",
+              "- `README.md`: this card", "- `model_card.json`: the same facts, for scripts"]
+    lines += ["", "## Validation prompts", ""]
     lines += [f"{i + 1}. {prompt}" for i, prompt in enumerate(card["validation_prompts"])]
     lines += ["", "## Audio metrics at this step (base model in brackets)", "",
               "| prompt | variant | LUFS | peak dBFS | buzz dB | speech | voice distance | flags |",
@@ -228,6 +236,11 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _lora_file_name(name: str, layout: str) -> str:
+    """The LoRA's name in the zip: diffusers' ``load_lora_weights`` looks for its own name in a folder."""
+    return "pytorch_lora_weights.safetensors" if layout == "diffusers" else f"{name}.safetensors"
+
+
 def _zip_name(run: TrainingRun, step: int, layout: str, modules: str) -> str:
     suffix = "" if modules == "all" else f"_{modules}"
     return f"run{run.id}_step{step:05d}_{layout}{suffix}"
@@ -235,7 +248,10 @@ def _zip_name(run: TrainingRun, step: int, layout: str, modules: str) -> str:
 
 def build_export(session: Session, run: TrainingRun, step: int, layout: str = "comfy",
                  modules: str = "all") -> tuple[Path, str]:
-    """Write the export zip under DATA_DIR/exports (atomically); returns its path and download name."""
+    """Write the export zip under DATA_DIR/exports (atomically); returns its path and download name.
+
+    A disk without room for it answers :class:`core.errors.DiskFull` (507), before writing or when
+    the disk fills during the write; no partial zip is left (:func:`core.files.atomic_write`)."""
     if layout not in LAYOUTS:
         raise InvalidInput("invalid_layout", f"Unknown layout {layout!r}: use comfy or diffusers.")
     if modules not in MODULE_SELECTIONS:
@@ -245,9 +261,10 @@ def build_export(session: Session, run: TrainingRun, step: int, layout: str = "c
     name = _zip_name(run, step, layout, modules)
     card = model_card(session, run, step, layout, modules)
     folder = get_settings().data_dir / EXPORT_FOLDER
+    ensure_free(folder, source.stat().st_size)  # the zip holds at most the LoRA file and a small card
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.zip"
-    lora_name = "pytorch_lora_weights.safetensors" if layout == "diffusers" else f"{name}.safetensors"
+    lora_name = _lora_file_name(name, layout)
 
     def write_zip(temp: Path) -> None:
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED) as archive:

@@ -3,8 +3,10 @@
 The multipart body is parsed chunk by chunk (``streaming-form-data``) straight into temporary
 files in the dataset's folder, so memory stays flat whatever the size. A file is abandoned the
 moment it passes the size limit, and every partial file is removed when the upload fails or the
-client goes away. Stored names are random (never the client's name); the file type is decided by
-opening the file with PyAV, never by its name or the declared content type.
+client goes away; a body the disk has no room for is refused before it is read, and one that
+fills the disk is stopped with :class:`core.errors.DiskFull` (507). Stored names are random
+(never the client's name); the file type is decided by opening the file with PyAV, never by its
+name or the declared content type.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from streaming_form_data.parser import ParseFailedException
 from streaming_form_data.targets import BaseTarget, ValueTarget
 from streaming_form_data.validators import MaxSizeValidator, ValidationError
 
+from core.disk import disk_full_at, ensure_free, is_disk_full
 from core.errors import ApiError
 from core.media.probe import MediaProbeError, probe_media
 
@@ -165,14 +168,17 @@ async def receive_multipart(
     """Stream a multipart body's file parts into temp files under ``folder``.
 
     Raises :class:`UploadTooLarge` (413) as soon as one file passes ``max_bytes``, an
-    :class:`ApiError` (400) for a body that is not a readable multipart upload, and lets a
-    client disconnect propagate. In every failure all files written so far are removed.
+    :class:`ApiError` (400) for a body that is not a readable multipart upload, :class:`DiskFull`
+    (507) before reading a body the disk has no room for or when the disk fills while it is
+    written, and lets a client disconnect propagate. In every failure all files written so far
+    are removed.
     """
     try:
         parser = StreamingFormDataParser(headers=headers)
     except ParseFailedException as exc:
         raise ApiError(400, "not_multipart",
                        f"Send the upload as multipart/form-data with the field '{file_fields[0]}' ({exc}).") from exc
+    ensure_free(folder, _declared_length(headers))
     targets = {name: ClipFilesTarget(folder, max_bytes) for name in file_fields}
     values = {name: ValueTarget(validator=MaxSizeValidator(MAX_VALUE_BYTES)) for name in value_fields}
     for name, target in {**targets, **values}.items():
@@ -188,16 +194,27 @@ async def receive_multipart(
                 await run_in_threadpool(parser.data_received, chunk)
         if any(t.receiving for t in targets.values()):  # body ended inside a file part
             raise ApiError(400, "upload_incomplete", "The upload ended before the file did: send it again.")
-    except (ParseFailedException, ValidationError) as exc:
+    except BaseException as exc:
+        full = is_disk_full(exc, folder)  # measured before the partial files free their space
         discard_all()
-        raise ApiError(400, "bad_multipart", f"The upload could not be read as multipart/form-data ({exc}).") from exc
-    except BaseException:
-        discard_all()
+        if full:
+            raise disk_full_at(folder) from exc
+        if isinstance(exc, (ParseFailedException, ValidationError)):
+            raise ApiError(400, "bad_multipart",
+                           f"The upload could not be read as multipart/form-data ({exc}).") from exc
         raise
     return ReceivedUpload(
         files={name: t.files for name, t in targets.items()},
         values={name: t.value.decode("utf-8", "replace").strip() for name, t in values.items()},
     )
+
+
+def _declared_length(headers: Mapping[str, str]) -> int:
+    """The body's Content-Length (0 when absent or not a number: the disk is then checked as it fills)."""
+    try:
+        return max(0, int(headers.get("content-length") or 0))
+    except ValueError:
+        return 0
 
 
 async def receive_clip_files(

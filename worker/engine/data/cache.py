@@ -8,7 +8,8 @@ affects. The official trainer globs ``*.pt`` only, so the sidecars do not distur
 
 Writes are atomic: the old sidecar is removed first, the payload is written to a temporary name
 and renamed, then the new sidecar is written the same way. A crash at any point leaves either a
-complete entry or one without a matching sidecar, which is recomputed.
+complete entry or one without a matching sidecar, which is recomputed. A full disk stops the
+write with :class:`core.errors.DiskFull`, whatever torch raised, and leaves no temporary file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.disk import ensure_free, payload_bytes
 from core.files import atomic_write, atomic_write_text, is_temporary
 
 SIDECAR_SUFFIX = ".json"
@@ -64,16 +66,25 @@ def write_entry(entry: Path, write_payload: Callable[[Path], None], inputs: dict
     sidecar = sidecar_path(entry)
     sidecar.unlink(missing_ok=True)
     atomic_write(entry, write_payload)
+    return write_sidecar(entry, inputs)
+
+
+def write_sidecar(entry: Path, inputs: dict[str, Any]) -> str:
+    """Record ``inputs``' fingerprint beside an entry whose payload is complete; returns it."""
     digest = fingerprint(inputs)
     record = json.dumps({"fingerprint": digest, "inputs": inputs}, sort_keys=True, indent=1, default=str)
-    atomic_write_text(sidecar, record)
+    atomic_write_text(sidecar_path(entry), record)
     return digest
 
 
 def save_tensors(entry: Path, payload: dict[str, Any], inputs: dict[str, Any]) -> str:
-    """``torch.save`` ``payload`` (tensors and plain values only) as a fingerprinted entry."""
+    """``torch.save`` ``payload`` (tensors and plain values only) as a fingerprinted entry.
+
+    The disk is checked for room first: a full one raises :class:`core.errors.DiskFull` before
+    the old sidecar is dropped, and a write it stops leaves no temporary file either."""
     import torch
 
+    ensure_free(entry.parent, payload_bytes(payload))
     return write_entry(entry, lambda temp: torch.save(payload, temp), inputs)
 
 

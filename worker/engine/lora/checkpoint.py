@@ -8,7 +8,8 @@ Layout under ``<output_dir>/checkpoints/`` for step N (zero-padded to 5 digits, 
   step and the config fingerprint. Resuming restores all of it, so the run continues exactly.
 
 Every file is written to a temporary name and renamed; the state file is written last, so a
-state file on disk always has its LoRA files beside it.
+state file on disk always has its LoRA files beside it. A checkpoint that does not fit on the disk
+leaves none of its files (see :func:`save_checkpoint`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from pathlib import Path
 
 import torch
 
+from core.disk import ensure_free, guard_write, payload_bytes
 from core.files import atomic_write
 from worker.engine.lora.files import LoraWeights, save_diffusers, save_official
 
 STATE_PATTERN = re.compile(r"^training_state_step_(\d+)\.pt$")
 STATE_FORMAT_VERSION = 1
+CHECKPOINT_OVERHEAD_BYTES = 1024 * 1024  # headers, pickled structure, metadata
 
 
 @dataclass
@@ -91,11 +94,15 @@ def save_checkpoint(
     fingerprint: str,
     metadata: dict[str, str] | None = None,
 ) -> CheckpointPaths:
-    """Write the checkpoint at ``step`` (both LoRA layouts, then the training state)."""
+    """Write the checkpoint at ``step`` (both LoRA layouts, then the training state).
+
+    All or nothing: the disk is checked for room for the three files first, and if a write
+    fails the files of this step written so far are removed, so no LoRA file is left without
+    its state (and no checkpoint row is made for it). A full disk raises
+    :class:`core.errors.DiskFull` whatever the writer raised; earlier checkpoints are never touched.
+    """
     paths = checkpoint_paths(output_dir, step)
     header = {"avlora_step": str(step), **(metadata or {})}
-    save_official(weights, paths.official, header)
-    save_diffusers(weights, paths.diffusers, header)
     state = {
         "format_version": STATE_FORMAT_VERSION,
         "step": step,
@@ -107,8 +114,19 @@ def save_checkpoint(
         "scheduler": scheduler.state_dict(),
         "rng": capture_rng_states(generator),
     }
-    atomic_write(paths.state, lambda tmp: torch.save(state, tmp))
+    ensure_free(paths.state.parent, checkpoint_bytes(weights, state))
+    new_files = [path for path in (paths.official, paths.diffusers, paths.state) if not path.exists()]
+    with guard_write(*new_files, at=paths.state.parent):
+        save_official(weights, paths.official, header)
+        save_diffusers(weights, paths.diffusers, header)
+        atomic_write(paths.state, lambda tmp: torch.save(state, tmp))
     return paths
+
+
+def checkpoint_bytes(weights: LoraWeights, state: dict) -> int:
+    """About what the three files of a checkpoint take: two bf16 LoRA files and the state."""
+    bf16_bytes = sum(tensor.numel() * 2 for tensor in weights.tensors.values())
+    return 2 * bf16_bytes + payload_bytes(state) + CHECKPOINT_OVERHEAD_BYTES
 
 
 class ResumeMismatch(ValueError):

@@ -28,6 +28,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from core.disk import ensure_free, payload_bytes
 from core.files import atomic_write
 from worker.engine.lora.names import (
     DIFFUSERS_CONNECTORS_PREFIX,
@@ -135,6 +136,8 @@ def _peft_metadata(weights: LoraWeights) -> dict:
 
 
 def _write_safetensors(path: str | Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Checked for room first; on a full disk :class:`core.errors.DiskFull`, never a half file."""
+    ensure_free(Path(path).parent, payload_bytes(state))
     return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
 
