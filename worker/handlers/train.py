@@ -4,7 +4,10 @@ The run's stored config gets absolute paths on this host, then
 :func:`worker.engine.train.train_run` runs with callbacks that write a Metric row and the job's
 progress (step, total, ETA, GPU, memory) every step, a Checkpoint row per checkpoint, a Sample
 row per validation sample and a LogLine per message. Cancel is checked between steps (the
-trainer checkpoints before it stops), and so are the "checkpoint now" / "sample now" requests
+trainer checkpoints before it stops); where no step boundary comes within a few seconds (loading
+and compiling the model, encoding prompts, sampling, a step far slower than the last one) the
+job context interrupts the trainer instead (:meth:`JobContext.interrupt_on_cancel`), so a cancel
+is honoured within seconds in every phase. So are the "checkpoint now" / "sample now" requests
 stored on the job row (:class:`JobControlRequests`). When the run folder already holds a checkpoint (a resume
 after a cancel, a failure or a crash) training continues from the latest one: its rows are
 reconciled with the files on disk and rows of the steps after it are dropped, since those steps
@@ -34,7 +37,11 @@ from worker.engine.progress import (
     SampleEvent,
     TrainCallbacks,
 )
-from worker.jobs import JobCancelled, JobContext, JobFailed
+from worker.jobs import JobCancelled, JobContext, JobFailed, JobInterrupted
+
+# A step boundary is waited for up to this many times the last step's duration (beyond the grace)
+# before a cancel interrupts the step: a normal step ends and checkpoints, a stuck one does not.
+STEP_PATIENCE = 2.0
 
 
 class JobCancelToken(CancelToken):
@@ -45,7 +52,10 @@ class JobCancelToken(CancelToken):
         self._ctx = ctx
 
     def is_cancelled(self) -> bool:
-        return super().is_cancelled() or self._ctx.cancel_requested
+        cancelled = super().is_cancelled() or self._ctx.cancel_requested
+        if cancelled:  # the trainer stops here by itself, after a checkpoint: no interrupt
+            self._ctx.stopping_for_cancel()
+        return cancelled
 
 
 class JobControlRequests(ControlRequests):
@@ -89,8 +99,11 @@ class RowRecorder(TrainCallbacks):
                  clip_ids: dict[str, int] | None = None):
         self.ctx, self.run_id, self.data_dir, self.cancel, self.gpu = ctx, run_id, data_dir, cancel, gpu
         self.clip_ids = clip_ids or {}
+        self.step: int | None = None  # the last step trained in this attempt
 
     def on_progress(self, event: ProgressEvent) -> None:
+        self.step = event.step
+        self.ctx.allow_time_to_stop(STEP_PATIENCE * event.step_time_s)
         with session_scope() as session:
             current = session.get(TrainingRun, self.run_id).job_id
         if current != self.ctx.job_id:  # declared dead and resumed elsewhere: two writers must not share a run
@@ -186,6 +199,15 @@ def _missing_samples(config: RunConfig, run_id: int, step: int, clip_count: int)
     return sorted({variant for _index, variant in wanted - have})
 
 
+def _interrupted_message(step: int | None, resume_step: int | None) -> str:
+    """What the log says of a cancel that interrupted the run between two step boundaries."""
+    if step is None:
+        where = f"from the checkpoint at step {resume_step}" if resume_step else "from the start"
+        return f"Cancelled during set-up (before the first step); resume starts {where}."
+    return (f"Cancelled after step {step}, before the next step boundary; resume continues from the "
+            "latest checkpoint.")
+
+
 def _gpu_name() -> str:
     """The CUDA device's name, or ``cpu``."""
     import torch
@@ -193,6 +215,19 @@ def _gpu_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.cuda.current_device())
     return "cpu"
+
+
+def _record_start(job_id: int, config: RunConfig, resume_step: int | None, gpu: str) -> None:
+    """The job row's GPU, step and total, and the log's first line, before anything loads."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        job.gpu = gpu
+        job.total = config.optimization.steps
+        job.step = resume_step or 0
+        job.progress = job.step / job.total
+        start = f"Resuming from the checkpoint at step {resume_step}" if resume_step else "Starting"
+        run_records.add_log_line(session, job_id, "info",
+                                 f"{start}: {config.optimization.steps} steps of {config.model} on {gpu}.")
 
 
 def train(ctx: JobContext, params: dict[str, Any]) -> dict | None:
@@ -220,17 +255,10 @@ def train(ctx: JobContext, params: dict[str, Any]) -> dict | None:
                         "preprocess the dataset again and start a new run.")
     resume_step = _reconcile_checkpoints(run_id, output_dir, data_dir)
     gpu = _gpu_name()
-    with session_scope() as session:
-        job = session.get(Job, ctx.job_id)
-        job.gpu = gpu
-        job.total = config.optimization.steps
-        job.step = resume_step or 0
-        job.progress = job.step / job.total
-        start = f"Resuming from the checkpoint at step {resume_step}" if resume_step else "Starting"
-        run_records.add_log_line(session, ctx.job_id, "info",
-                                 f"{start}: {config.optimization.steps} steps of {config.model} on {gpu}.")
+    _record_start(ctx.job_id, config, resume_step, gpu)
     cancel = JobCancelToken(ctx)
     recorder = RowRecorder(ctx, run_id, data_dir, cancel, gpu, clip_ids)
+    ctx.interrupt_on_cancel()  # loading, compiling, sampling: a cancel does not wait for them
     try:
         missing = _missing_samples(config, run_id, resume_step, len(clip_ids)) if resume_step else []
         if missing:
@@ -246,6 +274,9 @@ def train(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     except torch.cuda.OutOfMemoryError as exc:
         raise JobFailed("The GPU ran out of memory: lower the rank, the batch size or the buckets, turn on "
                         "gradient checkpointing, or use the low-vram preset.") from exc
+    except JobInterrupted:
+        recorder.on_log("info", _interrupted_message(recorder.step, resume_step))
+        raise
     if result.status == "cancelled":
         raise JobCancelled()
     with session_scope() as session:

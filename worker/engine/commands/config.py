@@ -1,6 +1,8 @@
 """``avlora config``: print a run config (YAML) to edit, or the official trainer's YAML.
 
-Pure Python (no torch): the config schema lives in :mod:`core.recipe.run_config`.
+Pure Python (no torch): the config schema lives in :mod:`core.recipe.run_config`. Without
+``--model`` the config names the studio's model (``AVLORA_MODEL_PRESET``), the model
+``avlora preprocess`` uses by default, so the two commands a newcomer runs first agree.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import argparse
 import json
 import sys
 
+from core.config import Settings
 from core.names import MODEL_PRESETS
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.run_config import PRESET_DESCRIPTIONS, PRESET_NAMES, preset_config, run_config_to_yaml
@@ -23,7 +26,8 @@ def register(subparsers) -> None:
         description=f"Print a run config to edit and pass to `avlora train`. Presets: {presets}",
     )
     parser.add_argument("--preset", choices=PRESET_NAMES, default="full", help="recipe to start from (default: full)")
-    parser.add_argument("--model", choices=MODEL_PRESETS, default=None, help="base model (default: ltx-2.3)")
+    parser.add_argument("--model", choices=MODEL_PRESETS, default=None,
+                        help="base model (default: AVLORA_MODEL_PRESET or toy, as `avlora preprocess`)")
     parser.add_argument("--trigger", default=None, help="trigger word, e.g. ema_voice")
     parser.add_argument("--buckets", default=None, help='resolution buckets, e.g. "512x512x49;512x512x89"')
     parser.add_argument("--data", dest="preprocessed_dir", default=None, help="preprocessed data folder")
@@ -41,9 +45,12 @@ def register(subparsers) -> None:
 
 def run_config_command(args: argparse.Namespace) -> int:
     """Build the preset with the given overrides and print it; exit 2 with a message if invalid."""
-    overrides: dict = {}
-    if args.model:
-        overrides["model"] = args.model
+    model = args.model or Settings().model_preset
+    if model not in MODEL_PRESETS:
+        print(f"avlora config: AVLORA_MODEL_PRESET is {model!r}: use one of {', '.join(MODEL_PRESETS)} "
+              "(or pass --model)", file=sys.stderr)
+        return 2
+    overrides: dict = {"model": model}
     if args.output_dir:
         overrides["output_dir"] = args.output_dir
     data = {k: v for k, v in (("trigger", args.trigger), ("buckets", args.buckets),

@@ -1,10 +1,12 @@
-"""``avlora train CONFIG.yaml [--resume] [--json]``.
+"""``avlora train CONFIG.yaml [--resume] [--force] [--json]``.
 
 Trains a LoRA as the run config says: checkpoints/ (official + diffusers LoRA files and a
-resumable state) and samples/ under the config's output_dir. Ctrl-C stops after the current
+resumable state) and samples/ under the config's output_dir. The run form's linter checks the
+config first and training is refused on its errors (LoRA targets that reach no audio layer while
+with_audio is on, an empty trigger, ...), each named, unless --force. Ctrl-C stops after the current
 step and writes a checkpoint, so ``--resume`` continues the same run. Exit status: 0 when the
-run completed, 1 when training failed, 2 for a bad config or missing model weights, 130 when
-cancelled.
+run completed, 1 when training failed, 2 for a bad config (linter errors included) or missing
+model weights, 130 when cancelled.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("config", help="run config YAML (see `avlora config --preset sanity`)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    parser.add_argument("--force", action="store_true",
+                        help="train even when the linter finds errors in the config (they are still printed)")
     parser.add_argument("--json", action="store_true", help="print progress and the result as JSON lines")
     parser.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
     parser.add_argument("--model-dir", default=None, help="MODEL_DIR for the real presets (default: AVLORA_MODEL_DIR)")
@@ -71,28 +75,57 @@ def _callbacks(args: argparse.Namespace):
     return CliCallbacks()
 
 
-def run(args: argparse.Namespace) -> int:
-    """Handle ``avlora train``; returns the exit status."""
+def _read_config(path: str):
+    """The run config in ``path``, or None after printing why it cannot be read."""
     from pathlib import Path
 
-    from core.config import Settings
-    from core.model_files import ModelFilesMissing
     from core.recipe.config_yaml import ConfigFileError
     from core.recipe.run_config import run_config_from_yaml
+
+    config_path = Path(path)
+    try:
+        return run_config_from_yaml(config_path.read_text(), source=str(config_path))
+    except FileNotFoundError:
+        print(f"error: config file not found: {config_path}", file=sys.stderr)
+    except ConfigFileError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+    return None
+
+
+def _lint_allows(config, args: argparse.Namespace) -> bool:
+    """Run the run form's linter on ``config``, print what it finds (as JSON lines with --json);
+    False when it found errors and --force was not given."""
+    from core.recipe.lint import lint_run_config
+
+    issues = lint_run_config(config)
+    errors = [issue for issue in issues if issue.severity == "error"]
+    for issue in issues:
+        if args.json:
+            print(json.dumps({"event": "lint", **issue.to_dict()}, default=str), flush=True)
+        else:
+            print(f"{issue.severity}: [{issue.code}] {issue.message}", file=sys.stderr)
+    if errors and not args.force:
+        codes = ", ".join(issue.code for issue in errors)
+        print(f"error: the run form would refuse this config ({codes}): fix it, or pass --force to train anyway",
+              file=sys.stderr)
+        return False
+    if errors:
+        print(f"warning: training despite {len(errors)} linter error(s) (--force)", file=sys.stderr)
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``avlora train``; returns the exit status."""
+    from core.config import Settings
+    from core.model_files import ModelFilesMissing
     from worker.engine.data.dataset import DatasetError
     from worker.engine.progress import CancelToken
     from worker.engine.step.optim import OptimizerUnavailable
     from worker.engine.train import TrainingError, train_run
 
-    config_path = Path(args.config)
-    try:
-        config = run_config_from_yaml(config_path.read_text(), source=str(config_path))
-    except FileNotFoundError:
-        print(f"error: config file not found: {config_path}", file=sys.stderr)
-        return 2
-    except ConfigFileError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
+    config = _read_config(args.config)
+    if config is None or not _lint_allows(config, args):
         return 2
     settings = Settings()
     cancel = CancelToken()
