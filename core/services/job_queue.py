@@ -2,7 +2,8 @@
 
 :func:`queue_job` commits the job row first and then sends its id to the broker. If the broker
 cannot be reached the row stays ``queued`` and the sweeper (:mod:`core.services.sweeper`) sends
-it again later: a job is never lost because the broker was restarting.
+it once the broker is back: a job is never lost because the broker was restarting. Meanwhile the
+job's JSON (``warning``) and its log say so; the process log says it once per outage.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from core.db import get_or_404
 from core.errors import InvalidInput
 from core.models import Job, JobStatus, LogLine, PreprocessRun, TrainingRun
 from core.names import JobKind, Queue
-from core.services.jobs import dispatch_job, job_to_dict
+from core.services.jobs import dispatch_job, dispatch_warning, job_to_dict
+from core.services.run_records import add_log_line
+from core.services.workers import waiting_for
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +37,16 @@ def add_job(session: Session, kind: JobKind, queue: Queue, params: dict[str, Any
 
 
 def send_job_after_commit(session: Session, job: Job) -> None:
-    """Send a committed queued job to the broker; a broker error leaves it for the sweeper."""
+    """Send a committed queued job to the broker; a broker error leaves it for the sweeper, with a
+    line in the job's log (the outage itself is logged once, by :func:`dispatch_job`)."""
     try:
         dispatch_job(session, job)
-    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the row is safe, the sweeper re-sends it
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the row is safe, the sweeper sends it
         session.rollback()
-        log.warning("job %s is queued but the broker did not take it (%s); it will be sent again", job.id, exc)
+        log.debug("job %s is queued but the broker did not take it (%s)", job.id, exc)
+        text = dispatch_warning(job) or "the broker did not take the job: it is queued and will be sent again"
+        add_log_line(session, job.id, "warning", f"{text[:1].upper()}{text[1:]}.")
+        session.commit()
 
 
 def queue_job(session: Session, kind: JobKind, queue: Queue, params: dict[str, Any]) -> Job:
@@ -100,6 +107,7 @@ def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict[str, 
         "queue_position": (positions or {}).get(job.id),
         "requests": dict(job.requests or {}),
     })
+    data["waiting_for"] = waiting_for(job)  # a queued job no live worker can take says why
     return data
 
 

@@ -5,6 +5,10 @@ A run is queued only from a succeeded preprocess run with the same model, bucket
 whose dataset has not changed since (its fingerprint still matches). Paths in the stored config
 are relative to DATA_DIR (``runs/<id>``, ``preprocess/<id>/.precomputed``); the worker makes
 them absolute on its host.
+
+What the studio puts in place of the config's own settings (its paths) or fills in unasked (the
+default number of steps) is said, not done silently: a warning in the answer that queues the run,
+kept in its first job's params (``config_warnings``) so the run's JSON and page show it for good.
 """
 
 from __future__ import annotations
@@ -14,24 +18,32 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from core.config import get_settings
 from core.db import get_or_404
 from core.errors import Conflict, InvalidInput, NotFound
-from core.models import Checkpoint, Dataset, Sample, TrainingRun
+from core.models import Checkpoint, Dataset, Job, Sample, TrainingRun
 from core.names import JobKind, Queue
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.lint import ClipShape, DatasetSummary, lint_run_config_data
-from core.recipe.run_config import RunConfig, parse_run_config
+from core.recipe.run_config import (
+    PRESET_NAMES,
+    DataSettings,
+    OptimizationSettings,
+    RunConfig,
+    parse_run_config,
+    preset_config,
+)
 from core.services import preflight
 from core.services import preprocess_runs as preprocess_service
 from core.services.clips import clip_facts
 from core.services.datasets import get_dataset
 from core.services.job_queue import add_job, send_job_after_commit
-from core.services.jobs import job_to_dict
+from core.services.jobs import dispatch_warning, job_to_dict
 
 LORA_FORMATS = {"comfy": "official", "official": "official", "diffusers": "diffusers"}
+CONFIG_WARNINGS_PARAM = "config_warnings"  # in the params of a run's first job
 
 
 def lint_dataset_summary(dataset: Dataset) -> DatasetSummary:
@@ -124,11 +136,77 @@ def create_run(session: Session, dataset_id: int, config_data: dict[str, Any], *
     stored["output_dir"] = run.output_dir
     stored["data"]["preprocessed_dir"] = f"{preprocess_run.output_dir}/{preprocess_service.PRECOMPUTED}"
     run.config = stored
-    job = add_job(session, JobKind.train, Queue.gpu, {"run_id": run.id})
+    notes = config_notes(config_data, stored, preprocess_run.id)
+    params = {"run_id": run.id, **({CONFIG_WARNINGS_PARAM: notes} if notes else {})}
+    job = add_job(session, JobKind.train, Queue.gpu, params)
     run.job_id = job.id
     session.commit()  # run and job together: a run never exists without its job
     send_job_after_commit(session, job)
-    return run, warnings
+    return run, warnings + notes + broker_notes(job)
+
+
+def _note(code: str, message: str, **detail: Any) -> dict[str, Any]:
+    """A warning in the linter's shape (``code, severity, message, detail``)."""
+    return {"code": code, "severity": "warning", "message": message, "detail": detail}
+
+
+def config_notes(given: Any, stored: dict[str, Any], preprocess_run_id: int) -> list[dict[str, Any]]:
+    """What the studio replaced in the config as ``given`` (its paths) or filled in unasked (the
+    number of steps): one warning each. A path left at the schema's default is no request."""
+    given = given if isinstance(given, dict) else {}
+    notes = []
+    output = given.get("output_dir")
+    if output not in (None, RunConfig.model_fields["output_dir"].default, stored["output_dir"]):
+        notes.append(_note("output_dir_replaced", f"output_dir {output!r} was replaced by the studio's own folder "
+                           f"{stored['output_dir']} (in its data folder, where the run page finds checkpoints and "
+                           "samples)", given=output, used=stored["output_dir"]))
+    section = given.get("data") if isinstance(given.get("data"), dict) else {}
+    cache = section.get("preprocessed_dir")
+    used = stored["data"]["preprocessed_dir"]
+    if cache not in (None, DataSettings.model_fields["preprocessed_dir"].default, used):
+        notes.append(_note("preprocessed_dir_replaced", f"data.preprocessed_dir {cache!r} was replaced by {used}, "
+                           f"the cache of preprocess run #{preprocess_run_id} (training reads the studio's own "
+                           "preprocessing)", given=cache, used=used))
+    optimization = given.get("optimization") if isinstance(given.get("optimization"), dict) else {}
+    if "steps" not in optimization:
+        notes.append(_default_steps_note(given.get("preset")))
+    return notes
+
+
+def _default_steps_note(preset: Any) -> dict[str, Any]:
+    """The config named no step count: say which one applies, and where each preset's comes from."""
+    default = OptimizationSettings.model_fields["steps"].default
+    steps_of = {name: preset_config(name).optimization.steps for name in PRESET_NAMES}
+    alike = [name for name, steps in steps_of.items() if steps == default]
+    others = "; ".join(f"preset '{name}' has {steps:,}" for name, steps in steps_of.items() if steps != default)
+    message = (f"The config sets no optimization.steps: the default {default:,} steps of preset "
+               f"'{alike[0] if alike else 'full'}' apply")
+    if preset in steps_of and steps_of[preset] != default:
+        message += (f" (the config's preset '{preset}' is only a label: that preset has {steps_of[preset]:,} "
+                    f"steps; send the whole config of GET /api/v1/presets/{preset})")
+    elif others:
+        message += f" ({others}: send the whole config of GET /api/v1/presets/{{name}})"
+    return _note("default_steps", message, steps=default)
+
+
+def broker_notes(job: Job | None) -> list[dict[str, Any]]:
+    """The broker outage a queued, unsent job waits on, as a warning (none while the broker is reachable)."""
+    text = dispatch_warning(job) if job is not None else None
+    return [_note("broker_unreachable", f"{text[:1].upper()}{text[1:]}.", job_id=job.id)] if text else []
+
+
+def stored_config_notes(session: Session | None, run: TrainingRun) -> list[dict[str, Any]]:
+    """The config warnings kept when the run was queued: in its first job, found through the
+    attempts (a resumed job's params name the job it resumes, ``resume_of``)."""
+    job, seen = run.job, set()
+    while job is not None and job.id not in seen:
+        seen.add(job.id)
+        params = job.params or {}
+        if CONFIG_WARNINGS_PARAM in params:
+            return list(params[CONFIG_WARNINGS_PARAM])
+        previous = params.get("resume_of")
+        job = session.get(Job, int(previous)) if previous and session is not None else None
+    return []
 
 
 def clone_run(session: Session, run: TrainingRun, config_changes: dict[str, Any] | None = None) -> tuple[TrainingRun, list]:
@@ -174,7 +252,8 @@ def _data_path(relative: str | None) -> Path | None:
 def metric_to_dict(metric) -> dict[str, Any]:
     return {"id": metric.id, "step": metric.step, "loss": metric.loss, "loss_video": metric.loss_video,
             "loss_audio": metric.loss_audio, "lr": metric.lr, "grad_norm": metric.grad_norm,
-            "step_time": metric.step_time, "gpu_mem": metric.gpu_mem}
+            "step_time": metric.step_time, "gpu_mem": metric.gpu_mem,
+            "created_at": metric.created_at.isoformat() if metric.created_at else None}
 
 
 def checkpoint_to_dict(checkpoint: Checkpoint) -> dict[str, Any]:
@@ -196,7 +275,8 @@ def sample_to_dict(sample: Sample) -> dict[str, Any]:
 
 
 def run_to_dict(run: TrainingRun) -> dict[str, Any]:
-    """The API form: status, job, config, metrics, checkpoints and samples."""
+    """The API form: status, job, config, the warnings (what the studio replaced in the config, a
+    broker the job waits for), metrics, checkpoints and samples."""
     return {
         "id": run.id,
         "dataset_id": run.dataset_id,
@@ -206,6 +286,7 @@ def run_to_dict(run: TrainingRun) -> dict[str, Any]:
         "job_id": run.job_id,
         "job": job_to_dict(run.job) if run.job is not None else None,
         "config": run.config,
+        "warnings": stored_config_notes(object_session(run), run) + broker_notes(run.job),
         "output_dir": run.output_dir,
         "best_checkpoint_step": run.best_checkpoint_step,
         "metrics": [metric_to_dict(m) for m in run.metrics],

@@ -37,7 +37,10 @@ def _created(run, warnings) -> JSONResponse:
 def create_run(body: RunCreate, session: SessionDep) -> JSONResponse:
     """Lint the config, check preprocessing and free space, then queue the run -> {id, job_id, warnings}.
 
-    Linter errors answer 422 with the linter's messages (`error.detail.issues`).
+    Linter errors answer 422 with the linter's messages (`error.detail.issues`). `warnings` holds the
+    linter's warnings, what the studio replaced or filled in (`output_dir_replaced`,
+    `preprocessed_dir_replaced`, `default_steps`: also in the run's own `warnings`) and
+    `broker_unreachable` when the job could not be sent yet (it is, once the broker is back).
     """
     run, warnings = run_service.create_run(session, body.dataset_id, body.config,
                                            preprocess_run_id=body.preprocess_run_id)
@@ -52,7 +55,8 @@ def list_runs(session: SessionDep, dataset_id: int | None = None, limit: int = 1
 
 @router.get("/runs/{run_id}")
 def read_run(run_id: int, session: SessionDep) -> dict[str, Any]:
-    """A run: status, job, config, metrics, checkpoints (with download links), samples and
+    """A run: status, job, config, `warnings` (what the studio replaced in its config, a broker its
+    queued job waits for), metrics, checkpoints (with download links), samples and
     ``voice_reference`` (``{"clips", "speech_s"}``: its training clips with a voice embedding, the
     dataset's voice its samples' ``speaker_similarity`` is measured against)."""
     run = run_service.get_run(session, run_id)
