@@ -338,3 +338,23 @@ class Vote(Base):
 
     sample_a: Mapped[Sample] = relationship(foreign_keys=[sample_a_id])
     sample_b: Mapped[Sample] = relationship(foreign_keys=[sample_b_id])
+
+
+# --- workers: which Celery workers are up, and what they serve ---------------------------------
+
+
+class Worker(Base):
+    """A Celery worker process that announced itself (core.services.workers): the queues it serves,
+    its GPUs and a heartbeat. Written by the worker on start, refreshed every few seconds, deleted
+    when it stops cleanly; a row whose heartbeat is old belongs to a worker that died."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))  # the Celery node name, e.g. avlora-gpu@host
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list[Any]] = mapped_column(JSON, default=list)  # queue names it consumes
+    gpus: Mapped[list[Any]] = mapped_column(JSON, default=list)  # GPU names it sees; empty on a CPU host
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -55,6 +55,9 @@ def test_serve_starts_serves_a_page_and_its_worker_probes_an_upload(studio_env, 
     while celery_processes_of(studio_env["AVLORA_DATA_DIR"]) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert celery_processes_of(studio_env["AVLORA_DATA_DIR"]) == []
+    output = log.read_text()  # a clean stop reads clean: no error about the worker the studio stopped
+    assert "worker: Warm shutdown" in output
+    assert "ERROR" not in output and "SIGTERM" not in output and "ended (" not in output
 
     assert clip["probe"]["duration"] == pytest.approx(4.0, abs=0.1)
     assert clip["facts"]["frames"] == 100 and clip["facts"]["has_audio"]

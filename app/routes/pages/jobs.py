@@ -1,6 +1,9 @@
-"""Page: every job with its status badge, progress, queue position and a link to its run."""
+"""Page: every job with its status badge, progress, queue position and a link to its run, what a
+queued job waits for, and the workers that are up."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -8,9 +11,18 @@ from fastapi.responses import HTMLResponse
 from app.routes.deps import SessionDep
 from app.templating import templates
 from app.views import training_pages as pages
-from core.services import job_queue
+from core.services import job_queue, workers
 
 router = APIRouter(include_in_schema=False)
+
+
+def _workers(session) -> list[dict]:
+    """The live workers, each with how long ago it last beat."""
+    now = datetime.now(UTC)
+    rows = [workers.worker_to_dict(row) for row in workers.live_workers(session)]
+    for row in rows:
+        row["beat_age"] = pages.human_seconds((now - datetime.fromisoformat(row["heartbeat_at"])).total_seconds())
+    return rows
 
 
 def _jobs_context(session) -> dict:
@@ -18,7 +30,18 @@ def _jobs_context(session) -> dict:
     for job in jobs:
         job["link"], job["label"] = pages.job_link(job)
         job["eta"] = pages.human_seconds(job["eta_s"]) if pages.live(job["status"]) else ""
-    return {"jobs": jobs, "any_live": any(pages.live(job["status"]) for job in jobs)}
+    return {"jobs": jobs, "any_live": any(pages.live(job["status"]) for job in jobs),
+            "workers": _workers(session), "no_worker": _no_worker()}
+
+
+def _no_worker() -> str:
+    """What the page says when no worker is up: the studio restarts its own, or start one."""
+    embedded = workers.embedded_worker()
+    if embedded is None:
+        return "No worker is up: queued jobs wait until one starts (avlora worker --queues cpu,gpu)."
+    if embedded.ended is None:
+        return "The studio's worker is starting."
+    return f"The studio's worker ended ({embedded.ended}); the studio is restarting it."
 
 
 @router.get("/jobs", response_class=HTMLResponse)
