@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -120,6 +121,26 @@ def web_server(env: dict[str, str], log_path: Path, *, with_worker: bool = False
         yield url
     finally:
         stop_process(proc)
+
+
+# What a worker's log must not show (worker/quiet.py): warnings nobody running the studio can act
+# on, and progress bars that Celery logs redraw by redraw.
+WORKER_LOG_NOISE = {
+    "the root warning": re.compile(r"superuser privileges|--uid option"),
+    "torchao's optional kernels": re.compile(r"torchao", re.IGNORECASE),
+    "PyTorch's pytree notes": re.compile(r"is an Enum subclass"),
+    "a progress bar": re.compile(r"\d+%\|.*\||it/s\]|s/it\]"),
+}
+
+
+def worker_log_noise(text: str) -> dict[str, str]:
+    """The noise found in a worker's log: what it is -> the first line showing it."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        for what, pattern in WORKER_LOG_NOISE.items():
+            if pattern.search(line):
+                found.setdefault(what, line)
+    return found
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:

@@ -3,7 +3,10 @@ the per-clip outcome, and tell whether a run with given settings is ready to tra
 
 A run snapshots the dataset when it is queued: the trainable clips (status ``ready``), their
 composed captions and content hashes. Its fingerprint covers that snapshot plus model, buckets
-and trigger, so a later caption edit or a new clip makes the dataset "not preprocessed" again.
+and trigger, so a later caption edit or a new clip makes the dataset "not preprocessed" again;
+:func:`outdated_clips` says which clip changed and how. Preprocessing again is cheap: the engine
+links every entry of the dataset's earlier runs whose inputs did not change
+(:func:`earlier_run_dirs`) and computes only the rest.
 Files live under ``DATA_DIR/preprocess/<run id>/``: the metadata file in the official layout,
 the clips beside it, and ``.precomputed/`` written by the engine.
 """
@@ -152,6 +155,71 @@ def is_current(run: PreprocessRun) -> bool:
     return run.fingerprint == current_fingerprint(run.dataset, run.model, run.buckets)
 
 
+def outdated_clips(run: PreprocessRun) -> list[dict[str, Any]]:
+    """What changed in the dataset since the run was queued, clip by clip: ``{"clip_id", "name",
+    "change"}`` with change ``caption`` (only its text conditions need computing again),
+    ``media`` (its file), ``added`` or ``removed`` (deleted or no longer trainable)."""
+    before = {item["clip_id"]: item for item in run.clip_results or []}
+    now = {item["clip_id"]: item for item in clip_snapshot(run.dataset)}
+    changes = []
+    for clip_id, item in now.items():
+        old = before.get(clip_id)
+        change = ("added" if old is None else "media" if old["content_hash"] != item["content_hash"]
+                  else "caption" if old["caption"] != item["caption"] else None)
+        if change:
+            changes.append({"clip_id": clip_id, "name": item["name"], "change": change})
+    changes += [{"clip_id": clip_id, "name": item["name"], "change": "removed"}
+                for clip_id, item in before.items() if clip_id not in now]
+    return sorted(changes, key=lambda c: c["clip_id"])
+
+
+def _names(changes: list[dict[str, Any]]) -> str:
+    names = [c["name"] for c in changes]
+    if len(names) > 3:
+        return f"{len(names)} clips"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def outdated_text(run: PreprocessRun, changes: list[dict[str, Any]]) -> str:
+    """One sentence for the page: what changed since the run, and that only that is computed again."""
+    by_change = {kind: [c for c in changes if c["change"] == kind] for kind in ("caption", "media", "added", "removed")}
+    phrases = ["the trigger changed"] if run.trigger != run.dataset.trigger else []
+    if by_change["caption"]:
+        plural = len(by_change["caption"]) > 1
+        phrases.append(f"the caption{'s' if plural else ''} of {_names(by_change['caption'])} changed")
+    if by_change["media"]:
+        phrases.append(f"the file of {_names(by_change['media'])} changed")
+    for kind in ("added", "removed"):
+        if by_change[kind]:
+            count, names = len(by_change[kind]), _names(by_change[kind])
+            who = names if count > 3 else f"clip{'s' if count > 1 else ''} {names}"
+            phrases.append(f"{who} {'were' if count > 1 else 'was'} {kind}")
+    if not phrases:
+        return "The dataset's clips or captions changed after this run: preprocess again before training."
+    text = "; ".join(phrases) + " after this run: preprocess again before training "
+    if len(phrases) == 1 and by_change["caption"]:
+        its = "their" if len(by_change["caption"]) > 1 else "its"
+        text += f"(only {its} text conditions are computed again; everything else is reused)."
+    else:
+        text += "(what did not change is reused)."
+    return text[0].upper() + text[1:]
+
+
+KIND_LABELS = {"latents": "video latents", "audio_latents": "audio latents", "conditions": "text conditions",
+               "decoded_videos": "decoded videos", "decoded_audio": "decoded audio"}
+
+
+def reuse_summary(run: PreprocessRun) -> dict[str, Any] | None:
+    """The job's cache counts (``reused``, ``computed`` entries) with a line for the page; None before the end."""
+    result = (run.job.result if run.job is not None else None) or {}
+    if "computed" not in result:
+        return None
+    kinds = ", ".join(f"{KIND_LABELS.get(kind, kind)}: {count}" for kind, count in result["computed_kinds"].items())
+    text = f"Cache entries: {result['reused']} reused, {result['computed']} computed" + (f" ({kinds})" if kinds else "")
+    return {**{k: result[k] for k in ("reused", "computed", "clips_reused", "clips_computed", "computed_kinds")},
+            "text": text + "."}
+
+
 def find_ready_run(session: Session, dataset: Dataset, model: str, buckets: str) -> PreprocessRun | None:
     """The newest succeeded preprocess run of ``dataset`` with these settings and its current clips."""
     fingerprint = current_fingerprint(dataset, model, buckets)
@@ -184,6 +252,20 @@ def _link_or_copy(source: Path, target: Path) -> None:
             shutil.copyfile(source, temp)
 
     atomic_write(target, place, mode=None)  # a link shares the clip's inode: leave its mode alone
+
+
+def earlier_run_dirs(session: Session, run: PreprocessRun, limit: int = 3) -> list[Path]:
+    """The folders of the dataset's newest earlier preprocess runs with the same model, newest first.
+
+    A new run writes a folder of its own; the engine links every entry of these whose inputs
+    match (same clip bytes, bucket, caption, model) instead of computing it again.
+    """
+    earlier = session.scalars(
+        select(PreprocessRun).where(PreprocessRun.dataset_id == run.dataset_id, PreprocessRun.id != run.id,
+                                    PreprocessRun.model == run.model)
+        .order_by(PreprocessRun.id.desc()))
+    folders = [run_dir(other) for other in earlier if other.output_dir]
+    return [folder for folder in folders if (folder / PRECOMPUTED).is_dir()][:limit]
 
 
 def write_worker_inputs(session: Session, run: PreprocessRun) -> Path:
@@ -241,6 +323,8 @@ def preprocess_run_to_dict(run: PreprocessRun) -> dict[str, Any]:
                                     if item.get(kind) else None)
         clips.append(entry)
     dropped = [c for c in clips if c["status"] == "error"]
+    current = is_current(run)
+    outdated = [] if current else outdated_clips(run)
     return {
         "id": run.id,
         "dataset_id": run.dataset_id,
@@ -249,7 +333,10 @@ def preprocess_run_to_dict(run: PreprocessRun) -> dict[str, Any]:
         "trigger": run.trigger,
         "fingerprint": run.fingerprint,
         "status": run.status,
-        "current": is_current(run),
+        "current": current,
+        "outdated": outdated,
+        "outdated_text": None if current else outdated_text(run, outdated),
+        "reuse": reuse_summary(run),
         "output_dir": run.output_dir,
         "job_id": run.job_id,
         "job": job_to_dict(run.job) if run.job is not None else None,

@@ -1,8 +1,9 @@
 """Training on real services: Postgres, Redis and Celery worker processes, with the toy model.
 
 Preprocess -> a short run whose metrics, checkpoints and samples land in the database and on
-disk; cancel a running training; kill -9 the worker mid-run, let the sweeper mark the job
-interrupted, resume on a new worker and finish with every checkpoint exactly once.
+disk, with a worker log free of noise; cancel a running training; kill -9 the worker mid-run,
+let the sweeper mark the job interrupted, resume on a new worker and finish with every
+checkpoint exactly once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support import celery_worker
+from tests.support import celery_worker, worker_log_noise
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +131,10 @@ def test_preprocess_train_and_cancel_on_a_real_worker(production_env, tmp_path, 
         assert job["step"] < 5000
         checkpoints, _, _ = _rows(long["id"])
         assert [step for step, _ in checkpoints] == [job["step"]]  # saved where it stopped: resume continues
+    # the worker's log through all this says what it did, without noise nobody can act on
+    log = (tmp_path / "worker.log").read_text()
+    assert "ready." in log and "succeeded in" in log
+    assert not worker_log_noise(log), f"noise in the worker log: {worker_log_noise(log)}"
 
 
 def test_a_killed_worker_is_interrupted_and_resumed_without_losing_checkpoints(production_env, tmp_path,

@@ -5,7 +5,10 @@ Exports the clips snapshotted when the run was queued, with their composed capti
 :func:`worker.engine.data.preprocess.preprocess_dataset` with ``decode=True`` (progress per clip,
 cancel between steps) and stores each clip's bucket, outcome and decoded previews on the row.
 Clips that cannot be used are dropped with their reason; the job fails only when none is left.
-Running it again reuses every cache entry already written (resume after a crash or cancel).
+Running it again reuses every cache entry already written (resume after a crash or cancel), and a
+new run of the dataset links every entry of its earlier runs whose inputs did not change (so one
+caption edit costs one caption's text conditions). The result says how many cache entries were
+``reused`` and ``computed`` (see ``PreprocessResult.reuse_counts``).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def preprocess(ctx: JobContext, params: dict[str, Any]) -> dict | None:
             raise JobFailed(exc.message) from exc
         model, buckets, trigger = run.model, run.buckets, run.trigger
         out_dir = preprocess_service.run_dir(run)
+        earlier = preprocess_service.earlier_run_dirs(session, run)
         clip_count = len(run.clip_results)
         # the engine names clips by their file in the run folder; people know them by their names
         shown_names = {item["media"]: item["name"] for item in run.clip_results if item.get("media")}
@@ -81,7 +85,7 @@ def preprocess(ctx: JobContext, params: dict[str, Any]) -> dict | None:
         result = preprocess_dataset(
             metadata, out_dir=out_dir, preset=model, buckets=buckets, trigger=trigger or None,
             data_dir=settings.data_dir, model_dir=settings.model_dir, decode=True,
-            progress=on_progress, should_cancel=lambda: ctx.cancel_requested,
+            progress=on_progress, should_cancel=lambda: ctx.cancel_requested, reuse_from=earlier,
         )
     except PreprocessCancelled as exc:
         _log(ctx.job_id, "info", str(exc))
@@ -101,5 +105,7 @@ def preprocess(ctx: JobContext, params: dict[str, Any]) -> dict | None:
         raise JobFailed("Some cache entries are missing after preprocessing: " + "; ".join(result.missing[:5]))
     if not usable:
         raise JobFailed("No clip could be preprocessed: " + "; ".join(str(c.get("reason")) for c in dropped[:5]))
-    _log(ctx.job_id, "info", f"Done: {len(usable)} clips ready, {len(dropped)} dropped.")
-    return {"preprocess_run_id": run_id, "clips_ready": len(usable), "clips_dropped": len(dropped)}
+    counts = result.reuse_counts()
+    _log(ctx.job_id, "info", f"Done: {len(usable)} clips ready, {len(dropped)} dropped; cache entries "
+                             f"{counts['reused']} reused, {counts['computed']} computed.")
+    return {"preprocess_run_id": run_id, "clips_ready": len(usable), "clips_dropped": len(dropped), **counts}

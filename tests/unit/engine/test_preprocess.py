@@ -36,9 +36,9 @@ def dataset(tmp_path, make_clip):
 def run(metadata, toy_pipeline, engine_data_dir, **options):
     options.setdefault("buckets", BUCKETS)
     options.setdefault("trigger", "ema_voice")
+    options.setdefault("out_dir", metadata.parent / "out")
     return preprocess_dataset(
         metadata,
-        out_dir=metadata.parent / "out",
         preset="toy",
         data_dir=engine_data_dir,
         pipeline=toy_pipeline,
@@ -197,3 +197,36 @@ def test_an_audio_column_supplies_the_sound_of_a_silent_video(tmp_path, make_cli
     soundfile.write(tmp_path / "voice.wav", np.stack([np.sin(2 * np.pi * 500 * t)] * 2, axis=1) * 0.3, 44100)
     again = run(metadata, toy_pipeline, engine_data_dir)
     assert again.clips[0].recomputed == ["audio_latents"]  # only the sound changed
+
+
+def test_a_new_folder_takes_the_unchanged_entries_of_an_earlier_run(dataset, toy_pipeline, engine_data_dir, tmp_path,
+                                                                    monkeypatch):
+    import os
+
+    from worker.engine.data import cache, reuse
+
+    run(dataset, toy_pipeline, engine_data_dir, decode=True)
+    rows = [json.loads(line) for line in dataset.read_text().splitlines()]
+    rows[1]["caption"] = "ema_voice, a man hums softly"
+    edited = write_metadata(dataset.parent, rows, name="edited.jsonl")
+    again = run(edited, toy_pipeline, engine_data_dir, decode=True, out_dir=tmp_path / "again",
+                reuse_from=[dataset.parent / "out"])
+    assert again.ok and [c.recomputed for c in again.clips] == [[], ["conditions"]]
+    assert [c.status for c in again.clips] == ["cached", "ok"]
+    assert again.reuse_counts() == {"reused": 9, "computed": 1, "clips_reused": 1, "clips_computed": 1,
+                                    "computed_kinds": {"conditions": 1}}
+    before, after = dataset.parent / "out" / ".precomputed", tmp_path / "again" / ".precomputed"
+    for entry in ("latents/clips/wide.pt", "audio_latents/clips/square.pt", "conditions/clips/wide.pt",
+                  "decoded_videos/clips/square.mp4", "decoded_audio/clips/wide.wav"):
+        assert os.path.samefile(after / entry, before / entry)  # hard-linked: no second copy on disk
+    changed = load(after / "conditions/clips/square.pt")["video_prompt_embeds"]
+    assert not torch.equal(changed, load(before / "conditions/clips/square.pt")["video_prompt_embeds"])
+
+    # on another file system (no hard links) the entry is copied, readable by the web process
+    monkeypatch.setattr(reuse.os, "link", lambda *a: (_ for _ in ()).throw(OSError(18, "cross-device link")))
+    source = before / "latents/clips/wide.pt"
+    inputs = json.loads(cache.sidecar_path(source).read_text())["inputs"]
+    copied = tmp_path / "copy" / ".precomputed" / "latents" / "wide.pt"
+    assert reuse.EarlierEntries([before]).take("latents", copied, inputs)
+    assert copied.read_bytes() == source.read_bytes() and not os.path.samefile(copied, source)
+    assert cache.is_fresh(copied, cache.fingerprint(inputs)) and copied.stat().st_mode & 0o777 == 0o644

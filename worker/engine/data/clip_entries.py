@@ -1,6 +1,7 @@
-"""One clip's entries in the ``.precomputed`` cache: compute what is stale, write the decoded
-previews. :mod:`worker.engine.data.preprocess` decides which clips and buckets; this module does
-the work for one clip (video latents, audio latents, caption features, decoded video and audio).
+"""One clip's entries in the ``.precomputed`` cache: compute what is stale (unless an earlier run
+has it, :mod:`worker.engine.data.reuse`), write the decoded previews.
+:mod:`worker.engine.data.preprocess` decides which clips and buckets; this module does the work
+for one clip (video latents, audio latents, caption features, decoded video and audio).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from worker.engine.data import cache
 
 if TYPE_CHECKING:
     from worker.engine.data.preprocess import ClipReport
+    from worker.engine.data.reuse import EarlierEntries
 
 ENTRY_KINDS = ("latents", "audio_latents", "conditions")
 DECODED_KINDS = {"decoded_videos": ".mp4", "decoded_audio": ".wav"}
@@ -61,12 +63,23 @@ def fail(report: ClipReport, code: str, reason: str) -> None:
     report.status, report.code, report.reason = "error", code, reason
 
 
-def process_clip(clip: ClipWork, pipe: LazyPipeline, decode: bool, max_len: int, check_cancel) -> None:
-    """Compute every stale entry of one clip; errors are recorded on ``clip.report``."""
+def take_earlier(clip: ClipWork, earlier: EarlierEntries | None, kind: str, inputs: dict) -> bool:
+    """True when an earlier run's entry of ``kind`` was placed for the clip (noted on its report)."""
+    if earlier is None or not earlier.take(kind, clip.entries[kind], inputs):
+        return False
+    clip.report.reused_earlier.append(kind)
+    return True
+
+
+def process_clip(clip: ClipWork, pipe: LazyPipeline, decode: bool, max_len: int, check_cancel,
+                 earlier: EarlierEntries | None = None) -> None:
+    """Compute every stale entry of one clip, unless an earlier run has it; errors are recorded on
+    ``clip.report``."""
     from worker.engine.data import text
 
     report, entries, inputs = clip.report, clip.entries, clip.inputs
-    stale = [k for k in ENTRY_KINDS if not cache.is_fresh(entries[k], cache.fingerprint(inputs[k]))]
+    stale = [k for k in ENTRY_KINDS if not cache.is_fresh(entries[k], cache.fingerprint(inputs[k]))
+             and not take_earlier(clip, earlier, k, inputs[k])]
     waveform = None
     if "audio_latents" in stale:
         waveform = decode_waveform(clip)
@@ -85,7 +98,7 @@ def process_clip(clip: ClipWork, pipe: LazyPipeline, decode: bool, max_len: int,
         cache.save_tensors(entries["conditions"], payload, inputs["conditions"])
     report.recomputed.extend(stale)
     if decode:
-        write_decoded_entries(clip, pipe, check_cancel)
+        write_decoded_entries(clip, pipe, check_cancel, earlier)
     report.status = "ok" if report.recomputed else "cached"
 
 
@@ -132,8 +145,8 @@ def encode_audio_entry(clip: ClipWork, pipe: LazyPipeline, waveform) -> None:
     cache.save_tensors(clip.entries["audio_latents"], payload, clip.inputs["audio_latents"])
 
 
-def write_decoded_entries(clip: ClipWork, pipe: LazyPipeline, check_cancel) -> None:
-    """Decode the clip's latents back to an mp4 and a wav (the ones not fresh already)."""
+def write_decoded_entries(clip: ClipWork, pipe: LazyPipeline, check_cancel, earlier: EarlierEntries | None) -> None:
+    """Decode the clip's latents back to an mp4 and a wav (the ones neither fresh nor in an earlier run)."""
     import torch
 
     from worker.engine.data import latents
@@ -142,7 +155,7 @@ def write_decoded_entries(clip: ClipWork, pipe: LazyPipeline, check_cancel) -> N
     entries = clip.entries
     for kind, inputs in decoded_inputs(clip).items():
         target = entries[kind]
-        if cache.is_fresh(target, cache.fingerprint(inputs)):
+        if cache.is_fresh(target, cache.fingerprint(inputs)) or take_earlier(clip, earlier, kind, inputs):
             continue
         check_cancel()
         if kind == "decoded_videos":

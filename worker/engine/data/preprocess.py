@@ -13,7 +13,9 @@ official metadata file and writes, under ``<out_dir>/.precomputed/``:
   (and vocoder) round trip of the cached latents, to look at and listen to.
 
 ``<clip>`` is the video path relative to the metadata file, as the official trainer names it.
-Each entry is fingerprinted (``worker.engine.data.cache``), so a rerun recomputes only what changed.
+Each entry is fingerprinted (``worker.engine.data.cache``), so a rerun recomputes only what changed;
+with ``reuse_from`` (earlier runs' output folders) an entry another run already made from the same
+inputs is linked instead of computed (``worker.engine.data.reuse``).
 Clips that cannot be used (too short for every bucket, no audio track, undecodable) are reported
 by name as errors and make the run fail; entries of clips no longer usable are removed so the
 official trainer cannot pick them up. At the end every kept clip must have all its entries.
@@ -22,6 +24,7 @@ official trainer cannot pick them up. At the end every kept clip must have all i
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +45,7 @@ from worker.engine.data.clip_entries import (
     decoded_inputs,
     process_clip,
 )
+from worker.engine.data.reuse import EarlierEntries
 
 PRECOMPUTED = ".precomputed"
 VIDEO_RECIPE = "resize-cover-bicubic,center-crop,first-frames,native-fps,vae-mode,normalised"
@@ -72,7 +76,8 @@ class ClipReport:
     """The outcome for one metadata row.
 
     ``status`` is ``"ok"`` (entries computed now), ``"cached"`` (all entries reused) or
-    ``"error"`` (with ``code`` and ``reason``); ``recomputed`` lists the entry kinds made now.
+    ``"error"`` (with ``code`` and ``reason``); ``recomputed`` lists the entry kinds made now,
+    ``reused_earlier`` those linked from an earlier run's folder (``reuse_from``).
     """
 
     name: str
@@ -82,6 +87,7 @@ class ClipReport:
     code: str | None = None
     reason: str | None = None
     recomputed: list[str] = field(default_factory=list)
+    reused_earlier: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -97,16 +103,38 @@ class PreprocessResult:
     clips: list[ClipReport]
     missing: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    decode: bool = False
 
     @property
     def errors(self) -> list[ClipReport]:
         """The clips that could not be used."""
         return [clip for clip in self.clips if clip.status == "error"]
 
+    def reuse_counts(self) -> dict:
+        """How much of the usable clips' cache was reused and how much computed by this run.
+
+        ``reused`` / ``computed`` count cache entries (one file each: a clip's video latents,
+        audio latents, text conditions and, with ``decode``, decoded video and decoded audio);
+        an entry is reused when it was already fresh in the output folder or was linked from an
+        earlier run. ``clips_reused`` / ``clips_computed`` count clips with nothing / something
+        computed; ``computed_kinds`` counts the computed entries by kind.
+        """
+        kept = [clip for clip in self.clips if clip.status != "error"]
+        per_clip = len(ENTRY_KINDS) + (len(DECODED_KINDS) if self.decode else 0)
+        computed = sum(len(clip.recomputed) for clip in kept)
+        return {
+            "reused": per_clip * len(kept) - computed,
+            "computed": computed,
+            "clips_reused": sum(1 for clip in kept if not clip.recomputed),
+            "clips_computed": sum(1 for clip in kept if clip.recomputed),
+            "computed_kinds": dict(Counter(kind for clip in kept for kind in clip.recomputed)),
+        }
+
     def to_dict(self) -> dict:
         """A JSON-ready dictionary (what ``--json`` prints)."""
         data = asdict(self)
         data["errors"] = [c.reason for c in self.errors]
+        data.update(self.reuse_counts())
         return data
 
 
@@ -143,6 +171,7 @@ class _RunSettings:
     identity: str
     max_len: int
     names: set = field(default_factory=set)
+    earlier: EarlierEntries | None = None
 
 
 def _prepare_clip(entry, index: int, run: _RunSettings):
@@ -252,7 +281,7 @@ def _process_rows(rows: list, run: _RunSettings, pipe: LazyPipeline, decode: boo
             notify(index, total, f"{prepared.name}: error: {prepared.reason}")
             continue
         notify(index, total, f"{prepared.report.name}: bucket {prepared.report.bucket}")
-        process_clip(prepared, pipe, decode, run.max_len, check_cancel)
+        process_clip(prepared, pipe, decode, run.max_len, check_cancel, run.earlier)
         reports.append(prepared.report)
         if prepared.report.status != "error":
             kept.append(prepared)
@@ -287,6 +316,7 @@ def preprocess_dataset(
     pipeline=None,
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    reuse_from: list[Path] | None = None,
 ) -> PreprocessResult:
     """Preprocess every row of ``metadata`` into ``<out_dir>/.precomputed`` (see the module docstring).
 
@@ -294,9 +324,10 @@ def preprocess_dataset(
     do not begin with it. ``pipeline`` reuses an already loaded pipeline of ``preset``; otherwise
     the model is loaded only if some entry must be computed. ``progress(index, total, message)``
     is called as clips are handled; ``should_cancel()`` returning True raises
-    ``PreprocessCancelled`` between steps. Raises ``PreprocessError`` for bad arguments and
-    ``ModelFilesMissing`` when the weights are absent; clip problems go into the result, whose
-    ``ok`` is False when any clip failed or any entry is missing.
+    ``PreprocessCancelled`` between steps. ``reuse_from`` lists earlier output folders (newest
+    first) whose entries are linked where their fingerprints match. Raises ``PreprocessError``
+    for bad arguments and ``ModelFilesMissing`` when the weights are absent; clip problems go
+    into the result, whose ``ok`` is False when any clip failed or any entry is missing.
     """
     from worker.engine.model.pipelines import model_identity
 
@@ -310,7 +341,8 @@ def preprocess_dataset(
     precomputed = Path(out_dir) / PRECOMPUTED
     precomputed.mkdir(parents=True, exist_ok=True)
     pipe = _pipeline_for(preset, pipeline, data_dir=data_dir, model_dir=model_path, device=device, dtype=dtype)
-    run = _RunSettings(metadata.parent, precomputed, parsed_buckets, trigger, identity, info.max_sequence_length)
+    run = _RunSettings(metadata.parent, precomputed, parsed_buckets, trigger, identity, info.max_sequence_length,
+                       earlier=EarlierEntries([Path(f) / PRECOMPUTED for f in reuse_from or []]))
     notify = progress or (lambda *_: None)
     reports, kept = _process_rows(rows, run, pipe, decode, notify, _cancel_check(should_cancel))
     removed = _prune_outdated(precomputed, kept)
@@ -325,6 +357,7 @@ def preprocess_dataset(
         clips=reports,
         missing=missing,
         removed=removed,
+        decode=decode,
     )
     _write_report(precomputed, result)
     return result
