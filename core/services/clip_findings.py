@@ -14,9 +14,43 @@ from core.media import speech_findings
 from core.media.findings import SEVERITY_BY_CODE, ClipFinding, clip_status, compute_findings
 from core.media.voices import group_voices
 from core.models import Clip, ClipStatus, Dataset
+from core.recipe import qa_rules
 
 ANALYSED_STATES = (ClipStatus.ready.value, ClipStatus.rejected.value)
 MIN_CLIPS_FOR_MAIN_VOICE = 3  # with fewer clips there is no majority to differ from
+
+# What a page shows first for each finding code: words. The code follows, small, for the API
+# and for searching the docs.
+FINDING_LABELS: dict[str, str] = {
+    "not_media": "Not a video file",
+    "corrupt_media": "Damaged file",
+    "no_video_stream": "No video",
+    "no_audio_track": "No audio track",
+    "silent_audio": "Silent audio",
+    "audio_decode_failed": "Audio cannot be decoded",
+    "too_short_for_buckets": "Too short for the buckets",
+    "duration_outside_recommended":
+        f"Length outside {qa_rules.RECOMMENDED_MIN_SECONDS:g}-{qa_rules.RECOMMENDED_MAX_SECONDS:g} s",
+    "long_clip": "Long clip",
+    "mono_audio": "Mono audio",
+    "surround_audio": "Surround audio",
+    "clipping": "Clipping",
+    "low_loudness": "Too quiet",
+    "noisy_audio": "Noisy audio",
+    "low_speech": "Little speech",
+    "variable_frame_rate": "Variable frame rate",
+    "low_resolution": "Low resolution",
+    "duplicate_clip": "Duplicate file",
+    "missing_transcript": "No transcript",
+    "other_speaker": "Another speaker",
+    "several_speakers": "Several speakers",
+    "transcript_mismatch": "Transcript differs from the speech",
+}
+
+
+def finding_label(code: str) -> str:
+    """A finding's name in words (``no_audio_track`` -> "No audio track")."""
+    return FINDING_LABELS.get(code) or code.replace("_", " ").capitalize()
 
 
 def _other_hashes(clip: Clip, by_hash: dict[str, list[Clip]]) -> dict[str, str]:

@@ -68,10 +68,14 @@
   window.studio.say = say;
   window.studio.percent = percent;
 
-  // The checked clips that can be transcribed (analysed, with sound: data-speech on their checkbox).
+  // The checked clips that can be transcribed (analysed, with sound: data-speech on their checkbox);
+  // rejected ones only while "Include rejected clips" is ticked, as for the other bulk edits.
   function selectedClipIds() {
-    return Array.prototype.map.call(document.querySelectorAll('input[name="clip_ids"][data-speech]:checked'),
-                                    function (box) { return Number(box.value); });
+    var withRejected = document.getElementById("include-rejected");
+    withRejected = !!(withRejected && withRejected.checked);
+    return Array.prototype.filter.call(document.querySelectorAll('input[name="clip_ids"][data-speech]:checked'),
+                                       function (box) { return withRejected || !box.hasAttribute("data-rejected"); })
+      .map(function (box) { return Number(box.value); });
   }
 
   function transcribe(button) {

@@ -247,6 +247,21 @@
 
   // ------------------------------------------------------------------ metric charts
   var COLOURS = { lora: "#5aa9ff", "lora-audio-off": "#5fd38d", base: "#f0b84a" };
+  // Metrics whose values live in a fixed range ([low, high], null: open): the axis stays inside it,
+  // so a clipping ratio of 0 everywhere is drawn on 0..1, not on -1.16..1.16.
+  var RANGES = { clipping_ratio: [0, 1], speech_ratio: [0, 1], spectral_flatness: [0, 1], wer: [0, null],
+                 speaker_similarity: [-1, 1], quality_mos: [1, 5] };
+
+  // The y axis for these values: padded by 8 %, widened when flat, kept inside the metric's range.
+  function axisFor(metric, values) {
+    var y0 = Math.min.apply(null, values), y1 = Math.max.apply(null, values);
+    if (y1 === y0) { y0 -= 1; y1 += 1; }
+    var span = y1 - y0; y0 -= span * 0.08; y1 += span * 0.08;
+    var range = RANGES[metric];
+    if (range && range[0] !== null) y0 = Math.max(y0, range[0]);
+    if (range && range[1] !== null) y1 = Math.min(y1, range[1]);
+    return [y0, y1];
+  }
 
   function drawChart(canvas) {
     var chart;
@@ -268,10 +283,9 @@
     }
     var x0 = Math.min.apply(null, steps.length ? steps : [0]), x1 = Math.max.apply(null, steps.length ? steps : [1]);
     if (x1 === x0) { x0 -= 1; x1 += 1; }
-    var y0 = Math.min.apply(null, values.concat(guide === null ? [] : [guide]));
-    var y1 = Math.max.apply(null, values.concat(guide === null ? [] : [guide]));
-    if (y1 === y0) { y0 -= 1; y1 += 1; }
-    var span = y1 - y0; y0 -= span * 0.08; y1 += span * 0.08;
+    var axis = axisFor(chart.metric, values.concat(guide === null ? [] : [guide]));
+    var y0 = axis[0], y1 = axis[1];
+    canvas.setAttribute("data-axis", y0 + " " + y1);
     function X(step) { return pad.l + (step - x0) / (x1 - x0) * (w - pad.l - pad.r); }
     function Y(value) { return h - pad.b - (value - y0) / (y1 - y0) * (h - pad.t - pad.b); }
     ctx.strokeStyle = "#2b323c"; ctx.lineWidth = 1;

@@ -23,14 +23,39 @@
 
   window.studio = { csrfToken: csrfToken, postJson: postJson };
 
-  // "select all" for the bulk-edit checkboxes of the clip grid.
+  // "select all" for the bulk-edit checkboxes of the clip grid (the rejected ones only while
+  // "Include rejected clips" is ticked), and the count of the selection beside the bulk edit.
+  function includeRejected() {
+    var box = document.getElementById("include-rejected");
+    return !!(box && box.checked);
+  }
+
+  function countSelected() {
+    var out = document.getElementById("selected-count");
+    if (!out) return;
+    var checked = document.querySelectorAll('input[name="clip_ids"]:checked');
+    var rejected = document.querySelectorAll('input[name="clip_ids"][data-rejected]:checked').length;
+    var used = includeRejected() ? checked.length : checked.length - rejected;
+    var text = used ? used + " clip" + (used === 1 ? "" : "s") + " selected" : "No clips selected";
+    if (rejected && !includeRejected()) text += " (" + rejected + " rejected left out)";
+    out.textContent = text;
+  }
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-select-all]");
     if (!button) return;
-    var boxes = document.querySelectorAll('input[name="clip_ids"]');
-    var allChecked = Array.prototype.every.call(boxes, function (b) { return b.checked; });
+    var boxes = Array.prototype.filter.call(document.querySelectorAll('input[name="clip_ids"]'), function (b) {
+      return includeRejected() || !b.hasAttribute("data-rejected");
+    });
+    var allChecked = boxes.length && boxes.every(function (b) { return b.checked; });
     boxes.forEach(function (b) { b.checked = !allChecked; });
+    countSelected();
   });
+  document.addEventListener("change", function (event) {
+    if (event.target.name === "clip_ids" || event.target.id === "include-rejected") countSelected();
+  });
+  document.addEventListener("htmx:afterSettle", countSelected);  // the grid was swapped: boxes changed
+  document.addEventListener("DOMContentLoaded", countSelected);
 
   // Multipart forms sent to the JSON API (dataset import, LoRA check): fetch with the CSRF header,
   // then open the result: the answer's "page", or the dataset it created.

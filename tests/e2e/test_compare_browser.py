@@ -68,6 +68,12 @@ def test_play_a_row_move_with_keys_and_vote_blind(studio_env, seeded_run, tmp_pa
                               " return [JSON.parse(c.dataset.chart).metric, n]; }))")
         # quality is plotted; these prompts have no Speech: "..." words, so the WER chart only says so
         assert inked["quality_mos"] > 3 * inked["wer"] > 0, inked
+        # ratios that live in 0..1 are drawn on an axis inside 0..1 (not -1.16..1.16 when flat)
+        axes = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('canvas[data-chart]')].map(c =>"
+                             " [JSON.parse(c.dataset.chart).metric, c.dataset.axis]))")
+        for metric in ("clipping_ratio", "speech_ratio"):
+            low, high = map(float, axes[metric].split())
+            assert 0 <= low < high <= 1, (metric, axes[metric])
 
         # the transport plays row 1 cell by cell: training clip, then base, then each checkpoint
         page.click("#play-row")
@@ -113,3 +119,31 @@ def test_play_a_row_move_with_keys_and_vote_blind(studio_env, seeded_run, tmp_pa
         page.reload()
         expect(page.locator("#vote-summary caption")).to_have_text("1 vote cast")
         assert errors == []
+
+        _three_checkpoints_fit_a_1440_px_screen(page, seeded_run.run_id)
+
+
+def _three_checkpoints_fit_a_1440_px_screen(page, run_id: int) -> None:
+    """With a third checkpoint, a best mark and blind scores in the headers, the grid (training clip,
+    base, three steps) does not scroll sideways on a 1440 px screen."""
+    from playwright.sync_api import expect
+
+    from core.db import session_scope
+    from core.models import Checkpoint, Sample
+
+    with session_scope() as session:
+        for sample in session.query(Sample).filter_by(run_id=run_id, step=4).all():
+            session.add(Sample(run_id=run_id, step=6, prompt_index=sample.prompt_index, seed=sample.seed,
+                               variant=sample.variant, wav=sample.wav, mp4=sample.mp4, metrics=sample.metrics))
+        session.add(Checkpoint(run_id=run_id, step=6, files={}))
+        session.commit()
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.reload()
+    page.select_option("#best-step", "2")
+    page.click("#best button[type=submit]")
+    expect(page.locator("#compare-grid thead th[data-col]")).to_have_count(5)
+    expect(page.locator("#compare-grid thead .badge.best")).to_have_count(1)
+    page.wait_for_load_state("networkidle")  # the waveforms are in
+    page.screenshot(path=str(SCREENSHOTS / "avlora-compare-1440.png"))
+    scroll = page.evaluate("() => { const s = document.querySelector('.compare-scroll'); return [s.scrollWidth, s.clientWidth]; }")
+    assert scroll[0] <= scroll[1], scroll

@@ -59,7 +59,7 @@ def test_transcribe_then_plan_and_apply_a_split(studio_env, tmp_path, browser):
         page.goto(dataset_url)
         page.set_input_files("#file-input", str(long_take))
         expect(page.locator("#summary-line")).to_contain_text("2 clips", timeout=30_000)
-        expect(page.locator(".card", has_text="long.mov").locator(".badges")).to_contain_text("long_clip", timeout=120_000)
+        expect(page.locator(".card", has_text="long.mov").locator(".badges")).to_contain_text("Long clip", timeout=120_000)
         page.locator(".card", has_text="long.mov").locator(".card-title").click()
         clip_url = page.url
         page.locator("#findings [data-plan-split]").click()  # the long_clip finding's action

@@ -42,10 +42,22 @@ def _walk_through_the_studio(studio_env, tmp_path, browser, talking, mute, notes
         # the grid polls until the worker has checked both clips
         summary = page.locator("#summary-line")
         expect(summary).to_contain_text("2 clips, 1 trainable, 1 blocked", timeout=120_000)
-        expect(page.locator(".dropped")).to_contain_text("no_audio_track")
+        expect(page.locator(".dropped")).to_contain_text("No audio track")
         talking_card = page.locator(".card", has_text="ema-take-1.mp4")
-        expect(talking_card.locator(".badges")).to_contain_text("missing_transcript")
-        expect(page.locator(".card", has_text="no-sound.mp4").locator(".badges")).to_contain_text("no_audio_track")
+        expect(talking_card.locator(".badges")).to_contain_text("No transcript")
+        mute_card = page.locator(".card", has_text="no-sound.mp4")
+        expect(mute_card.locator(".badges")).to_contain_text("No audio track")
+        # what a finding means is one click away, not only a hover tooltip
+        mute_card.locator(".card-findings summary").click()
+        expect(mute_card.locator(".finding-notes")).to_contain_text("The clip has no audio track")
+        # the bulk edit sits by the checkboxes, counts the selection and leaves rejected clips out
+        talking_card.locator("input[name=clip_ids]").check()
+        mute_card.locator("input[name=clip_ids]").check()
+        expect(page.locator("#selected-count")).to_have_text("1 clip selected (1 rejected left out)")
+        page.check("#include-rejected")
+        expect(page.locator("#selected-count")).to_have_text("2 clips selected")
+        bulk_box = page.locator("#bulk-panel").bounding_box()
+        assert bulk_box["y"] < page.locator("#summary-line").bounding_box()["y"] < bulk_box["y"] + bulk_box["height"] + 120
         page.screenshot(path=str(SCREENSHOTS / "avlora-dataset.png"), full_page=True)
 
         talking_card.locator(".card-title").click()
@@ -62,16 +74,22 @@ def _walk_through_the_studio(studio_env, tmp_path, browser, talking, mute, notes
         expect(page.locator("#findings")).not_to_contain_text("missing_transcript")
         page.screenshot(path=str(SCREENSHOTS / "avlora-clip.png"), full_page=True)
 
-        # keyboard only: Ctrl+Enter saves and opens the next clip (or stays on the last one)
+        # a click on the waveform moves the player there (the clip is 4 s long), the playhead shows it
+        wave = page.locator("#clip-wave").bounding_box()
+        page.mouse.click(wave["x"] + wave["width"] * 0.5, wave["y"] + wave["height"] / 2)
+        position = page.evaluate("() => document.getElementById('clip-player').currentTime")
+        assert 1.7 < position < 2.3, position
+        head = page.evaluate("() => parseFloat(document.querySelector('#clip-wave .playhead').style.left)")
+        assert 45 < head < 55, head
+
+        # keyboard only: Ctrl+Enter saves and opens the next clip that can train; the other clip
+        # is rejected, so this was the last one: the page says the dataset is done
         clip_url = page.url.split("?")[0]
-        has_next = page.locator("#save-next").is_enabled()
         page.fill("#sounds", "quiet room tone")
         with page.expect_navigation():
             page.keyboard.press("Control+Enter")
-        if has_next:
-            expect(page.locator("h1")).to_contain_text("no-sound.mp4")
-        else:
-            expect(page.locator(".notice")).to_contain_text("Caption saved")
+        expect(page.locator("h1")).to_contain_text("ema-take-1.mp4")
+        expect(page.locator("#dataset-progress")).to_contain_text("Captioning done")
         page.goto(clip_url)
         expect(page.locator("#caption-preview")).to_contain_text("Sounds: quiet room tone.")
 

@@ -9,7 +9,8 @@ from app.routes.deps import SessionDep
 from app.templating import templates
 from core.errors import ApiError
 from core.services import clips as clip_service
-from core.services.captions import compose_for, save_caption
+from core.services.captions import caption_progress, caption_walk, compose_for, save_caption
+from core.services.clip_findings import finding_label
 from core.services.datasets import dataset_to_dict
 from core.services.speech import ANALYSED, plan_limits
 
@@ -48,14 +49,43 @@ def _clip_context(clip, **extra) -> dict:
     previous_id, next_id = _neighbours(clip)
     data = clip_service.clip_to_dict(clip)
     return {"clip": data, "dataset": dataset_to_dict(clip.dataset, with_clips=False),
-            "previous_id": previous_id, "next_id": next_id, **_speech_context(clip, data), **extra}
+            "previous_id": previous_id, "next_id": next_id, "finding_label": finding_label,
+            **_speech_context(clip, data), **extra}
+
+
+def _passed(pairs) -> list[dict]:
+    return [{"id": c.id, "name": c.original_name, "why": why} for c, why in pairs]
+
+
+def _saved_context(clip, saved: int, saved_from: int, last: int) -> dict:
+    """What the page says after a save: which caption was saved, the clips "Save and next"
+    passed by because they cannot train (links, to visit them anyway), and, after the last clip
+    that can train, whether every such clip has a caption (the dataset is done) or which have none."""
+    if not (saved or saved_from or last):
+        return {"saved": False}
+    source = next((c for c in clip.dataset.clips if c.id == saved_from and c.id != clip.id), None)
+    passed = []
+    if last:
+        passed = caption_walk(clip).passed
+    elif source is not None and (walk := caption_walk(source)).next_id == clip.id:
+        passed = walk.passed
+    context = {"saved": True, "saved_from": {"id": source.id, "name": source.original_name} if source else None,
+               "passed": _passed(passed), "last": bool(last), "progress": None}
+    if last:
+        progress = caption_progress(clip.dataset)
+        context["progress"] = {"trainable": progress["trainable"],
+                               "uncaptioned": _passed((c, "") for c in progress["uncaptioned"])}
+    return context
 
 
 @router.get("/clips/{clip_id}", response_class=HTMLResponse)
-def clip_page(clip_id: int, request: Request, session: SessionDep, saved: int = 0):
-    """The clip: players, waveform and spectrogram, findings, caption form with live preview."""
+def clip_page(clip_id: int, request: Request, session: SessionDep, saved: int = 0, saved_from: int = 0,
+              last: int = 0):
+    """The clip: players, waveform and spectrogram, findings, caption form with live preview.
+    ``saved_from``: "Save and next" came here from that clip; ``last``: it found no clip after."""
     clip = clip_service.get_clip(session, clip_id)
-    return templates.TemplateResponse(request, "clip.html", _clip_context(clip, saved=bool(saved), error=None))
+    context = _clip_context(clip, error=None, caption_error=None, **_saved_context(clip, saved, saved_from, last))
+    return templates.TemplateResponse(request, "clip.html", context)
 
 
 @router.get("/clips/{clip_id}/status", response_class=HTMLResponse)
@@ -86,14 +116,17 @@ def caption_form(clip_id: int, request: Request, session: SessionDep, visual: st
         values["transcript_source"] = "user"
     try:
         save_caption(session, clip, values)
-    except ApiError as exc:
+    except ApiError as exc:  # said beside the form, with what is missing
         session.rollback()
-        return templates.TemplateResponse(request, "clip.html", _clip_context(clip, saved=False, error=exc),
-                                          status_code=422)
-    _previous, next_id = _neighbours(clip)
-    if go == "next" and next_id is not None:
-        return RedirectResponse(f"/clips/{next_id}", status_code=303)
-    return RedirectResponse(f"/clips/{clip_id}?saved=1", status_code=303)
+        return templates.TemplateResponse(request, "clip.html",
+                                          _clip_context(clip, saved=False, error=None, caption_error=exc),
+                                          status_code=exc.status)
+    if go != "next":
+        return RedirectResponse(f"/clips/{clip_id}?saved=1", status_code=303)
+    next_id = caption_walk(clip).next_id  # passes by the clips that cannot train
+    if next_id is None:
+        return RedirectResponse(f"/clips/{clip_id}?saved=1&last=1", status_code=303)
+    return RedirectResponse(f"/clips/{next_id}?saved_from={clip_id}", status_code=303)
 
 
 @router.post("/clips/{clip_id}/reprobe")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
@@ -10,13 +12,15 @@ from app.templating import templates
 from core.errors import ApiError
 from core.services import captions as caption_service
 from core.services import datasets as dataset_service
+from core.services.clip_findings import finding_label
 
 router = APIRouter(include_in_schema=False)
 
 
 def _dataset_context(dataset, **extra) -> dict:
     data = dataset_service.dataset_to_dict(dataset)
-    return {"dataset": data, "clips": data["clips"], "summary": data["summary"], **extra}
+    return {"dataset": data, "clips": data["clips"], "summary": data["summary"], "finding_label": finding_label,
+            **extra}
 
 
 @router.get("/")
@@ -92,20 +96,24 @@ async def dataset_bulk_form(dataset_id: int, request: Request, session: SessionD
     form = await request.form()
     clip_ids = [int(v) for v in form.getlist("clip_ids") if str(v).isdigit()]
     action = str(form.get("action", ""))
+    skip_rejected = not form.get("include_rejected")  # rejected clips only when asked
     dataset = dataset_service.get_dataset(session, dataset_id)
+    left_out = len(caption_service.rejected_among(dataset, clip_ids)) if skip_rejected else 0
     try:
         if action == "replace":
             changed = caption_service.find_replace(session, dataset, clip_ids, str(form.get("find", "")),
-                                                   str(form.get("replace", "")))
+                                                   str(form.get("replace", "")), skip_rejected=skip_rejected)
             notice = f"Replaced in {changed} caption(s)"
         else:
             values = {k: str(form.get(k, "")) for k in ("voice", "sounds") if str(form.get(k, "")).strip()}
-            changed = caption_service.bulk_set_fields(session, dataset, clip_ids, values)
+            changed = caption_service.bulk_set_fields(session, dataset, clip_ids, values, skip_rejected=skip_rejected)
             notice = f"Updated {changed} caption(s)"
+        if left_out:
+            notice += f"; left out {left_out} rejected clip(s) (tick 'Include rejected clips' to edit them too)"
     except ApiError as exc:
         session.rollback()
         return templates.TemplateResponse(request, "dataset.html", _dataset_context(dataset, notice="", error=exc),
                                           status_code=422)
-    return RedirectResponse(f"/datasets/{dataset_id}?notice={notice.replace(' ', '+')}", status_code=303)
+    return RedirectResponse(f"/datasets/{dataset_id}?{urlencode({'notice': notice})}", status_code=303)
 
 

@@ -57,7 +57,7 @@ def test_clip_page_caption_form_save_and_next(api, browser_client, media):
     saved = browser_client.post(f"/clips/{first}/caption", data={
         "csrf_token": token, "visual": "a woman", "transcript": "Hi.", "voice": "", "sounds": "", "text": "",
         "go": "next"}, follow_redirects=False)
-    assert saved.status_code == 303 and saved.headers["location"] == f"/clips/{second}"
+    assert saved.status_code == 303 and saved.headers["location"] == f"/clips/{second}?saved_from={first}"
     reloaded = browser_client.get(f"/clips/{first}").text
     assert "Hi." in reloaded and 'ema_voice, a woman. Speech: &#34;Hi.&#34;' in reloaded
     assert "missing_transcript" not in reloaded
@@ -104,7 +104,8 @@ def test_settings_and_bulk_forms(api, browser_client, media):
     assert api.get(f"/api/v1/clips/{a}").json()["caption"]["composed"] == "ema_voice, calm voice."
 
     bulk = browser_client.post(f"/datasets/{dataset['id']}/bulk", data={
-        "csrf_token": token, "clip_ids": [str(b)], "sounds": "a steady tone", "action": "set"})
+        "csrf_token": token, "clip_ids": [str(b)], "sounds": "a steady tone", "action": "set",
+        "include_rejected": "1"})  # both clips are rejected under these buckets
     assert bulk.status_code == 200 and "Updated 1 caption" in bulk.text
     assert api.get(f"/api/v1/clips/{b}").json()["caption"]["sounds"] == "a steady tone"
     assert api.get(f"/api/v1/clips/{a}").json()["caption"]["sounds"] == ""
