@@ -92,6 +92,12 @@ def get_preset(name: str) -> PresetInfo:
         ) from None
 
 
+def is_toy_model(name: str | None) -> bool:
+    """True for a toy preset (random weights: everything it decodes or renders is noise by design)."""
+    info = PRESETS.get(name or "")
+    return bool(info and info.is_toy)
+
+
 def full_size_of(name: str) -> str:
     """The full-size preset with the architecture of preset ``name`` (itself when not a toy)."""
     info = get_preset(name)

@@ -38,6 +38,7 @@ Audio kinds: ``speech`` (espeak-ng), ``none`` (no audio stream), ``silent`` (dig
 ``tone`` (997 Hz sine at ``level_dbfs``), ``clipped_tone`` (997 Hz sine driven 2x past full scale:
 2/3 of its samples sit at full scale), ``clipped`` (speech driven 4x past full scale),
 ``quiet`` (speech at -50 dBFS), ``noisy`` (speech under white noise at about 0 dB SNR),
+``buried`` (speech under white noise 14 dB louder than the voice: the VAD alone hears no speech),
 ``noise`` (white noise only).
 """
 
@@ -59,7 +60,7 @@ import numpy as np
 import soundfile
 from scipy.signal import resample_poly
 
-AUDIO_KINDS = ("speech", "none", "silent", "tone", "clipped_tone", "clipped", "quiet", "noisy", "noise")
+AUDIO_KINDS = ("speech", "none", "silent", "tone", "clipped_tone", "clipped", "quiet", "noisy", "buried", "noise")
 DEFAULT_TEXT = "I think we should start again from the beginning."
 _CONTAINER_DEFAULTS = {
     "mp4": ("libx264", "aac"),
@@ -159,7 +160,7 @@ def audio_signal(spec: ClipSpec, n_channels: int) -> np.ndarray:
             mono = np.clip(2.0 * np.sin(2 * np.pi * 997.0 * t), -1.0, 1.0).astype(np.float32)
     elif kind == "noise":
         mono = (0.3 * rng.standard_normal(n)).clip(-1, 1).astype(np.float32)
-    elif kind in ("speech", "clipped", "quiet", "noisy"):
+    elif kind in ("speech", "clipped", "quiet", "noisy", "buried"):
         speech = _speech_track(spec, n)
         if kind == "speech":
             mono = peak * speech
@@ -167,10 +168,11 @@ def audio_signal(spec: ClipSpec, n_channels: int) -> np.ndarray:
             mono = np.clip(4.0 * speech, -1.0, 1.0)
         elif kind == "quiet":
             mono = 10 ** (-50 / 20) * speech
-        else:  # noisy: noise power close to the speech power
+        else:  # noisy: noise power close to the speech power; buried: noise 14 dB above it
             speech = 0.5 * speech
             speech_rms = float(np.sqrt(np.mean(speech[np.abs(speech) > 1e-4] ** 2)))
-            mono = (speech + speech_rms * rng.standard_normal(n)).clip(-1, 1)
+            noise_rms = speech_rms * (10 ** (14 / 20) if kind == "buried" else 1.0)
+            mono = (speech + noise_rms * rng.standard_normal(n)).clip(-1, 1)
     else:
         raise ValueError(f"unknown audio kind {kind!r}; use one of {AUDIO_KINDS}")
     channels = [mono]

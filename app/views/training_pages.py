@@ -22,6 +22,7 @@ from core.recipe.run_config import PRESET_NAMES, RunConfig, parse_run_config, pr
 from core.services import preflight
 from core.services import preprocess_runs as preprocess_service
 from core.services.runs import lint_dataset_summary
+from core.services.workers import waiting_for
 
 LIVE_STATES = (JobStatus.queued.value, JobStatus.running.value, JobStatus.cancelling.value)
 RESUMABLE_STATES = (JobStatus.failed.value, JobStatus.cancelled.value, JobStatus.interrupted.value)
@@ -285,6 +286,24 @@ def heartbeat_age_s(job: Job | None, now: datetime | None = None) -> float | Non
     return max(0.0, ((now or datetime.now(UTC)) - beat).total_seconds())
 
 
+def eta_left_s(job: Job | None, last: Any, now: datetime | None = None) -> float | None:
+    """The worker's ETA (steps and validation samples left) counted down from when it was written,
+    with the latest step's metric row: between two steps, while samples render, time still passes."""
+    if job is None or job.eta_s is None:
+        return None
+    if last is None or last.step != job.step or last.created_at is None:
+        return job.eta_s
+    written = last.created_at if last.created_at.tzinfo else last.created_at.replace(tzinfo=UTC)
+    return max(0.0, job.eta_s - max(0.0, ((now or datetime.now(UTC)) - written).total_seconds()))
+
+
+def device_labels(gpu: str | None) -> dict[str, str]:
+    """What ran where: a CPU run has no GPU, and its memory figure is the process's peak resident memory."""
+    if gpu == "cpu":
+        return {"gpu": "CPU (no GPU)", "device_label": "Device", "memory_label": "Memory (process peak RSS)"}
+    return {"gpu": gpu or "", "device_label": "GPU" if gpu else "Device", "memory_label": "GPU memory" if gpu else "Memory"}
+
+
 def run_header(run: TrainingRun) -> dict[str, Any]:
     """The run page's progress header: step/total, speed, ETA, heartbeat, worker, GPU, memory."""
     job = run.job
@@ -298,11 +317,11 @@ def run_header(run: TrainingRun) -> dict[str, Any]:
         "total": total,
         "percent": round(100 * (job.step / total), 1) if job and total else 0,
         "step_time": f"{last.step_time:.2f} s/step" if last else "",
-        "eta": human_seconds(job.eta_s) if job and live(job.status) else "",
+        "eta": human_seconds(eta_left_s(job, last)) if job and live(job.status) else "",
         "heartbeat_at": job.heartbeat_at.isoformat() if job and job.heartbeat_at else "",
         "heartbeat_age": human_seconds(heartbeat_age_s(job)) if job and job.heartbeat_at else "",
         "worker": (job.worker if job else None) or "",
-        "gpu": (job.gpu if job else None) or "",
+        **device_labels(job.gpu if job else None),
         "gpu_mem": preflight.human_bytes(last.gpu_mem) if last else "",
         "gpu_mem_peak": preflight.human_bytes(peak) if peak is not None else "",
         "attempt": job.attempt if job else 0,
@@ -313,6 +332,7 @@ def run_header(run: TrainingRun) -> dict[str, Any]:
         "now_offered": now_offered(job),
         "requests": dict(job.requests or {}) if job else {},
         "pending": pending_request_lines(job),
+        "waiting_for": waiting_for(job) if job else None,  # queued with no live worker for its queue
     }
 
 

@@ -1,9 +1,15 @@
-"""Audio QA analysis: loudness, peaks, clipping, silence, speech (VAD) and an SNR estimate.
+"""Audio QA analysis: loudness, peaks, clipping, silence, speech (VAD), noise floor and an SNR estimate.
 
 Audio is decoded once with PyAV into two forms: the native rate and channel layout (for
 loudness, peaks and clipping, which resampling would change) and 16 kHz mono (for silence,
 voice activity detection and the SNR estimate; also what the waveform and spectrogram images
 draw). Thresholds live in :mod:`core.recipe.qa_rules`; this module only measures.
+
+Loud broadband noise can hide a voice from the VAD: when it finds little speech over a noise
+floor, the VAD listens again to a noise-reduced copy (:func:`reduce_noise`), so a voice buried in
+hiss counts as speech in noise (``speech_masked_by_noise``), not as "no speech". An SNR needs a
+noise floor: between the words of a clean, digitally silent track there is none, and the SNR is
+then ``None`` with ``snr_reason`` saying so, never a made-up cap.
 
 No torch: the VAD runs Silero's ONNX model through onnxruntime, imported lazily.
 """
@@ -17,7 +23,8 @@ from dataclasses import asdict, dataclass
 import av
 import numpy as np
 import pyloudnorm
-from scipy.signal import resample_poly
+from scipy.ndimage import uniform_filter1d
+from scipy.signal import istft, resample_poly, stft
 
 from core.media import vad
 from core.recipe import qa_rules
@@ -28,6 +35,12 @@ TRUE_PEAK_OVERSAMPLING = 4  # ITU-R BS.1770 true peak: 4x oversampling
 TRUE_PEAK_MARGIN = 64  # samples of context around each chunk (the filter spans about 10)
 _LAYOUT_BY_CHANNELS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}
 PYLOUDNORM_MAX_CHANNELS = 5  # its channel weights cover L, R, C, Ls, Rs
+NOISE_STFT_SAMPLES = 512  # 32 ms at 16 kHz: the noise reduction's frequency resolution (31 Hz)
+NOISE_SMOOTHING_FRAMES = 5  # magnitudes averaged over 5 hops (40 ms) before the subtraction
+# Remove four times the noise power, keep 1 % of each bin: weaker settings leave enough hiss that
+# the VAD still misses a voice 14 dB under white noise; pure noise stays "no speech" with these.
+NOISE_OVERSUBTRACTION = 4.0
+NOISE_GAIN_FLOOR = 0.01
 
 
 class AudioDecodeError(Exception):
@@ -73,7 +86,10 @@ class AudioAnalysis:
     silence_ratio: float
     speech_ratio: float
     speech_seconds: float
-    snr_db: float | None  # None when no speech was found
+    speech_masked_by_noise: bool  # the VAD found the speech only in a noise-reduced copy
+    noise_floor_dbfs: float | None  # level of the quietest frames; None for digital silence
+    snr_db: float | None  # None when it cannot be estimated: snr_reason says why
+    snr_reason: str | None
     truncated_to_seconds: float | None  # set when the audio was longer than the analysis limit
 
     def to_dict(self) -> dict:
@@ -157,14 +173,14 @@ def _check_decoded_enough(decoded: DecodedAudio, max_seconds: float) -> None:
 
 
 def analyze_audio(decoded: DecodedAudio) -> AudioAnalysis:
-    """Measure loudness, peaks, clipping, silence, speech and SNR of decoded audio."""
-    native = decoded.native
+    """Measure loudness, peaks, clipping, silence, speech, noise floor and SNR of decoded audio."""
+    native, mono = decoded.native, decoded.mono_16k
     peak = float(np.abs(native).max()) if native.size else 0.0
-    probabilities = vad.speech_probabilities(decoded.mono_16k)
-    is_speech = probabilities >= qa_rules.VAD_SPEECH_PROBABILITY
+    is_speech, masked = speech_frames(mono)
     frame_seconds = vad.FRAME_SAMPLES / vad.VAD_SAMPLE_RATE
     cut_short = bool(decoded.stream_duration and decoded.stream_duration > decoded.duration + 1.0)
     truncated = decoded.duration if cut_short else None
+    snr, snr_reason = estimate_snr(mono, is_speech)
     return AudioAnalysis(
         sample_rate=decoded.sample_rate,
         channels=native.shape[0],
@@ -173,12 +189,55 @@ def analyze_audio(decoded: DecodedAudio) -> AudioAnalysis:
         sample_peak_dbfs=_round(_dbfs(peak)),
         true_peak_dbfs=_round(_dbfs(true_peak(native))),
         clipping_ratio=round(clipping_ratio(native), 6),
-        silence_ratio=round(silence_ratio(decoded.mono_16k), 4),
+        silence_ratio=round(silence_ratio(mono), 4),
         speech_ratio=round(float(is_speech.mean()) if is_speech.size else 0.0, 4),
         speech_seconds=round(float(is_speech.sum()) * frame_seconds, 3),
-        snr_db=_round(estimate_snr_db(decoded.mono_16k, is_speech)),
+        speech_masked_by_noise=masked,
+        noise_floor_dbfs=_round(noise_floor_dbfs(mono)),
+        snr_db=_round(snr),
+        snr_reason=snr_reason,
         truncated_to_seconds=round(truncated, 3) if truncated else None,
     )
+
+
+def speech_frames(mono_16k: np.ndarray) -> tuple[np.ndarray, bool]:
+    """VAD speech frames, and whether they were found only in a noise-reduced copy.
+
+    Silero's VAD stops hearing a voice once broadband noise is several dB louder than it, and
+    would call the clip music or ambience. So when it finds less than ``LOW_SPEECH_RATIO`` over
+    a noise floor, it listens once more to :func:`reduce_noise`'s copy; the copy wins when it
+    finds that much speech (a few stray detections in pure noise do not make it speech).
+    """
+    threshold = qa_rules.VAD_SPEECH_PROBABILITY
+    is_speech = vad.speech_probabilities(mono_16k) >= threshold
+    ratio = float(is_speech.mean()) if is_speech.size else 0.0
+    if ratio >= qa_rules.LOW_SPEECH_RATIO or noise_floor_dbfs(mono_16k) is None:
+        return is_speech, False
+    cleaned = vad.speech_probabilities(reduce_noise(mono_16k)) >= threshold
+    if cleaned.size == is_speech.size and cleaned.mean() >= qa_rules.LOW_SPEECH_RATIO:
+        return cleaned, True
+    return is_speech, False
+
+
+def reduce_noise(mono_16k: np.ndarray) -> np.ndarray:
+    """Spectral subtraction: each frequency's noise level is its ``NOISE_FLOOR_PERCENTILE``
+    over time (noise is always there, a voice is not), removed with over-subtraction from
+    magnitudes smoothed over ``NOISE_SMOOTHING_FRAMES`` hops (less random residue).
+
+    Only for listening for speech under noise (the VAD); never stored or played.
+    """
+    if mono_16k.size < NOISE_STFT_SAMPLES:
+        return mono_16k
+    overlap = NOISE_STFT_SAMPLES * 3 // 4
+    _, _, spectrum = stft(mono_16k, fs=ANALYSIS_RATE, nperseg=NOISE_STFT_SAMPLES, noverlap=overlap)
+    noise = np.percentile(np.abs(spectrum), qa_rules.NOISE_FLOOR_PERCENTILE, axis=1, keepdims=True)
+    magnitude = uniform_filter1d(np.abs(spectrum), NOISE_SMOOTHING_FRAMES, axis=1)
+    power = np.maximum(magnitude**2 - NOISE_OVERSUBTRACTION * noise**2, NOISE_GAIN_FLOOR * magnitude**2)
+    gain = np.sqrt(power) / np.maximum(magnitude, 1e-12)
+    _, cleaned = istft(spectrum * gain, fs=ANALYSIS_RATE, nperseg=NOISE_STFT_SAMPLES, noverlap=overlap)
+    out = np.zeros_like(mono_16k)
+    out[: min(out.size, cleaned.size)] = cleaned[: out.size]
+    return out.astype(np.float32)
 
 
 def integrated_loudness(native: np.ndarray, rate: int, channel_names: list[str]) -> float | None:
@@ -235,17 +294,31 @@ def silence_ratio(mono_16k: np.ndarray) -> float:
     return float(np.mean(energies < threshold))
 
 
-def estimate_snr_db(mono_16k: np.ndarray, is_speech: np.ndarray) -> float | None:
-    """Speech-to-noise ratio from the energy of VAD speech frames vs non-speech frames.
+def noise_floor_dbfs(mono_16k: np.ndarray) -> float | None:
+    """RMS level (dBFS) of the quietest frames (``NOISE_FLOOR_PERCENTILE`` of VAD-sized frames);
+    ``None`` when they are below ``NO_NOISE_FLOOR_DBFS`` (digital silence, codec residue)."""
+    energies = _frame_energies(mono_16k, vad.FRAME_SAMPLES)
+    if energies.size == 0:
+        return None
+    floor = float(np.percentile(energies, qa_rules.NOISE_FLOOR_PERCENTILE))
+    level = 10 * math.log10(floor) if floor > 0 else None
+    return level if level is not None and level >= qa_rules.NO_NOISE_FLOOR_DBFS else None
+
+
+def estimate_snr(mono_16k: np.ndarray, is_speech: np.ndarray) -> tuple[float | None, str | None]:
+    """Speech-to-noise ratio (dB) from the energy of speech frames vs non-speech frames, or
+    ``(None, reason)`` when it cannot be estimated.
 
     Noise energy is the median of the non-speech frames when there are enough of them, else a
-    low percentile of all frames. Speech frames hold speech plus noise, so the noise is subtracted first.
-    ``None`` when no speech was detected.
+    low percentile of all frames. Speech frames hold speech plus noise, so the noise is
+    subtracted first. No estimate without speech, nor without a noise floor: a track that is
+    digitally silent between the words has no noise to compare with (any number would be the
+    codec's rounding, not the recording).
     """
     energies = _frame_energies(mono_16k, vad.FRAME_SAMPLES, pad=True)[: is_speech.size]
     speech = energies[is_speech[: energies.size]]
     if speech.size == 0:
-        return None
+        return None, "no speech found"
     quiet = energies[~is_speech[: energies.size]]
     min_noise_frames = qa_rules.MIN_NOISE_SECONDS * vad.VAD_SAMPLE_RATE / vad.FRAME_SAMPLES
     if quiet.size >= min_noise_frames:
@@ -253,12 +326,17 @@ def estimate_snr_db(mono_16k: np.ndarray, is_speech: np.ndarray) -> float | None
         noise = float(np.median(quiet))
     else:
         noise = float(np.percentile(energies, qa_rules.NOISE_FLOOR_PERCENTILE))
+    if noise <= 10 ** (qa_rules.NO_NOISE_FLOOR_DBFS / 10):
+        return None, "no noise floor to measure: the track is digitally silent between the words"
     signal = float(speech.mean()) - noise
-    if noise <= 1e-12:
-        return qa_rules.MAX_REPORTED_SNR_DB
     if signal <= 0:
-        return 0.0
-    return min(10 * math.log10(signal / noise), qa_rules.MAX_REPORTED_SNR_DB)
+        return 0.0, None
+    return 10 * math.log10(signal / noise), None
+
+
+def estimate_snr_db(mono_16k: np.ndarray, is_speech: np.ndarray) -> float | None:
+    """:func:`estimate_snr`'s value alone (``None`` when it cannot be estimated)."""
+    return estimate_snr(mono_16k, is_speech)[0]
 
 
 def _frame_energies(mono: np.ndarray, frame: int, pad: bool = False) -> np.ndarray:

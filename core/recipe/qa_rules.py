@@ -14,6 +14,9 @@ RECOMMENDED_MAX_SECONDS = 5.0
 # Above 10 s a clip holds several lines and only its first F frames reach the trainer (the
 # official bucketing keeps the first F frames): splitting it gives more, better-aligned samples.
 LONG_CLIP_SECONDS = 10.0
+# Durations are written with two decimals everywhere (card, clip page, findings): one frame at
+# 25 fps is 0.04 s, and one decimal would show a one-frame clip as "0.0 s".
+SECONDS_DECIMALS = 2
 
 # ------------------------------------------------------------------ video
 # A frame interval counts as irregular when it differs from the median interval by more than
@@ -61,11 +64,15 @@ TRANSCRIPT_NEEDED_SPEECH_SECONDS = 0.5
 # the voice and the LoRA learns it as part of the voice (ai-toolkit #684/#780 "noisy voice").
 NOISY_SNR_DB = 15.0
 # Noise is estimated from non-speech frames when there are at least 0.25 s of them; otherwise
-# from the quietest 10 % of frames.
+# from the quietest 10 % of frames (also the noise floor, and each frequency's noise level when
+# the VAD listens again to a noise-reduced copy).
 MIN_NOISE_SECONDS = 0.25
 NOISE_FLOOR_PERCENTILE = 10.0
-# SNR is reported up to 99 dB (digital silence between words would otherwise be infinite).
-MAX_REPORTED_SNR_DB = 99.0
+# Quieter than -90 dBFS RMS there is no noise floor to measure: 16-bit quantisation noise sits
+# near -98 dBFS and a real room or microphone far above it, so such frames are digital silence
+# or codec residue. The SNR is then not estimated (it used to be a made-up 99 dB for every
+# clean clip).
+NO_NOISE_FLOOR_DBFS = -90.0
 
 # ------------------------------------------------------------------ analysis limits
 # Audio analysis reads at most the first 2 minutes: twelve times the long-clip limit, so every

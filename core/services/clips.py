@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, object_session
 from core.config import get_settings
 from core.db import get_or_404
 from core.errors import Conflict
+from core.media.findings import clip_seconds
 from core.media.probe import MediaProbeError
 from core.models import Clip, ClipStatus, Dataset, Job, JobStatus
 from core.names import JobKind, Queue
@@ -63,7 +64,7 @@ def clip_facts(clip: Clip) -> dict[str, Any]:
     video = probe.get("video") or {}
     audio = probe.get("audio") or {}
     facts = {
-        "duration": probe.get("duration"),
+        "duration": clip_seconds(probe) if probe else None,  # frames / fps: what the trainer reads
         "frames": video.get("frame_count"),
         "width": video.get("display_width") or video.get("width"),
         "height": video.get("display_height") or video.get("height"),

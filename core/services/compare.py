@@ -40,6 +40,7 @@ from core.names import (
 )
 from core.recipe import sample_rules
 from core.recipe.run_config import expand_trigger
+from core.services import compare_references
 from core.services.job_queue import queue_job
 from core.services.strength_samples import parse_strength_variant, strength_label
 
@@ -91,6 +92,7 @@ class Cell:
     metrics: dict[str, Any] = field(default_factory=dict)
     flags: list[dict] = field(default_factory=list)
     worst: str | None = None  # error | warning | None
+    note: str | None = None  # why this training clip is the reference (or why there is none)
 
 
 ROW_PROMPT, ROW_V2A = "prompt", "v2a"
@@ -127,19 +129,22 @@ def run_prompts(run: TrainingRun) -> list[str]:
     return [expand_trigger(p, trigger) for p in config.get("validation", {}).get("prompts", [])]
 
 
-def _references(preprocess_run: PreprocessRun | None) -> list[dict]:
-    if preprocess_run is None:
-        return []
-    return [item for item in preprocess_run.clip_results or [] if item.get("decoded_audio")]
-
-
-def _reference_cell(preprocess_run: PreprocessRun, item: dict) -> Cell:
+def _reference_cell(preprocess_run: PreprocessRun, item: dict, note: str | None = None) -> Cell:
+    """A training clip's decoded audio and video, with its measures once the ``sample_metrics`` job took them."""
     base = f"/api/v1/preprocess/{preprocess_run.id}/clips/{item['clip_id']}"
     images_base = f"/compare/references/{preprocess_run.id}/{item['clip_id']}"
     return Cell(column="reference", label=f"training clip {item.get('name', item['clip_id'])}",
                 audio_url=f"{base}/decoded_audio",
                 video_url=f"{base}/decoded_video" if item.get("decoded_video") else None,
-                waveform_url=f"{images_base}/waveform.png", spectrogram_url=f"{images_base}/spectrogram.png")
+                waveform_url=f"{images_base}/waveform.png", spectrogram_url=f"{images_base}/spectrogram.png",
+                metrics={k: v for k, v in (item.get("metrics") or {}).items() if k not in ("mfcc", "flags")},
+                note=note)
+
+
+def _prompt_reference(preprocess_run: PreprocessRun | None, choice: compare_references.Reference) -> Cell:
+    if preprocess_run is None or choice.item is None:
+        return Cell(column="reference", label="Training clip", missing=True, note=choice.why)
+    return _reference_cell(preprocess_run, choice.item, choice.why)
 
 
 def sample_cell(column: Column, sample: Sample) -> Cell:
@@ -185,7 +190,8 @@ def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False, strengths:
 
     Rows follow the first run's validation prompts (prompt ``i`` of every run shares row ``i``);
     the base column shows the first run's base sample of the prompt that has one; the
-    reference column cycles through the training clips' decoded audio.
+    reference column plays a clean training clip, one saying the prompt's words where there is
+    one (:mod:`core.services.compare_references`), with the reason under it.
     """
     if not runs:
         raise InvalidInput("no_runs", "There is no training run to compare yet: train one first.")
@@ -193,13 +199,13 @@ def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False, strengths:
     prompts = run_prompts(runs[0])
     prompt_count = max([len(prompts)] + [s.prompt_index + 1 for run in runs for s in run.samples
                                          if s.variant not in V2A_VARIANTS])
-    references = _references(runs[0].preprocess_run)
+    prompts += [f"prompt {index + 1}" for index in range(len(prompts), prompt_count)]
+    preprocess_run = runs[0].preprocess_run
+    references = compare_references.references_for(preprocess_run, prompts)
     by_key = _samples_by_key(runs, v2a=False)
     rows = []
-    for index in range(prompt_count):
-        reference = (_reference_cell(runs[0].preprocess_run, references[index % len(references)])
-                     if references else None)
-        prompt = prompts[index] if index < len(prompts) else f"prompt {index + 1}"
+    for index, prompt in enumerate(prompts):
+        reference = _prompt_reference(preprocess_run, references[index])
         rows.append(Row(index, prompt, _row_cells(columns, by_key, index, reference)))
     rows += _v2a_rows(runs, columns)
     return {"columns": [asdict(c) for c in columns], "rows": [asdict(r) for r in rows],
@@ -252,7 +258,7 @@ def _v2a_rows(runs: list[TrainingRun], columns: list[Column]) -> list[Row]:
     rows = []
     for index, clip_id in enumerate(clip_ids):
         prep, item = items.get(clip_id, (None, {}))
-        reference = _reference_cell(prep, item) if item.get("decoded_audio") else None
+        reference = _reference_cell(prep, item, "This clip's own audio.") if item.get("decoded_audio") else None
         name = item.get("name") or f"clip #{clip_id}"
         rows.append(Row(index, item.get("caption") or "", _row_cells(columns, by_key, clip_id, reference),
                         kind=ROW_V2A, source_clip_id=clip_id, clip_name=name))

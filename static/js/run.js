@@ -17,6 +17,9 @@
   var heartbeatAt = header.getAttribute("data-heartbeat-at") ? Date.parse(header.getAttribute("data-heartbeat-at")) : null;
   var status = header.getAttribute("data-status");
   var peakMemory = 0;
+  // The worker's ETA (steps and validation samples left) and when it was computed: the time of its
+  // step's metric row. It counts down between steps, so it keeps moving while samples render.
+  var eta = { seconds: null, at: null, step: -1 };
 
   function $(id) { return document.getElementById(id); }
   function text(id, value) { var node = $(id); if (node) node.textContent = value; }
@@ -97,6 +100,22 @@
     });
   }
 
+  // --- ETA and device labels ---
+  function showEta() {
+    if (LIVE.indexOf(status) < 0 || eta.seconds === null) return;
+    var left = eta.seconds - Math.max(0, (Date.now() - (eta.at || Date.now())) / 1000);
+    text("h-eta", duration(Math.max(0, left)));  // as the server writes it, never negative
+  }
+
+  // What ran where: a CPU run has no GPU, and its memory figure is the process's peak resident memory.
+  function showDevice(gpu) {
+    if (!gpu) return;
+    var cpu = gpu === "cpu";
+    text("h-gpu-label", cpu ? "Device" : "GPU");
+    text("h-gpu", cpu ? "CPU (no GPU)" : gpu);
+    text("h-mem-label", cpu ? "Memory (process peak RSS)" : "GPU memory");
+  }
+
   // --- status and progress ---
   function setStatus(value) {
     status = value;
@@ -120,8 +139,11 @@
       bar.max = data.total;
       bar.value = data.step;
     }
-    if (LIVE.indexOf(data.status) >= 0) text("h-eta", data.eta_s === null ? "–" : duration(data.eta_s));
-    if (data.gpu) text("h-gpu", data.gpu);
+    if (LIVE.indexOf(data.status) >= 0) {
+      if (data.eta_s !== eta.seconds) eta = { seconds: data.eta_s, at: Date.now(), step: data.step };
+      if (data.eta_s === null) text("h-eta", "–"); else showEta();
+    }
+    showDevice(data.gpu);
     text("h-message", data.message || "");
     if (data.result && data.result.step_time_s) text("h-speed", Number(data.result.step_time_s).toFixed(2) + " s/step");
   }
@@ -134,10 +156,14 @@
     var error = $("h-error");
     error.hidden = !data.error;
     error.textContent = data.error || "";
+    var waiting = $("h-waiting");  // why a queued job is not taken (no live worker serves its queue)
+    waiting.hidden = !data.waiting_for;
+    waiting.textContent = data.waiting_for || "";
   }
 
   setInterval(function () {
     if (heartbeatAt && LIVE.indexOf(status) >= 0) text("h-heartbeat", duration((Date.now() - heartbeatAt) / 1000) + " ago");
+    showEta();
   }, 1000);
 
   // --- rows ---
@@ -154,6 +180,11 @@
   }
 
   function onMetric(metric) {
+    // the ETA was written with this step's metric: count down from that moment (a replayed row too)
+    if (metric.step === eta.step && metric.created_at) {
+      eta.at = Math.min(Date.now(), instant(metric.created_at));
+      showEta();
+    }
     chart.add(metric);
     text("chart-empty", "");
     text("h-speed", Number(metric.step_time).toFixed(2) + " s/step");

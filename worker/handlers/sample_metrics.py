@@ -10,7 +10,9 @@ LoRA variants, ``flags`` from
 :func:`core.media.sample_metrics.compare_to_base` against the base-model sample of the same
 prompt. Base samples are measured first; a LoRA sample measured before its base gets its flags
 on a later run of this job. A sample whose audio cannot be measured stores ``{"error": ...}``
-so it is not retried for ever. Idempotent: measured samples are left as they are.
+so it is not retried for ever. Idempotent: measured samples are left as they are. The training
+clips the compare grid plays as references are measured the same way, once
+(:mod:`core.services.compare_references`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from core.media.analysis import AudioDecodeError
 from core.media.sample_metrics import SampleAudioError, compare_to_base, measure_sample, voice_distance
 from core.models import PreprocessRun, Sample, TrainingRun
 from core.names import LORA_OFF_VARIANTS, V2A_VARIANTS, VARIANT_BASE, VARIANT_V2A_BASE
+from core.services import compare_references
+from core.services.compare import run_prompts
 from core.services.voice_metrics import reference_voice, sample_prompts
 from worker.jobs import JobContext, JobFailed
 
@@ -70,8 +74,9 @@ def _needs_voice(metrics: dict | None) -> bool:
     return bool(metrics) and "error" not in metrics and "voice_reasons" not in metrics
 
 
-def _plan(run_id: int, data_dir: Path) -> tuple[list[Path], list[tuple], list[float] | None]:
-    """The training clips' audio, the samples to (re)measure and the dataset's voice."""
+def _plan(run_id: int, data_dir: Path) -> tuple[list[Path], list[tuple], list[float] | None, list[tuple]]:
+    """The training clips' audio, the samples to (re)measure, the dataset's voice and the
+    compare grid's reference clips to measure."""
     with session_scope() as session:
         run = session.get(TrainingRun, run_id)
         if run is None:
@@ -79,8 +84,18 @@ def _plan(run_id: int, data_dir: Path) -> tuple[list[Path], list[tuple], list[fl
         prompts = sample_prompts(run)
         todo = [(s.id, s.variant, data_dir / s.wav, dict(s.metrics or {}), prompts.get(s.id))
                 for s in run.samples if not s.metrics or _needs_voice(s.metrics)]
-        voice = reference_voice(session, run) if todo else None
-        return _reference_paths(run.preprocess_run, data_dir), todo, voice
+        shown = [(run.preprocess_run_id, clip_id, data_dir / wav, caption) for clip_id, wav, caption
+                 in compare_references.references_to_measure(run, run_prompts(run))]
+        voice = reference_voice(session, run) if todo or shown else None
+        return _reference_paths(run.preprocess_run, data_dir), todo, voice, shown
+
+
+def _measure_shown_references(shown: list[tuple], references: list[dict], voice) -> None:
+    """Measure the reference clips the compare grid plays, like the samples."""
+    for preprocess_run_id, clip_id, wav, caption in shown:
+        metrics = _measured(wav, {}, caption, references, voice)
+        with session_scope() as session:
+            compare_references.record_reference_metrics(session, preprocess_run_id, clip_id, metrics)
 
 
 def _measured(wav: Path, old: dict, prompt: str | None, references: list[dict], voice) -> dict[str, Any]:
@@ -93,9 +108,10 @@ def _measured(wav: Path, old: dict, prompt: str | None, references: list[dict], 
 def sample_metrics(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     """Measure the unmeasured samples of run ``params["run_id"]``; returns how many were measured and flagged."""
     run_id = int(params["run_id"])
-    references_paths, todo, voice = _plan(run_id, get_settings().data_dir)
+    references_paths, todo, voice, shown = _plan(run_id, get_settings().data_dir)
     todo.sort(key=lambda item: item[1] not in LORA_OFF_VARIANTS)  # LoRA-off samples first: the others compare with them
-    references = reference_profiles(references_paths) if any(not item[3] for item in todo) else []
+    references = reference_profiles(references_paths) if shown or any(not item[3] for item in todo) else []
+    _measure_shown_references(shown, references, voice)
     for index, (sample_id, _variant, wav, old, prompt) in enumerate(todo):
         ctx.check_cancelled()
         ctx.progress(index, len(todo) + 1, f"measuring {wav.name}")

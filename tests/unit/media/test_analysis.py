@@ -57,7 +57,7 @@ def test_speech_ratio_high_on_speech_and_near_zero_on_noise(media):
 def test_snr_separates_clean_and_noisy_speech(media):
     clean = _analyse(media.talking_clip())
     noisy = _analyse(media.clip(audio="noisy"))
-    assert clean.snr_db > 30
+    assert clean.snr_db is None  # digital silence between the words: no noise floor (test_noise.py)
     assert noisy.snr_db < qa_rules.NOISY_SNR_DB
     assert noisy.speech_ratio > 0.5  # the voice is still found under the noise
 
