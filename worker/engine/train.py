@@ -7,7 +7,7 @@
 3. per step: rectified-flow noising with the official timestep sampler and first-frame
    conditioning, separate video / audio MSE losses (:mod:`flow`), AdamW (or 8-bit AdamW),
    gradient clipping, linear decay;
-4. reports every step through :class:`TrainCallbacks` and checks the cancel token between steps;
+4. reports every step through :class:`TrainCallbacks`; checks the cancel token between steps and samples;
 5. writes checkpoints (both LoRA layouts + resumable state) and validation samples at step 0 and
    every checkpoint, and out of schedule when :class:`ControlRequests` asks between steps
    ("checkpoint now", "sample now").
@@ -19,7 +19,6 @@ so the loss curve continues as if the run had never stopped.
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,7 +43,7 @@ from worker.engine.lora.checkpoint import (
 )
 from worker.engine.lora.files import extract_lora_weights
 from worker.engine.lora.names import side_of_family
-from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, ProgressEvent, TrainCallbacks
+from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, EtaClock, ProgressEvent, TrainCallbacks
 from worker.engine.step.compiling import begin_compiled_step
 from worker.engine.step.flow import base_dtype, forward_backward, prepare_flow_inputs, ready_for_step
 from worker.engine.step.graphed import GraphedStep, GraphUnavailable
@@ -141,6 +140,7 @@ class Trainer:
         self.sampler = _make_sampler(config.training.timesteps)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.graphed = self._graphed_step()
+        self.eta = EtaClock.for_config(config, self.plan, len(self.dataset))  # steps and samples left
 
     def _choose_levers(self, compile_blocks: bool) -> StepLevers:
         """The step's levers, decided as ``avlora bench train`` decides them. ``compile_blocks``
@@ -164,18 +164,22 @@ class Trainer:
         once (Gemma then leaves the accelerator for good); one loaded here is then quantised and moved
         to the device, block by block, never whole in bf16."""
         config = self.config
+        self.callbacks.on_phase("model_load")
         pipe = pipeline or self._load_pipeline(data_dir, model_dir)
         pipe.set_progress_bar_config(disable=True)
         self.plan = plan_from_config(config)
+        self.callbacks.on_phase("text_encoding")
         self.prompt_cache = encode_plan_prompts(
             pipe, self.plan, device=self.device, load_in_8bit=config.load_text_encoder_in_8bit,
             model=None if pipeline is not None else (config.model, data_dir, model_dir), on_log=self._log,
         )
         if pipeline is None:
+            self.callbacks.on_phase("model_load")
             if config.quantization != "none":
                 count = quantize_frozen_base(pipe.transformer, config.quantization, device=self.device)
                 self._log("info", f"Frozen base quantised ({config.quantization}): {count} Linear layers.")
             move_pipeline_except_text_encoder(pipe, self.device)
+        self.callbacks.on_phase("setup")
         return pipe
 
     def _setup_optimizer(self) -> None:
@@ -279,7 +283,6 @@ class Trainer:
         if start == 0 and (self.config.validation.at_checkpoints or self.config.validation.interval):
             self._validate(0, include_base=True)
         checkpoint_steps = set(self.config.checkpoint_steps())
-        step_times: list[float] = []
         for step in range(start, total):
             if self.cancel.is_cancelled():
                 if step not in result.checkpoints and step > 0:
@@ -287,20 +290,22 @@ class Trainer:
                 self._log("info", f"Cancelled at step {step}; resume continues from here.")
                 result.status, result.step = "cancelled", step
                 return result
+            self.callbacks.on_phase("train_step")
             started = time.perf_counter()
             loss, loss_video, loss_audio, grad_norm = self._train_step(step)
             done = step + 1
-            step_times.append(time.perf_counter() - started)
+            self.eta.step_done(time.perf_counter() - started)
             result.step = done
             result.losses.append((done, loss_video, loss_audio))
-            median = statistics.median(step_times[-50:])
             self.callbacks.on_progress(
                 ProgressEvent(
                     step=done, total=total, loss=loss, loss_video=loss_video, loss_audio=loss_audio,
-                    lr=self.scheduler.get_last_lr()[0], grad_norm=grad_norm, step_time_s=step_times[-1],
-                    memory_bytes=peak_memory_bytes(self.device), eta_s=median * (total - done),
+                    lr=self.scheduler.get_last_lr()[0], grad_norm=grad_norm, step_time_s=self.eta.last_step_s,
+                    memory_bytes=peak_memory_bytes(self.device), eta_s=self.eta.eta_s(done),
                 )
             )
+            if done < total and self.cancel.is_cancelled():
+                continue  # the loop's top checkpoints this step and stops; its samples are made on resume
             interval = self.config.validation.interval
             sampled = False
             if done in checkpoint_steps:
@@ -352,8 +357,7 @@ class Trainer:
             videos.append(losses.video_loss)
             if losses.audio_loss is not None:
                 audios.append(losses.audio_loss)
-        grad_norm_tensor = torch.nn.utils.clip_grad_norm_(self.params, opt.max_grad_norm)
-        grad_norm = float(grad_norm_tensor)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, opt.max_grad_norm))
         if not torch.isfinite(torch.tensor(grad_norm)):
             raise TrainingError(f"The gradient became {grad_norm} at step {step + 1}: lower the learning rate.")
         self.optimizer.step()
@@ -364,6 +368,7 @@ class Trainer:
     # --- checkpoints, resume, validation ------------------------------------------------------
 
     def _checkpoint(self, step: int, result: TrainResult) -> None:
+        self.callbacks.on_phase("checkpoint_write")
         weights = extract_lora_weights(self.transformer, DEFAULT_ADAPTER)
         metadata = {"avlora_model": self.config.model, "avlora_trigger": self.config.data.trigger}
         paths = save_checkpoint(
@@ -405,13 +410,16 @@ class Trainer:
     def _validate(self, step: int, include_base: bool = False) -> None:
         if not self.plan.samples_anything:
             return
+        self.callbacks.on_phase("sampling")
         if self.graphed is not None:  # the graph's memory goes back for sampling; the next step records again
             self.graphed.release()
         plan = self.plan
         if not include_base:  # LoRA-off samples never change: step 0 has them
             plan = replace(plan, variants=[v for v in plan.variants if v not in LORA_OFF_VARIANTS])
-        run_validation(self.pipe, plan, self.output_dir / "samples", step, callbacks=self.callbacks,
-                       prompt_cache=self.prompt_cache, clips=self.dataset)
+        started = time.perf_counter()
+        events = run_validation(self.pipe, plan, self.output_dir / "samples", step, callbacks=self.callbacks,
+                                prompt_cache=self.prompt_cache, clips=self.dataset, cancel=self.cancel)
+        self.eta.round_done(time.perf_counter() - started, len(events))
 
 
 def train_run(

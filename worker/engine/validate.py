@@ -164,6 +164,7 @@ def run_validation(
     overwrite_base: bool = False,
     prompt_cache=None,
     clips=None,
+    cancel=None,
 ) -> list[SampleEvent]:
     """Generate every (prompt, variant) and (v2a clip, v2a variant) of ``plan``; write mp4 + wav files.
 
@@ -172,7 +173,8 @@ def run_validation(
     ``overwrite_base``. ``prompt_cache``: the plan's texts encoded once
     (:func:`encode_plan_prompts`); without it the pipeline runs its text encoder for every sample
     (and the v2a samples go without guidance). ``clips``: the run's cached training clips (a
-    ``PrecomputedDataset``), which the v2a variants need; without it they are skipped.
+    ``PrecomputedDataset``), which the v2a variants need; without it they are skipped. ``cancel``: a
+    :class:`CancelToken` looked at before each sample; once cancelled, the rest are left for a resume.
     """
     callbacks = callbacks or TrainCallbacks()
     samples_dir = Path(samples_dir)
@@ -187,9 +189,13 @@ def run_validation(
                 mp4, wav = samples_dir / f"{stem}.mp4", samples_dir / f"{stem}.wav"
                 if variant in LORA_OFF_VARIANTS and mp4.is_file() and wav.is_file() and not overwrite_base:
                     continue
+                if cancel is not None and cancel.is_cancelled():
+                    break
+                callbacks.on_phase("sampling")
                 with lora_variant(pipe, variant, video_strength=video_strength, audio_strength=audio_strength,
                                   adapter_name=adapter_name):
                     sample = make()
+                callbacks.on_phase("sample_write")
                 write_wav(wav, sample)
                 write_mp4(mp4, sample)
                 event = SampleEvent(step, index, variant, mp4, wav, plan.seed, source)
