@@ -1,5 +1,6 @@
-"""``avlora bench train --preset P [--random-weights] --size WxHxF [--steps N] [--json]`` and
-``avlora bench preprocess --preset P --size WxHxF [--json]``.
+"""``avlora bench train --preset P [--random-weights] --size WxHxF [--steps N] [--json]``,
+``avlora bench preprocess --preset P --size WxHxF [--json]`` and
+``avlora bench run --preset P [--random-weights] --size WxHxF --steps N --checkpoints K [--json]``.
 
 Times LoRA training steps of the transformer on synthetic latents: median seconds per step after
 warm-up, tokens per second, peak memory, and model FLOP utilisation (FLOPs counted with
@@ -8,7 +9,12 @@ run). ``--random-weights`` builds the full-size model with random weights direct
 in bf16 (no model files needed). ``--baseline`` times the straightforward diffusers + peft step
 (no engine levers) for comparison; ``--low-vram`` the int8 base + 8-bit AdamW configuration.
 ``bench preprocess`` times video VAE encodes and caption embeddings (Gemma-3 + connectors) per
-second. Exit status: 0 on success, 1 when the step does not fit in memory, 2 for bad arguments.
+second. ``bench run`` runs the real ``avlora train`` path end to end (the sanity preset shortened
+to N steps and K checkpoints, a synthetic preprocessed dataset) and reports the wall time of
+each phase: model build or load, text encoding, compile and CUDA-graph capture, training steps,
+checkpoint writes, validation sampling (denoising, VAE decode, audio decode, mp4/wav writing)
+and the total. Exit status: 0 on success, 1 when the step does not fit in memory (or the run
+did not complete), 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ def register(subparsers) -> None:
     train.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
     train.set_defaults(func=run_train)
     _register_preprocess(kinds)
+    _register_run(kinds)
 
 
 def _register_preprocess(kinds) -> None:
@@ -86,6 +93,34 @@ def _register_preprocess(kinds) -> None:
     pre.add_argument("--json", action="store_true", help="print the result as JSON")
     pre.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
     pre.set_defaults(func=run_preprocess)
+
+
+def _register_run(kinds) -> None:
+    run = kinds.add_parser("run", help="time a whole shortened training run, phase by phase",
+                           description="Run the real `avlora train` path (a run preset shortened to --steps and "
+                                       "--checkpoints, on a synthetic preprocessed dataset) and report the wall "
+                                       "time of each phase and the total.")
+    run.add_argument("--preset", default="ltx-2.3", help=f"{PRESET_HELP} (default ltx-2.3)")
+    run.add_argument("--random-weights", action="store_true",
+                     help="full-size model with random weights built on the GPU (no files)")
+    run.add_argument("--size", default="512x512x49", help="clip and sample size WxHxF (default 512x512x49)")
+    run.add_argument("--steps", type=int, default=20, help="training steps (default 20)")
+    run.add_argument("--checkpoints", type=int, default=2, help="checkpoints, evenly spaced, the last at the end "
+                                                                "(default 2); each has its validation samples")
+    run.add_argument("--run-preset", default="sanity", choices=["sanity", "full", "low-vram"],
+                     help="the run config preset to shorten (default sanity)")
+    run.add_argument("--inference-steps", type=int, default=None,
+                     help="denoising steps per sample (default: the run preset's, 30)")
+    run.add_argument("--prompts", type=int, default=None,
+                     help="keep the first N of the run preset's validation prompts (default: all)")
+    run.add_argument("--clips", type=int, default=4, help="synthetic clips in the dataset (default 4)")
+    run.add_argument("--out", default=None, help="keep the run folder here (default: a temporary one, removed)")
+    run.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.add_argument("--progress", action="store_true", help="print each phase's time to stderr as it ends")
+    run.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
+    run.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
+    run.set_defaults(func=run_run)
 
 
 def _ratio(text: str) -> float:
@@ -221,3 +256,64 @@ def run_preprocess(args: argparse.Namespace) -> int:
             f"(peak {result.text_peak_memory_bytes / 2**30:.2f} GiB)"
         )
     return 0
+
+
+def run_run(args: argparse.Namespace) -> int:
+    """Handle ``avlora bench run``; returns the exit status."""
+    from core.config import Settings
+    from core.model_files import ModelFilesMissing
+    from core.presets import UnknownPreset, get_preset
+    from core.recipe.config_yaml import ConfigFileError
+    from worker.engine.bench.run import RunBenchSpec, bench_run
+    from worker.engine.bench.train import parse_size
+
+    settings = Settings()
+    model_dir = args.model_dir or settings.model_dir
+    try:
+        info = get_preset(args.preset)
+        if not info.is_toy and not args.random_weights and not model_dir:
+            raise ValueError(f"--preset {args.preset} needs --random-weights or MODEL_DIR with its weights")
+        spec = RunBenchSpec(
+            preset=args.preset, random_weights=args.random_weights, size=parse_size(args.size), steps=args.steps,
+            checkpoints=args.checkpoints, run_preset=args.run_preset, inference_steps=args.inference_steps,
+            prompts=args.prompts, clips=args.clips, device=args.device, output_dir=args.out,
+            echo=(lambda line: print(line, file=sys.stderr, flush=True)) if args.progress else None,
+        )
+        result = bench_run(spec, data_dir=args.data_dir or settings.data_dir, model_dir=model_dir)
+    except (ValueError, UnknownPreset, ModelFilesMissing) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ConfigFileError as exc:
+        print("error: " + "; ".join(exc.problems), file=sys.stderr)
+        return 2
+    print(json.dumps(result.to_dict(), indent=2) if args.json else run_table(result.to_dict()))
+    return 0 if result.status == "completed" else 1
+
+
+def run_table(result: dict) -> str:
+    """``avlora bench run``'s result as a table: each phase's seconds and share, the total, then
+    each validation round and the training steps."""
+    total = result["total_s"]
+    samples = sum(r["samples"] for r in result["rounds"])
+    lines = [
+        f"{result['preset']} {result['size']} on {result['device']} ({result['dtype']}): {result['run_preset']} run "
+        f"of {result['steps']} steps, checkpoints at {result['checkpoint_steps']}, {samples} samples of "
+        f"{result['inference_steps']} steps ({result['prompts']} prompts x {', '.join(result['variants'])})",
+        f"{'phase':<96} {'seconds':>9} {'share':>6}",
+    ]
+    for name, seconds in result["phases"].items():
+        label = result["phase_labels"].get(name, name)
+        lines.append(f"{label:<96} {seconds:9.2f} {seconds / total if total else 0:6.1%}")
+    lines.append(f"{'total (model build or load to the last sample)':<96} {total:9.2f} {1:6.1%}")
+    for round_ in result["rounds"]:
+        rows = round_["sample_rows"]
+        parts = {key: sum(r[key] for r in rows) / len(rows)
+                 for key in ("sampling_denoise", "vae_decode", "audio_decode", "sample_write")}
+        lines.append(f"round at step {round_['step']}: {round_['samples']} samples in {round_['seconds']:.2f} s; "
+                     f"per sample {round_['seconds'] / len(rows):.2f} s (denoise {parts['sampling_denoise']:.2f}, "
+                     f"VAE {parts['vae_decode']:.2f}, audio {parts['audio_decode']:.2f}, "
+                     f"write {parts['sample_write']:.2f})")
+    steps = result["steps_detail"]
+    lines.append(f"training steps: {steps['count']}, first {steps['first_s']:.2f} s, steady median "
+                 f"{steps['steady_median_s']:.3f} s, after sampling {[round(t, 2) for t in steps['after_sampling_s']]}")
+    return "\n".join(lines)
