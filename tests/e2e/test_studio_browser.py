@@ -1,5 +1,8 @@
-"""A real browser (Debian chromium through Playwright) against `avlora serve` with its worker:
-create a dataset, upload generated clips, see the findings, write a caption, save, reload."""
+"""A real browser (Debian chromium through Playwright) against `avlora serve` with its worker, on
+the newcomer's path: create a dataset, upload a mixed batch, see the findings in words, caption with
+the keyboard through to "done", preprocess (the toy's noise said so), edit one caption, preprocess
+again and see the rest reused, queue a tiny run (labelled as a CPU run), compare, export the
+checkpoint (its model card with the trigger written out) and the dataset, import it again."""
 
 from __future__ import annotations
 
@@ -93,8 +96,11 @@ def _walk_through_the_studio(studio_env, tmp_path, browser, talking, mute, notes
         page.goto(clip_url)
         expect(page.locator("#caption-preview")).to_contain_text("Sounds: quiet room tone.")
 
-        # export for ltx-trainer, then import that zip through the page's import form
         dataset_url = page.locator(".crumbs a").nth(1).get_attribute("href")
+        _preprocess_edit_and_reuse(page, url, dataset_url, clip_url)
+        _queue_compare_and_export(page, url)
+
+        # export for ltx-trainer, then import that zip through the page's import form
         exported = page.request.get(f"{url}/api/v1{dataset_url}/export")
         assert exported.status == 200
         zip_path = tmp_path / "ema.zip"
@@ -107,3 +113,65 @@ def _walk_through_the_studio(studio_env, tmp_path, browser, talking, mute, notes
         expect(page.locator("#summary-line")).to_contain_text("1 clip, 1 trainable", timeout=120_000)
         page.goto(f"{url}/datasets")
         page.screenshot(path=str(SCREENSHOTS / "avlora-datasets.png"), full_page=True)
+
+
+def _preprocess(page, url: str, dataset_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}{dataset_url}")
+    page.select_option("#preprocess-model", "toy")
+    page.click("#preprocess-button")
+    expect(page.locator("h1")).to_contain_text("Preprocess run")
+    expect(page.locator("#preprocess-status")).to_have_text("succeeded", timeout=180_000)
+    # the decoded previews of the toy model are noise: the page says so, and how to use a real model
+    expect(page.locator(".toy-notice")).to_contain_text("AVLORA_MODEL_DIR")
+
+
+def _preprocess_edit_and_reuse(page, url: str, dataset_url: str, clip_url: str) -> None:
+    """Preprocess, change one caption, preprocess again: only that caption's text is computed."""
+    from playwright.sync_api import expect
+
+    _preprocess(page, url, dataset_url)
+    expect(page.locator("#preprocess-reuse")).to_contain_text("0 reused")
+    first = page.url
+    page.goto(clip_url)
+    page.fill("#sounds", "quiet room tone, a door closes")
+    page.keyboard.press("Control+s")
+    expect(page.locator(".notice")).to_contain_text("Caption saved")
+    page.goto(first)  # the earlier run says what changed, and that only that is computed again
+    expect(page.locator("#preprocess-outdated")).to_contain_text("ema-take-1.mp4")
+    _preprocess(page, url, dataset_url)
+    expect(page.locator("#preprocess-reuse")).to_contain_text("4 reused, 1 computed (text conditions: 1)")
+    page.screenshot(path=str(SCREENSHOTS / "avlora-preprocess-reused.png"), full_page=True)
+
+
+def _queue_compare_and_export(page, url: str) -> None:
+    """A tiny run from the form; its page names the CPU; compare; the checkpoint's export."""
+    import io
+    import zipfile
+
+    import yaml
+    from playwright.sync_api import expect
+
+    page.click("#train-link")
+    config = yaml.safe_load(page.locator("#config-yaml").input_value())
+    config["lora"].update(rank=4, alpha=4)
+    config["optimization"].update(steps=2, gradient_checkpointing=False)
+    config["checkpoints"]["interval"] = 2
+    config["validation"].update(variants=["lora"], video_dims=[64, 64, 9], inference_steps=2,
+                                prompts=["{trigger}, a woman speaks calmly: hello there"])
+    page.fill("#config-yaml", yaml.safe_dump(config, sort_keys=False))
+    expect(page.locator("#queue-button")).to_be_enabled()
+    page.click("#queue-button")
+    expect(page.locator("h1")).to_contain_text("Run #")
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=240_000)
+    expect(page.locator("#h-gpu-label")).to_have_text("Device")  # not "GPU: cpu"
+    expect(page.locator(".toy-notice")).to_have_count(1)
+    run_id = int(page.url.rstrip("/").split("/")[-1])
+    page.goto(f"{url}/runs/{run_id}/compare")
+    expect(page.locator(".toy-notice")).to_have_count(1)
+    exported = page.request.get(f"{url}/api/v1/runs/{run_id}/checkpoints/2/export")
+    assert exported.status == 200, exported.text()
+    with zipfile.ZipFile(io.BytesIO(exported.body())) as archive:
+        card = next(archive.read(n).decode() for n in archive.namelist() if n.endswith("README.md"))
+    assert "ema_voice, a woman speaks calmly" in card and "{trigger}" not in card
