@@ -58,7 +58,9 @@ def test_a_training_job_cancelled_during_set_up_stops_within_seconds(production_
         run_dir = data_dir / f"runs/{run['id']}"
         assert not [p for p in run_dir.rglob("*") if is_temporary(p)]  # no half-written sample
         log = [line["text"] for line in client.get(f"/api/v1/jobs/{run['job_id']}/log").json()]
-        assert any("Cancelled during set-up" in text for text in log), log
+        # interrupted in the middle of loading or encoding, or stopped by the trainer between two
+        # of the step-0 samples: either way before any step, and within seconds
+        assert any("Cancelled during set-up" in text or "Cancelled at step 0" in text for text in log), log
 
         # the same worker process serves the next run to the end (one step, no samples: quick)
         config = _config(client, dataset_id, steps=1, interval=1)
