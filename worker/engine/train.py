@@ -33,16 +33,18 @@ from worker.engine.data.dataset import PrecomputedDataset, batch_indices, collat
 from worker.engine.data.prompt_cache import move_pipeline_except_text_encoder
 from worker.engine.lora.adapters import DEFAULT_ADAPTER, add_lora, families_of, trainable_parameters
 from worker.engine.lora.checkpoint import (
-    checkpoint_paths,
+    CheckpointPaths,
     latest_checkpoint_step,
     list_checkpoint_steps,
     load_training_state,
+    prune_checkpoints,
     restore_lora_tensors,
     restore_rng_states,
-    save_checkpoint,
+    snapshot_adapter,
+    write_checkpoint,
 )
-from worker.engine.lora.files import extract_lora_weights
 from worker.engine.lora.names import side_of_family
+from worker.engine.lora.writer import CheckpointWriter
 from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, EtaClock, ProgressEvent, TrainCallbacks
 from worker.engine.step.compiling import begin_compiled_step
 from worker.engine.step.flow import base_dtype, forward_backward, prepare_flow_inputs, ready_for_step
@@ -141,6 +143,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.graphed = self._graphed_step()
         self.eta = EtaClock.for_config(config, self.plan, len(self.dataset))  # steps and samples left
+        self.writer = CheckpointWriter()  # checkpoint files are written while the steps go on
 
     def _choose_levers(self, compile_blocks: bool) -> StepLevers:
         """The step's levers, decided as ``avlora bench train`` decides them. ``compile_blocks``
@@ -267,7 +270,11 @@ class Trainer:
     # --- run ---------------------------------------------------------------------------------
 
     def run(self, *, resume: bool = False) -> TrainResult:
-        """Train until ``optimization.steps`` or a cancel; returns how it ended."""
+        """Train until ``optimization.steps`` or a cancel; returns how it ended, every checkpoint written."""
+        with self.writer.draining():
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> TrainResult:
         total = self.config.optimization.steps
         self.output_dir.mkdir(parents=True, exist_ok=True)
         start = self._resume() if resume else 0
@@ -284,6 +291,7 @@ class Trainer:
             self._validate(0, include_base=True)
         checkpoint_steps = set(self.config.checkpoint_steps())
         for step in range(start, total):
+            self.writer.poll()  # a checkpoint written meanwhile: its row now, or its error
             if self.cancel.is_cancelled():
                 if step not in result.checkpoints and step > 0:
                     self._checkpoint(step, result)
@@ -368,28 +376,20 @@ class Trainer:
     # --- checkpoints, resume, validation ------------------------------------------------------
 
     def _checkpoint(self, step: int, result: TrainResult) -> None:
+        """Copied off the device now; written in the background, its callback once the files are whole."""
         self.callbacks.on_phase("checkpoint_write")
-        weights = extract_lora_weights(self.transformer, DEFAULT_ADAPTER)
-        metadata = {"avlora_model": self.config.model, "avlora_trigger": self.config.data.trigger}
-        paths = save_checkpoint(
-            self.output_dir, step, weights, optimizer=self.optimizer, scheduler=self.scheduler,
-            generator=self.generator, fingerprint=self.fingerprint, metadata=metadata,
+        snapshot = snapshot_adapter(
+            self.transformer, DEFAULT_ADAPTER, step, optimizer=self.optimizer, scheduler=self.scheduler,
+            generator=self.generator, fingerprint=self.fingerprint,
+            metadata={"avlora_model": self.config.model, "avlora_trigger": self.config.data.trigger},
         )
         result.checkpoints.append(step)
-        self._prune_checkpoints()
-        self.callbacks.on_checkpoint(
-            CheckpointEvent(step, paths.official, paths.diffusers, paths.state, dict(self.lora_families))
-        )
-        self._log("info", f"Checkpoint at step {step}: {paths.official.name}")
+        self.writer.submit(lambda: write_checkpoint(self.output_dir, snapshot), self._checkpoint_written)
 
-    def _prune_checkpoints(self) -> None:
-        keep = self.config.checkpoints.keep_last_n
-        if keep < 1:
-            return
-        for old in list_checkpoint_steps(self.output_dir)[:-keep]:
-            paths = checkpoint_paths(self.output_dir, old)
-            for path in (paths.state, paths.official, paths.diffusers):
-                path.unlink(missing_ok=True)
+    def _checkpoint_written(self, paths: CheckpointPaths) -> None:
+        prune_checkpoints(self.output_dir, self.config.checkpoints.keep_last_n)
+        self.callbacks.on_checkpoint(CheckpointEvent(paths.step, paths.official, paths.diffusers, paths.state, dict(self.lora_families)))
+        self._log("info", f"Checkpoint at step {paths.step}: {paths.official.name}")
 
     def _resume(self) -> int:
         step = latest_checkpoint_step(self.output_dir)

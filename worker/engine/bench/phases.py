@@ -36,7 +36,7 @@ PHASES: dict[str, str] = {
     "compile_and_capture": "first training step's excess over a steady step (compile, warm-up, CUDA graph)",
     "graph_rerecord": "first step after each sampling round: excess (CUDA graph recorded again)",
     "training_steps": "training steps (steady)",
-    "checkpoint_write": "checkpoint writes (LoRA files and resumable state)",
+    "checkpoint_write": "checkpoints: the copy off the device (the files are written in the background)",
     "sampling_compile": "first sample of each variant: denoising excess over a steady one (blocks compiled)",
     "sampling_denoise": "sampling: denoising loop with guidance (and the pipeline's set-up)",
     "vae_decode": "sampling: video VAE decode and frames to arrays",
