@@ -44,6 +44,21 @@ def run_worker(queues: str = EVERY_QUEUE, concurrency: int = 1) -> int:
     return 0  # not reached
 
 
+def _studio_server(config, supervisor: WorkerSupervisor | None):
+    """uvicorn's server, which also tells the worker's supervisor at the first SIGINT/SIGTERM that
+    the studio is stopping: a worker the same signal ended (systemd and docker signal every
+    process of the service) must not be started again during the graceful shutdown."""
+    import uvicorn
+
+    class StudioServer(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            if supervisor is not None:
+                supervisor.stop_restarting()
+            super().handle_exit(sig, frame)
+
+    return StudioServer(config)
+
+
 def serve(host: str | None = None, port: int | None = None, with_worker: bool = True,
           open_queues: str = EVERY_QUEUE) -> int:
     """Migrate, start the embedded worker, and serve the web app until interrupted."""
@@ -81,8 +96,9 @@ def serve(host: str | None = None, port: int | None = None, with_worker: bool = 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         # a bounded graceful shutdown: open event streams (live logs) must not hold it forever
-        uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info",
-                    timeout_graceful_shutdown=5)
+        config = uvicorn.Config("app.main:create_app", factory=True, host=host, port=port, log_level="info",
+                                timeout_graceful_shutdown=5)
+        _studio_server(config, worker).run()
     finally:
         if worker is not None:
             worker.stop(timeout_s=10)  # a warm shutdown; then it is killed

@@ -26,13 +26,17 @@ MAX_DELAY_S = 60.0
 POLL_S = 0.5
 
 
-def stop_with_parent() -> None:
+def stop_with_parent(parent: int | None = None) -> None:
     """In the embedded worker, before exec: its own process group, and SIGTERM when the studio
-    process dies however it dies (Linux ``PR_SET_PDEATHSIG``), so no worker outlives the studio."""
+    process dies however it dies (Linux ``PR_SET_PDEATHSIG``), so no worker outlives the studio.
+    A studio that died between the fork and the ``prctl`` sends no signal: then the worker ends
+    here (``parent``: the studio's pid, read before the fork)."""
     os.setsid()
     if sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if parent is not None and os.getppid() != parent:
+            os._exit(1)
 
 
 def how_it_ended(returncode: int) -> str:
@@ -99,7 +103,8 @@ class WorkerSupervisor:
             if self._stopping.is_set():
                 return
             set_embedded_worker(self._queues, ended)
-            self._proc = subprocess.Popen(self._command, preexec_fn=stop_with_parent)
+            studio = os.getpid()
+            self._proc = subprocess.Popen(self._command, preexec_fn=lambda: stop_with_parent(studio))
             self._started = time.monotonic()
 
     def _watch(self) -> None:
@@ -125,6 +130,11 @@ class WorkerSupervisor:
         from core.services.workers import set_embedded_worker
 
         set_embedded_worker(self._queues, ended)
+
+    def stop_restarting(self) -> None:
+        """The studio is shutting down (a signal came): a worker that ends from now on, killed by
+        the same signal or not, is not started again (it would outlive the studio)."""
+        self._stopping.set()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the worker for good: SIGTERM to its main process (a warm shutdown that ends its pool

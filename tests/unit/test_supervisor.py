@@ -80,3 +80,15 @@ def test_stopping_the_studio_stops_its_worker_without_a_restart_or_a_complaint(s
     time.sleep(1.5)  # longer than the first restart delay
     assert supervisor.pid == pid and supervisor.lines == []
     assert embedded_worker() is None
+
+
+def test_a_worker_ended_while_the_studio_shuts_down_is_not_started_again(supervisor):
+    """systemd and docker signal every process of the service: the worker ends with the studio,
+    and a restart in the middle of the studio's shutdown would outlive it."""
+    supervisor.start()
+    pid = supervisor.pid
+    supervisor.stop_restarting()  # what the studio's signal handler does first
+    os.killpg(pid, signal.SIGTERM)
+    _wait(lambda: not _alive(pid), 5, "the worker to end")
+    time.sleep(1.5)  # longer than the first restart delay
+    assert supervisor.pid == pid and supervisor.lines == []
