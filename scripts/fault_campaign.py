@@ -31,7 +31,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.media_factory import MediaFactory  # noqa: E402  (after the path is set)
+from tests.integration.test_training_jobs import _config as tiny_run_config  # noqa: E402  (after the path is set)
+from tests.media_factory import MediaFactory  # noqa: E402
 from tests.support import celery_worker, free_port, postgres_database, stop_process, web_server  # noqa: E402
 
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
@@ -200,14 +201,9 @@ def preprocessed_dataset(c: Campaign) -> int:
 
 
 def run_config(c: Campaign, dataset_id: int, steps: int, interval: int) -> dict:
+    """The tiny toy run the integration tests train (``tests.integration.test_training_jobs._config``)."""
     with c.http as http:
-        config = http.get(f"/api/v1/presets/sanity?model=toy&dataset_id={dataset_id}").json()
-    config["lora"].update(rank=4, alpha=4)
-    config["optimization"].update(steps=steps, gradient_checkpointing=False)
-    config["checkpoints"]["interval"] = interval
-    config["validation"].update(video_dims=[64, 64, 9], inference_steps=2, variants=["lora"],
-                                prompts=["{trigger}, a woman speaks calmly: hello there"])
-    return config
+        return tiny_run_config(http, dataset_id, steps, interval)
 
 
 def start_run(c: Campaign, steps: int, interval: int) -> dict:

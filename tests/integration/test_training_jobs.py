@@ -51,8 +51,8 @@ def _wait_final(client: TestClient, job_id: int, timeout: float = 120) -> dict:
     return _wait(lambda: (job := _job(client, job_id))["status"] in FINAL and job, timeout, f"job {job_id} ending")
 
 
-def _preprocessed_dataset(client: TestClient, media) -> int:
-    """A dataset with one analysed, captioned talking clip, preprocessed by the worker."""
+def _captioned_dataset(client: TestClient, media) -> int:
+    """A dataset with one analysed, captioned talking clip."""
     dataset = client.post("/api/v1/datasets", json={"name": "Ema", "trigger": "ema_voice",
                                                     "buckets": "64x64x9"}).json()
     (entry,) = client.post(f"/api/v1/datasets/{dataset['id']}/clips",
@@ -60,11 +60,17 @@ def _preprocessed_dataset(client: TestClient, media) -> int:
     assert _wait_final(client, entry["job_id"])["status"] == "succeeded"
     client.put(f"/api/v1/clips/{entry['id']}/caption", json={"visual": "a woman looks at the camera",
                                                               "transcript": "Hello there, how are you today?"})
-    started = client.post(f"/api/v1/datasets/{dataset['id']}/preprocess", json={"model": "toy"})
+    return dataset["id"]
+
+
+def _preprocessed_dataset(client: TestClient, media) -> int:
+    """:func:`_captioned_dataset`, preprocessed by the worker."""
+    dataset_id = _captioned_dataset(client, media)
+    started = client.post(f"/api/v1/datasets/{dataset_id}/preprocess", json={"model": "toy"})
     assert started.status_code == 202, started.text
     job = _wait_final(client, started.json()["job_id"])
     assert job["status"] == "succeeded", job
-    return dataset["id"]
+    return dataset_id
 
 
 def _config(client: TestClient, dataset_id: int, steps: int, interval: int) -> dict:

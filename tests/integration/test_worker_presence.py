@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_training_jobs import _client, _config, _job, _wait, _wait_final
+from tests.integration.test_training_jobs import _captioned_dataset, _client, _config, _job, _wait, _wait_final
 from tests.support import celery_worker
 
 pytestmark = pytest.mark.integration
@@ -21,17 +21,6 @@ def _live_workers() -> list[tuple[str, list[str]]]:
         return [(row.name, list(row.queues)) for row in live_workers(session)]
 
 
-def _dataset_with_a_probed_clip(client, media) -> int:
-    dataset = client.post("/api/v1/datasets", json={"name": "Ema", "trigger": "ema_voice",
-                                                    "buckets": "64x64x9"}).json()
-    (entry,) = client.post(f"/api/v1/datasets/{dataset['id']}/clips",
-                           files=[("files", ("take.mp4", media.talking_clip().read_bytes(), "video/mp4"))]).json()
-    assert _wait_final(client, entry["job_id"])["status"] == "succeeded"
-    client.put(f"/api/v1/clips/{entry['id']}/caption", json={"visual": "a woman looks at the camera",
-                                                              "transcript": "Hello there, how are you today?"})
-    return dataset["id"]
-
-
 def test_a_gpu_job_without_a_gpu_worker_says_so_and_a_worker_started_later_takes_it(production_env, tmp_path,
                                                                                      tmp_path_factory):
     from tests.media_factory import MediaFactory
@@ -40,7 +29,7 @@ def test_a_gpu_job_without_a_gpu_worker_says_so_and_a_worker_started_later_takes
     client = _client()
     with celery_worker(production_env, tmp_path / "cpu.log", queues="cpu"):
         assert _wait(_live_workers, 10, "the cpu worker's announcement") == [("avlora-cpu@" + _host(), ["cpu"])]
-        dataset_id = _dataset_with_a_probed_clip(client, media)
+        dataset_id = _captioned_dataset(client, media)
         started = client.post(f"/api/v1/datasets/{dataset_id}/preprocess", json={"model": "toy"})
         assert started.status_code == 202, started.text
         waiting = _job(client, started.json()["job_id"])
