@@ -83,6 +83,7 @@ def set_side_strength(
     audio: float = 1.0,
     other: float | None = None,
     adapter_name: str = DEFAULT_ADAPTER,
+    as_tensors: bool = False,
 ) -> dict[str, int]:
     """Scale the LoRA on each side of the model apart (DESIGN.md's sides).
 
@@ -90,6 +91,11 @@ def set_side_strength(
     ``audio_attn1``, ``audio_attn2``, ``audio_ff``, ``video_to_audio_attn``. Modules outside the
     blocks (``other``) follow ``other`` if given, else the video strength. Strength 0 switches a
     side off exactly; 1 is the trained strength. Returns how many layers were set per side.
+
+    ``as_tensors``: hold each layer's scale as a 0-dim tensor instead of a Python float. Compiled
+    blocks take a tensor as an input, while they specialise on a float (one compile per value):
+    sampling sets its variants this way so they all run through one compiled graph. Call again
+    without it to put floats back (the training's compiled graph was made with floats).
     """
     counts = {"video": 0, "audio": 0, "other": 0}
     for name, module in lora_layers(transformer):
@@ -98,8 +104,26 @@ def set_side_strength(
         side = side_of_family(module_family(name)) or "other"
         strength = {"video": video, "audio": audio}.get(side, video if other is None else other)
         module.set_scale(adapter_name, strength)
+        if as_tensors:
+            module.scaling[adapter_name] = _scale_tensor(module, adapter_name)
         counts[side] += 1
     return counts
+
+
+def set_all_adapters_off(transformer: torch.nn.Module, off: bool) -> None:
+    """Scale every adapter of every LoRA layer to 0 as tensors (``off``), or back to its trained
+    float scale: the base model through the same compiled graph as the other sampling variants
+    (unlike PEFT's ``disable_adapters``, a branch the compiled blocks would compile again)."""
+    for _, module in lora_layers(transformer):
+        for adapter in list(module.scaling):
+            module.set_scale(adapter, 0.0 if off else 1.0)
+            if off:
+                module.scaling[adapter] = _scale_tensor(module, adapter)
+
+
+def _scale_tensor(module: torch.nn.Module, adapter_name: str) -> torch.Tensor:
+    weight = module.lora_A[adapter_name].weight
+    return torch.tensor(float(module.scaling[adapter_name]), dtype=weight.dtype, device=weight.device)
 
 
 def families_of(names: Iterable[str]) -> dict[str, int]:
