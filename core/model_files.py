@@ -1,7 +1,9 @@
 """A real model's weights on disk, found without loading them (pure Python, no torch).
 
-MODEL_DIR holds either a diffusers-format pipeline directory or the official single-file
-checkpoint with a Gemma-3 directory beside it. ``resolve_real_model`` says which, or raises
+MODEL_DIR holds either a diffusers-format pipeline directory or the official weights: for LTX-2.3 /
+LTX-2 the single-file checkpoint with a Gemma-3 directory beside it, for LTX-2.5 one file per
+component (``core.model_files_25``). A diffusers directory of another LTX generation than the
+preset's is reported, not loaded. ``resolve_real_model`` says which, or raises
 ``ModelFilesMissing`` listing exactly what to put where. The web's preflight and the engine's
 loader both use it.
 """
@@ -12,7 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.presets import PresetInfo
+from core.model_files_25 import SPLIT_FILES_25, TRANSFORMER_FOLDER_25, diffusers_dir_version, find_file, split_layout_lines
+from core.presets import PRESETS, PresetInfo
 
 PIPELINE_COMPONENTS = (
     "transformer",
@@ -36,11 +39,14 @@ class RealModelLocation:
     """Where a real preset's weights are: ``kind`` is ``"diffusers"`` or ``"single_file"``.
 
     For a single file, ``path`` is the checkpoint and ``gemma_dir`` the text encoder directory.
+    ``"split"`` (LTX-2.5's one file per component): ``path`` is the transformer file and ``files``
+    names every component's file, the transformer's included.
     """
 
     kind: str
     path: Path
     gemma_dir: Path | None = None
+    files: tuple[tuple[str, Path], ...] = ()
 
 
 
@@ -76,11 +82,18 @@ def missing_files_message(info: PresetInfo, model_dir: Path | None, found: str =
         "Nothing is downloaded; put one of these layouts there:",
         f"  A) a diffusers-format pipeline: {where}/model_index.json and the folders "
         + ", ".join(f"{c}/" for c in PIPELINE_COMPONENTS),
-        f"  B) the official checkpoint {where}/{info.single_file_names[0]}"
-        + (f" (or {', '.join(info.single_file_names[1:])})" if len(info.single_file_names) > 1 else "")
-        + f" and the Gemma-3-12B text encoder directory {where}/{GEMMA_DIR_HINT}/ "
-        "(config.json, tokenizer.json or tokenizer.model, model*.safetensors)",
     ]
+    if info.version == "2.5":
+        lines.append("  B) the official LTX-2.5 files (Lightricks/LTX-2.5), each in its folder or directly in "
+                     f"{where}:")
+        lines += split_layout_lines(where, info.single_file_names)
+    else:
+        lines.append(
+            f"  B) the official checkpoint {where}/{info.single_file_names[0]}"
+            + (f" (or {', '.join(info.single_file_names[1:])})" if len(info.single_file_names) > 1 else "")
+            + f" and the Gemma-3-12B text encoder directory {where}/{GEMMA_DIR_HINT}/ "
+            "(config.json, tokenizer.json or tokenizer.model, model*.safetensors)"
+        )
     if found:
         lines.append(f"Found: {found}")
     return "\n".join(lines)
@@ -91,16 +104,35 @@ def resolve_real_model(info: PresetInfo, model_dir: Path | None) -> RealModelLoc
     if model_dir is None:
         raise ModelFilesMissing(missing_files_message(info, None))
     model_dir = Path(model_dir)
-    if is_diffusers_dir(model_dir):
-        return RealModelLocation("diffusers", model_dir)
     found: list[str] = []
-    if (model_dir / "model_index.json").is_file():
+    if is_diffusers_dir(model_dir):
+        version = diffusers_dir_version(model_dir)
+        if version in (None, info.version):
+            return RealModelLocation("diffusers", model_dir)
+        other = next((p.name for p in PRESETS.values() if not p.is_toy and p.version == version), version)
+        found.append(f"a diffusers-format LTX-{version} pipeline (preset {other!r}), not LTX-{info.version}")
+    elif (model_dir / "model_index.json").is_file():
         absent = [c for c in PIPELINE_COMPONENTS if not (model_dir / c).is_dir()]
         found.append("model_index.json without the folders " + ", ".join(absent))
+    if info.version == "2.5":
+        return _resolve_split_25(info, model_dir, found)
     checkpoint = next((model_dir / n for n in info.single_file_names if (model_dir / n).is_file()), None)
     if checkpoint is not None:
         gemma = find_gemma_dir(model_dir)
         if gemma is not None:
             return RealModelLocation("single_file", checkpoint, gemma)
         found.append(f"{checkpoint.name} but no Gemma-3 directory")
+    raise ModelFilesMissing(missing_files_message(info, model_dir, "; ".join(found)))
+
+
+def _resolve_split_25(info: PresetInfo, model_dir: Path, found: list[str]) -> RealModelLocation:
+    """LTX-2.5's official files: all present, or ``ModelFilesMissing`` naming the ones found."""
+    parts = [("transformer", find_file(model_dir, TRANSFORMER_FOLDER_25, info.single_file_names))]
+    parts += [(component, find_file(model_dir, folder, names)) for component, folder, names in SPLIT_FILES_25]
+    present = [(component, path) for component, path in parts if path is not None]
+    if len(present) == len(parts):
+        return RealModelLocation("split", present[0][1], files=tuple(present))
+    if present:
+        missing = [component for component, path in parts if path is None]
+        found.append(", ".join(p.name for _, p in present) + f" but no {', '.join(missing)} file")
     raise ModelFilesMissing(missing_files_message(info, model_dir, "; ".join(found)))

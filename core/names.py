@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Literal, get_args
 
 # The model presets (core/presets.py holds their facts): the tiny random-weight toys, then the real models.
-ModelPreset = Literal["toy", "toy-2.0", "ltx-2.3", "ltx-2"]
+ModelPreset = Literal["toy", "toy-2.0", "toy-2.5", "ltx-2.3", "ltx-2", "ltx-2.5"]
 MODEL_PRESETS: tuple[str, ...] = get_args(ModelPreset)
 
 # What activation checkpointing recomputes (worker/engine/step/checkpointing.py).

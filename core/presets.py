@@ -1,8 +1,8 @@
 """Model presets: what each named model is, without loading anything.
 
-A preset names one LTX-2 family model: ``toy`` / ``toy-2.0`` (the real diffusers architecture at
-tiny size with random weights, built offline) and ``ltx-2.3`` / ``ltx-2`` (the real weights, read
-from MODEL_DIR). The facts here are what preprocessing, training and the web form need to know
+A preset names one LTX-2 family model: ``toy`` / ``toy-2.0`` / ``toy-2.5`` (the real diffusers
+architecture at tiny size with random weights, built offline) and ``ltx-2.3`` / ``ltx-2`` /
+``ltx-2.5`` (the real weights, read from MODEL_DIR). The facts here are what preprocessing, training and the web form need to know
 before a model is loaded (sample rates, mel settings, prompt length). Pure Python: no torch.
 """
 
@@ -18,7 +18,7 @@ from core.names import MODEL_PRESETS
 class PresetInfo:
     """Facts about one model preset.
 
-    ``version`` is the LTX generation ("2.3" or "2.0"); ``audio_sample_rate`` is the vocoder's
+    ``version`` is the LTX generation ("2.3", "2.0" or "2.5"); ``audio_sample_rate`` is the vocoder's
     output rate (what decoded audio plays at); ``mel_*`` describe the log-mel the audio VAE
     encodes; ``max_sequence_length`` is the number of text tokens a caption is padded to.
     """
@@ -58,6 +58,14 @@ PRESETS: dict[str, PresetInfo] = {
         audio_sample_rate=24000,
         max_sequence_length=64,
     ),
+    "toy-2.5": PresetInfo(
+        name="toy-2.5",
+        version="2.5",
+        is_toy=True,
+        description="LTX-2.5 architecture at tiny size, random weights",
+        audio_sample_rate=48000,
+        max_sequence_length=64,
+    ),
     "ltx-2.3": PresetInfo(
         name="ltx-2.3",
         version="2.3",
@@ -73,6 +81,17 @@ PRESETS: dict[str, PresetInfo] = {
         description="Lightricks LTX-2 19B (weights from MODEL_DIR)",
         audio_sample_rate=24000,
         single_file_names=("ltx-2-19b-dev.safetensors", "ltx-2-19b-distilled.safetensors"),
+    ),
+    "ltx-2.5": PresetInfo(
+        name="ltx-2.5",
+        version="2.5",
+        is_toy=False,
+        description="Lightricks LTX-2.5 22B (weights from MODEL_DIR)",
+        audio_sample_rate=48000,
+        single_file_names=(
+            "ltx-2.5-22b-dev-transformer-bf16.safetensors",
+            "ltx-2.5-22b-distilled-transformer-bf16.safetensors",
+        ),
     ),
 }
 assert tuple(PRESETS) == MODEL_PRESETS, "core/presets.py PRESETS must list core.names.MODEL_PRESETS, in order"

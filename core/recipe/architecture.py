@@ -51,6 +51,8 @@ DIFFUSERS_DEFAULTS: dict[str, Any] = {
     "use_prompt_embeddings": True,
     "perturbed_attn": False,
     "use_prompt_adaln_single": True,
+    "ff_bias": True,
+    "audio_ff_bias": True,
 }
 
 # Full-size transformer configs, as diffusers' LTX-2 converter writes them.
@@ -64,7 +66,15 @@ LTX23_FULL_CONFIG: dict[str, Any] = {
     "perturbed_attn": True,
     "use_prompt_embeddings": False,
 }
-MODEL_CONFIGS: dict[str, dict[str, Any]] = {"ltx-2.3": LTX23_FULL_CONFIG, "ltx-2": LTX2_FULL_CONFIG}
+# LTX-2.5 keeps the 2.3 layout; its video feed-forward has no bias and its prompt cross-attention
+# modulation is a static per-layer table (no timestep MLP: no prompt_adaln / audio_prompt_adaln),
+# as ltx-core's LTXModelConfigurator reads a 2.5 checkpoint (ff_bias, use_prompt_adaln_single).
+LTX25_FULL_CONFIG: dict[str, Any] = {**LTX23_FULL_CONFIG, "ff_bias": False, "use_prompt_adaln_single": False}
+MODEL_CONFIGS: dict[str, dict[str, Any]] = {
+    "ltx-2.3": LTX23_FULL_CONFIG,
+    "ltx-2": LTX2_FULL_CONFIG,
+    "ltx-2.5": LTX25_FULL_CONFIG,
+}
 
 # FeedForward activation -> (class name, proj out multiplier, extra child class or None)
 _ACTIVATIONS: dict[str, tuple[str, int, str | None]] = {
@@ -86,12 +96,13 @@ class ArchitectureError(ValueError):
 
 @dataclass(frozen=True)
 class ModuleInfo:
-    """One sub-module of the transformer: dotted name, class name, Linear shape if any."""
+    """One sub-module of the transformer: dotted name, class name, Linear shape (and bias) if any."""
 
     name: str
     kind: str
     in_features: int | None = None
     out_features: int | None = None
+    bias: bool | None = None  # for a Linear: whether it has a bias (LTX-2.5's video ff has none)
 
     @property
     def is_linear(self) -> bool:
@@ -225,8 +236,8 @@ def family_linear_counts(config: Mapping[str, Any] | str) -> dict[str, int]:
 # --- builders, one per diffusers class --------------------------------------------------------
 
 
-def _linear(name: str, in_features: int, out_features: int) -> ModuleInfo:
-    return ModuleInfo(name, "Linear", in_features, out_features)
+def _linear(name: str, in_features: int, out_features: int, bias: bool = True) -> ModuleInfo:
+    return ModuleInfo(name, "Linear", in_features, out_features, bias)
 
 
 def _text_projection(name: str, in_features: int, hidden: int) -> list[ModuleInfo]:
@@ -271,18 +282,18 @@ def _attention(name: str, query_dim: int, kv_dim: int, heads: int, head_dim: int
     return modules
 
 
-def _feed_forward(name: str, dim: int, activation_fn: str) -> list[ModuleInfo]:
+def _feed_forward(name: str, dim: int, activation_fn: str, bias: bool) -> list[ModuleInfo]:
     act_class, proj_mult, act_child = _ACTIVATIONS[activation_fn]
     inner = dim * _FF_MULT
     modules = [
         ModuleInfo(name, "FeedForward"),
         ModuleInfo(f"{name}.net", "ModuleList"),
         ModuleInfo(f"{name}.net.0", act_class),
-        _linear(f"{name}.net.0.proj", dim, inner * proj_mult),
+        _linear(f"{name}.net.0.proj", dim, inner * proj_mult, bias),
     ]
     if act_child:
         modules.append(ModuleInfo(f"{name}.net.0.activation", act_child))
-    modules += [ModuleInfo(f"{name}.net.1", "Dropout"), _linear(f"{name}.net.2", inner, dim)]
+    modules += [ModuleInfo(f"{name}.net.1", "Dropout"), _linear(f"{name}.net.2", inner, dim, bias)]
     return modules
 
 
@@ -307,7 +318,7 @@ def _block(prefix: str, cfg: dict[str, Any], dim: int, audio_dim: int) -> list[M
         ModuleInfo(f"{p}.video_to_audio_norm", "RMSNorm"),
         *_attention(f"{p}.video_to_audio_attn", audio_dim, dim, a_heads, a_head_dim, audio_gated),
         ModuleInfo(f"{p}.norm3", "RMSNorm"),
-        *_feed_forward(f"{p}.ff", dim, cfg["activation_fn"]),
+        *_feed_forward(f"{p}.ff", dim, cfg["activation_fn"], bool(cfg["ff_bias"])),
         ModuleInfo(f"{p}.audio_norm3", "RMSNorm"),
-        *_feed_forward(f"{p}.audio_ff", audio_dim, cfg["activation_fn"]),
+        *_feed_forward(f"{p}.audio_ff", audio_dim, cfg["activation_fn"], bool(cfg["audio_ff_bias"])),
     ]

@@ -11,7 +11,7 @@ TRIGGER = "ema_voice"
 BUCKET = "64x64x9"
 
 
-def build_precomputed(root: Path, data_dir: Path, pipeline) -> Path:
+def build_precomputed(root: Path, data_dir: Path, pipeline, *, preset: str = "toy") -> Path:
     """Write one 9-frame 64x64 clip with a stereo tone, preprocess it with the toy model, and
     return the ``.precomputed`` folder (the real preprocessing path, nothing hand-made)."""
     from worker.engine.data.preprocess import preprocess_dataset
@@ -21,13 +21,13 @@ def build_precomputed(root: Path, data_dir: Path, pipeline) -> Path:
     caption = f"{TRIGGER}, a red square hums a low tone"
     metadata.write_text(json.dumps({"caption": caption, "media_path": "clips/a.mp4"}) + "\n")
     result = preprocess_dataset(
-        metadata, out_dir=root, preset="toy", buckets=BUCKET, trigger=TRIGGER, data_dir=data_dir, pipeline=pipeline
+        metadata, out_dir=root, preset=preset, buckets=BUCKET, trigger=TRIGGER, data_dir=data_dir, pipeline=pipeline
     )
     assert result.ok, result
     return root / ".precomputed"
 
 
-def run_config(output_dir: Path, precomputed: Path, **sections):
+def run_config(output_dir: Path, precomputed: Path, *, model: str = "toy", **sections):
     """A toy run config: tiny validation, no first-frame conditioning unless asked."""
     from core.recipe.run_config import preset_config
 
@@ -47,4 +47,4 @@ def run_config(output_dir: Path, precomputed: Path, **sections):
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
-    return preset_config("sanity", model="toy", output_dir=str(output_dir), **base)
+    return preset_config("sanity", model=model, output_dir=str(output_dir), **base)

@@ -146,5 +146,5 @@ def test_single_checkpoint_without_gemma_is_reported(tmp_path):
 
 
 def test_unknown_preset_lists_the_valid_ones(tmp_path):
-    with pytest.raises(UnknownPreset, match="toy, toy-2.0, ltx-2.3, ltx-2"):
+    with pytest.raises(UnknownPreset, match="toy, toy-2.0, toy-2.5, ltx-2.3, ltx-2, ltx-2.5"):
         load_pipeline("ltx-9", data_dir=tmp_path)

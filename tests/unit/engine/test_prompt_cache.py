@@ -49,7 +49,8 @@ def test_a_prompt_that_was_not_encoded_is_named(toy_pipeline):
 
 def _count_encoder_calls(pipe):
     calls = []
-    handle = pipe.text_encoder.register_forward_pre_hook(lambda module, args: calls.append(1))
+    encoder = pipe.text_encoder.model  # the language model is what runs (no vocabulary logits)
+    handle = encoder.register_forward_pre_hook(lambda module, args: calls.append(1))
     return calls, handle
 
 

@@ -1,4 +1,4 @@
-"""Small LTX-2 transformer configs for tests: 2.3 flags, 2.0 flags, a mixed case."""
+"""Small LTX-2 transformer configs for tests: 2.3, 2.0 and 2.5 flags, a mixed case."""
 
 # Small shapes that keep the real class's constraints (equal head counts, cross dims = inner dims).
 SMALL_SHAPE = {
@@ -25,8 +25,11 @@ FLAGS_23 = {
     "rope_type": "split",
 }
 FLAGS_20 = {"rope_type": "split"}
+# LTX-2.5: the 2.3 flags, a bias-free video feed-forward, no timestep MLP for the prompt modulation.
+FLAGS_25 = {**FLAGS_23, "ff_bias": False, "audio_ff_bias": True, "use_prompt_adaln_single": False}
 CONFIGS = {
     "2.3": {**SMALL_SHAPE, **FLAGS_23},
     "2.0": {**SMALL_SHAPE, **FLAGS_20},
+    "2.5": {**SMALL_SHAPE, **FLAGS_25},
     "2.3-video-gates-only": {**SMALL_SHAPE, "gated_attn": True, "cross_attn_mod": True, "out_channels": None},
 }

@@ -23,9 +23,9 @@ def real_modules(config):
         if not name:
             continue
         if isinstance(module, torch.nn.Linear):
-            described.append((name, "Linear", module.in_features, module.out_features))
+            described.append((name, "Linear", module.in_features, module.out_features, module.bias is not None))
         else:
-            described.append((name, type(module).__name__, None, None))
+            described.append((name, type(module).__name__, None, None, None))
     return described
 
 
@@ -38,7 +38,7 @@ def config_and_real(request):
 
 def test_module_list_equals_the_real_model(config_and_real):
     config, real = config_and_real
-    ours = [(m.name, m.kind, m.in_features, m.out_features) for m in transformer_modules(config)]
+    ours = [(m.name, m.kind, m.in_features, m.out_features, m.bias) for m in transformer_modules(config)]
     assert ours == real
 
 
@@ -48,6 +48,23 @@ def test_flags_change_the_layer_list():
     assert "transformer_blocks.1.video_to_audio_attn.to_gate_logits" in names_23 - names_20
     assert "prompt_adaln.linear" in names_23 - names_20
     assert "caption_projection.linear_1" in names_20 - names_23
+
+
+def test_ltx25_drops_the_prompt_timestep_mlp_and_the_video_ff_bias():
+    names_23 = set(linear_module_names(CONFIGS["2.3"]))
+    names_25 = set(linear_module_names(CONFIGS["2.5"]))
+    assert names_23 - names_25 == {"prompt_adaln.emb.timestep_embedder.linear_1",
+                                   "prompt_adaln.emb.timestep_embedder.linear_2", "prompt_adaln.linear",
+                                   "audio_prompt_adaln.emb.timestep_embedder.linear_1",
+                                   "audio_prompt_adaln.emb.timestep_embedder.linear_2", "audio_prompt_adaln.linear"}
+    assert names_25 <= names_23  # every block module a 2.3 LoRA targets exists in 2.5
+    by_name = {m.name: m for m in transformer_modules("ltx-2.5")}
+    assert by_name["transformer_blocks.0.ff.net.0.proj"].bias is False
+    assert by_name["transformer_blocks.0.ff.net.2"].bias is False
+    assert by_name["transformer_blocks.0.audio_ff.net.2"].bias is True
+    assert by_name["transformer_blocks.0.attn1.to_k"].bias is True
+    assert family_linear_counts("ltx-2.5") == {**family_linear_counts("ltx-2.3"),
+                                               "other": family_linear_counts("ltx-2.3")["other"] - 6}
 
 
 def test_full_size_counts_match_the_published_model():

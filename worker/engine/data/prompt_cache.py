@@ -8,7 +8,8 @@ Sampling then hands the cached tensors to ``LTX2Pipeline.__call__`` as ``prompt_
 ``prompt_attention_mask`` (and the negative pair); the pipeline runs the connectors on them
 exactly as it would on embeddings it computed itself, so the samples are the same.
 
-The cache holds what ``LTX2Pipeline._get_gemma_prompt_embeds`` returns: all Gemma hidden states
+The cache holds what ``LTX2Pipeline._get_gemma_prompt_embeds`` returns (computed by
+``worker.engine.data.text.gemma_hidden_states``, which also ensures Gemma 4's leading BOS): all Gemma hidden states
 packed ``[1, L, C*layers]`` in the text encoder's dtype, and the ``[1, L]`` mask, with ``L`` the
 pipeline's default prompt length (the sampling path never changes it). At full size that is about
 385 MB per prompt in bfloat16 (1024 tokens x 3840 x 49 layers), held in CPU memory.
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from worker.engine.data.text import load_text_encoder_8bit, text_encoder_8bit_unavailable
+from worker.engine.data.text import gemma_hidden_states, load_text_encoder_8bit, text_encoder_8bit_unavailable
 
 PIPELINE_PROMPT_LENGTH = 1024  # LTX2Pipeline.__call__'s default max_sequence_length
 
@@ -95,17 +96,15 @@ def _text_encoder_swapped(pipe, encoder):
 def encode_prompts(pipe, texts, *, encoder=None, dtype: torch.dtype | None = None) -> PromptCache:
     """Encode each distinct text with ``encoder`` (default: ``pipe.text_encoder``, where it is).
 
-    The tensors are the pipeline's own (``_get_gemma_prompt_embeds``), in ``dtype`` (default: the
-    pipeline text encoder's dtype, what the pipeline uses), moved to the CPU.
+    The tensors are packed as the pipeline packs them (``gemma_hidden_states``: with the leading
+    BOS Gemma 4 needs), in ``dtype`` (default: the pipeline text encoder's dtype), moved to the CPU.
     """
     encoder = encoder if encoder is not None else pipe.text_encoder
     dtype = dtype or pipe.text_encoder.dtype
     embeddings: dict[str, PromptEmbedding] = {}
     with _text_encoder_swapped(pipe, encoder):
         for text in dict.fromkeys(texts):
-            embeds, mask = pipe._get_gemma_prompt_embeds(
-                prompt=[text], max_sequence_length=PIPELINE_PROMPT_LENGTH, device=encoder.device, dtype=dtype
-            )
+            embeds, mask = gemma_hidden_states(pipe, text, max_sequence_length=PIPELINE_PROMPT_LENGTH, dtype=dtype)
             embeddings[text] = PromptEmbedding(embeds.to("cpu"), mask.to("cpu"))
     return PromptCache(embeddings)
 

@@ -21,15 +21,41 @@ OFFICIAL_KEYS = ("video_prompt_embeds", "audio_prompt_embeds", "prompt_attention
 CONNECTOR_KEYS = ("connector_video_embeds", "connector_audio_embeds", "connector_attention_mask")
 
 
-def gemma_hidden_states(pipe, text: str, *, max_sequence_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+def tokenize_caption(tokenizer, text: str, *, max_sequence_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` ``[1, L]``: left padding to ``max_sequence_length``, one leading BOS.
+
+    Gemma 3's tokenizer emits the BOS itself (then this equals the pipeline's own tokenisation);
+    Gemma 4's does not, and LTX-2.5 was trained with it, so it is prepended here as ltx-core's
+    ``LTXGemmaTokenizer`` does (never twice). No EOS is appended.
+    """
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    ids = tokenizer(text.strip(), truncation=True, max_length=max_sequence_length, add_special_tokens=True).input_ids
+    bos = tokenizer.bos_token_id
+    if bos is not None and (not ids or ids[0] != bos):
+        ids = [bos, *ids][:max_sequence_length]
+    padded = tokenizer.pad(
+        {"input_ids": [ids]}, padding="max_length", max_length=max_sequence_length, return_tensors="pt",
+        return_attention_mask=True,
+    )
+    return padded.input_ids, padded.attention_mask
+
+
+def gemma_hidden_states(pipe, text: str, *, max_sequence_length: int, encoder=None, dtype=None):
     """All Gemma hidden states of ``text`` stacked and packed ``[1, L, C*layers]``, and the mask ``[1, L]``.
 
-    Tokenised as the pipeline does: left padding to ``max_sequence_length``.
+    Packed as ``LTX2Pipeline`` packs them (embeddings, then every layer); tokenised by
+    :func:`tokenize_caption`. ``encoder`` defaults to ``pipe.text_encoder``; only its language
+    model runs (``.model``: no vocabulary logits, about 2 GB at 1,024 tokens for a 262k vocabulary).
     """
-    device = pipe.text_encoder.device
-    return pipe._get_gemma_prompt_embeds(
-        prompt=[text], max_sequence_length=max_sequence_length, device=device, dtype=pipe.text_encoder.dtype
-    )
+    encoder = encoder if encoder is not None else pipe.text_encoder
+    ids, mask = tokenize_caption(pipe.tokenizer, text, max_sequence_length=max_sequence_length)
+    ids, mask = ids.to(encoder.device), mask.to(encoder.device)
+    body = getattr(encoder, "model", encoder)
+    outputs = body(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    hidden = torch.stack(outputs.hidden_states, dim=-1).flatten(2, 3)
+    return hidden.to(dtype or encoder.dtype), mask
 
 
 def caption_features(connectors, hidden_states: torch.Tensor, attention_mask: torch.Tensor):

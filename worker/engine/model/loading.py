@@ -27,11 +27,21 @@ def default_dtype(device: str):
     return torch.float32 if str(device).startswith("cpu") else torch.bfloat16
 
 
+# Optional pipeline parts a training run never uses: LTX-2.5's prompt-enhancement Gemma 4 (a second
+# 12B model), its processor, and the duration head (predicts a clip length from a caption).
+UNUSED_OPTIONAL_COMPONENTS = ("prompt_enhancer", "processor", "duration_head")
+
+
 def load_diffusers_dir(path: Path, *, dtype):
-    """``LTX2Pipeline.from_pretrained`` on a local directory, offline (audio parts in float32)."""
+    """``LTX2Pipeline.from_pretrained`` on a local directory, offline (audio parts in float32); the
+    optional parts in ``UNUSED_OPTIONAL_COMPONENTS`` are not read even when the directory has them."""
+    import json
+
     from diffusers import LTX2Pipeline
 
-    return LTX2Pipeline.from_pretrained(str(path), dtype=component_dtypes(dtype), local_files_only=True)
+    index = json.loads((Path(path) / "model_index.json").read_text())
+    skipped = {name: None for name in UNUSED_OPTIONAL_COMPONENTS if name in index}
+    return LTX2Pipeline.from_pretrained(str(path), dtype=component_dtypes(dtype), local_files_only=True, **skipped)
 
 
 def component_dtypes(dtype) -> dict:

@@ -6,16 +6,17 @@ Public API (stable; the trainer, the CLI and the Celery tasks call exactly this)
     A real ``diffusers.LTX2Pipeline`` on ``device`` (default: cuda if available, else cpu) in
     ``dtype`` (default: bfloat16 on GPU, float32 on CPU); the audio VAE and vocoder always run in
     float32, as the official trainer runs them.
-    - ``toy`` / ``toy-2.0``: the LTX-2.3 / LTX-2.0 architecture at tiny size with seeded random
+    - ``toy`` / ``toy-2.0`` / ``toy-2.5``: the LTX-2.3 / 2.0 / 2.5 architecture at tiny size with seeded random
       weights. Built once and saved with ``save_pretrained`` under ``<data_dir>/models/<preset>/``
       (temp dir, then rename), then always loaded with ``from_pretrained``: the same code path as
       real weights.
-    - ``ltx-2.3`` / ``ltx-2``: from ``model_dir`` (MODEL_DIR): either a diffusers-format directory
+    - ``ltx-2.3`` / ``ltx-2`` / ``ltx-2.5``: from ``model_dir`` (MODEL_DIR): either a diffusers-format directory
       (``model_index.json`` + component folders), or the official single-file checkpoint
-      (e.g. ``ltx-2.3-22b-dev.safetensors``) with a Gemma-3 directory beside it. Nothing is ever
+      (e.g. ``ltx-2.3-22b-dev.safetensors``) with a Gemma-3 directory beside it (LTX-2.5's official
+      one-file-per-component layout is recognised but not loaded yet: its diffusers layout is). Nothing is ever
       downloaded; missing files raise ``ModelFilesMissing`` whose message lists what to put where.
 ``PRESETS`` / ``get_preset(name) -> PresetInfo``
-    Per-preset facts (name, version "2.3"/"2.0", audio sample rate, mel settings, prompt length).
+    Per-preset facts (name, version "2.3"/"2.0"/"2.5", audio sample rate, mel settings, prompt length).
 ``model_identity(preset, *, data_dir, model_dir=None) -> str``
     ``"<preset>@<version>:<hash>"``: a stable id of the weights a preset resolves to, for cache
     fingerprints (changes when the weights or configs change).
@@ -72,6 +73,10 @@ def load_pipeline(
         location = resolve_real_model(info, model_dir)
         if location.kind == "diffusers":
             pipe = load_diffusers_dir(location.path, dtype=dtype)
+        elif location.kind == "split":
+            from worker.engine.model.single_file import split_files_unsupported
+
+            raise split_files_unsupported(info, location)
         else:
             from worker.engine.model.single_file import load_single_file_pipeline
 
@@ -98,6 +103,8 @@ def model_identity(preset: str, *, data_dir: Path, model_dir: Path | None = None
     else:
         location = resolve_real_model(info, model_dir)
         digest = weights_fingerprint(location.path)
+        for _, part in location.files[1:]:  # LTX-2.5's other component files
+            digest = f"{digest}+{weights_fingerprint(part)}"
         if location.gemma_dir is not None:
             digest = f"{digest}+{weights_fingerprint(location.gemma_dir)}"
     return f"{info.name}@{info.version}:{digest}"

@@ -224,3 +224,18 @@ def load_single_file_pipeline(info: PresetInfo, location, *, dtype, component_co
     tokenizer.padding_side = "left"
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(configs.get("scheduler", cfg.SCHEDULER))
     return LTX2Pipeline(scheduler=scheduler, text_encoder=text_encoder.eval(), tokenizer=tokenizer, **components)
+
+
+def split_files_unsupported(info: PresetInfo, location) -> CheckpointMismatch:
+    """The error for LTX-2.5's official one-file-per-component layout, which is found but not loaded:
+    its text encoder is a packed Gemma 4 file (config and tokenizer inside) that needs a conversion
+    of its own; the diffusers layout of the same model loads."""
+    names = ", ".join(path.name for _, path in location.files)
+    model_dir = location.path.parent
+    if model_dir.name == "diffusion_models":
+        model_dir = model_dir.parent
+    return CheckpointMismatch(
+        f"Found the official LTX-{info.version} files ({names}), but preset {info.name!r} loads LTX-2.5 from "
+        "the diffusers layout only: put the Lightricks/LTX-2.5-Diffusers pipeline (model_index.json and its "
+        f"component folders) in {model_dir}."
+    )

@@ -1,4 +1,4 @@
-"""diffusers configs of the full-size LTX-2.0 and LTX-2.3 components, and the key renames.
+"""diffusers configs of the full-size LTX-2.0, LTX-2.3 (and LTX-2.5 transformer) components, and the key renames.
 
 Taken from diffusers' ``scripts/convert_ltx2_to_diffusers.py`` (the 2.3 version), because the
 single-file loader in diffusers 0.42.1 misdetects these checkpoints and lacks the 2.3 mappings.
@@ -240,9 +240,18 @@ SCHEDULER: dict[str, Any] = {
 }
 
 
+# LTX-2.5 ("22b", like 2.3): the 2.3 flags, no video feed-forward bias and a timestep-free prompt
+# modulation (ltx-core's LTXModelConfigurator: ff_bias, use_prompt_adaln_single; CHANGELOG 1.2.0).
+# Its conv video VAE and 48 kHz BWE vocoder are taken as 2.3's: the 2.5 files carry their own
+# config in their metadata, which a loader must prefer (docs/corrections.md, "LTX-2.5").
+LTX25_FLAGS = {**LTX23_FLAGS, "ff_bias": False, "audio_ff_bias": True, "use_prompt_adaln_single": False}
+VIDEO_VAE["2.5"] = VIDEO_VAE["2.3"]
+VOCODER["2.5"] = VOCODER["2.3"]
+
+
 def transformer_config(version: str, num_layers: int) -> dict[str, Any]:
     """The full-size transformer config of ``version`` with ``num_layers`` blocks."""
-    flags = LTX23_FLAGS if version == "2.3" else LTX20_FLAGS
+    flags = {"2.3": LTX23_FLAGS, "2.5": LTX25_FLAGS}.get(version, LTX20_FLAGS)
     return {**TRANSFORMER_COMMON, **flags, "num_layers": num_layers}
 
 

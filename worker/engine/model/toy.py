@@ -3,8 +3,10 @@
 ``build_toy_pipeline("2.3")`` assembles a real ``diffusers.LTX2Pipeline`` with the LTX-2.3
 architecture (gated attention, cross-attention modulation, perturbed attention, no prompt
 embedding projection, split RoPE, per-modality connector projections, the BWE vocoder, the
-4-stage VAE decoder) and ``build_toy_pipeline("2.0")`` the LTX-2.0 one. Nothing is downloaded:
-the Gemma-3 text encoder is built from a config and its tokenizer from an in-memory vocabulary.
+4-stage VAE decoder), ``build_toy_pipeline("2.0")`` the LTX-2.0 one and ``build_toy_pipeline("2.5")``
+the LTX-2.5 one (the 2.3 layout with the differences in :mod:`worker.engine.model.toy_25`).
+Nothing is downloaded: the Gemma text encoder is built from a config and its tokenizer from an
+in-memory vocabulary.
 
 Shapes that matter downstream are the real ones: 128 video latent channels with 32x spatial and
 8x temporal compression, a 64-bin 16 kHz log-mel audio input, audio latents of 16 mel bins.
@@ -30,6 +32,8 @@ import string
 
 import torch
 
+from worker.engine.model.toy_25 import MODULATED_VERSIONS, TOY_VERSIONS, build_toy_gemma4, transformer_flags_25
+
 TOY_SEED = 1234
 
 # Gemma-3 text encoder (tiny): the connectors read all hidden states (layers + embeddings).
@@ -50,7 +54,7 @@ SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>")
 TOY_CHARACTERS = string.ascii_letters + string.digits + string.punctuation + "▁"
 
 
-def build_toy_tokenizer():
+def build_toy_tokenizer(*, add_bos_token: bool = True):
     """A ``GemmaTokenizer`` over an in-memory vocabulary: specials, 256 byte tokens, characters.
 
     Every text tokenizes (unknown characters fall back to UTF-8 byte tokens); padding is on the
@@ -65,7 +69,7 @@ def build_toy_tokenizer():
         vocab[f"<0x{byte:02X}>"] = len(vocab)
     for char in TOY_CHARACTERS:
         vocab.setdefault(char, len(vocab))
-    tokenizer = GemmaTokenizer(vocab=vocab, merges=[], add_bos_token=True, padding_side="left")
+    tokenizer = GemmaTokenizer(vocab=vocab, merges=[], add_bos_token=add_bos_token, padding_side="left")
     tokenizer.model_max_length = 1024
     return tokenizer
 
@@ -106,8 +110,9 @@ def build_toy_transformer(version: str = "2.3"):
     """The toy LTX-2 transformer alone (random weights from torch's current seed), e.g. on a GPU."""
     from diffusers import LTX2VideoTransformer3DModel
 
-    is_23 = version == "2.3"
+    is_23 = version in MODULATED_VERSIONS
     return LTX2VideoTransformer3DModel(
+        **transformer_flags_25(version),
         in_channels=VIDEO_LATENT_CHANNELS,
         out_channels=VIDEO_LATENT_CHANNELS,
         num_attention_heads=HEADS,
@@ -134,8 +139,8 @@ def build_toy_transformer(version: str = "2.3"):
 def _build_connectors(version: str):
     from diffusers.pipelines.ltx2 import LTX2TextConnectors
 
-    is_23 = version == "2.3"
-    # 2.3: per-modality projections straight to the transformer widths; 2.0: one shared projection
+    is_23 = version in MODULATED_VERSIONS
+    # 2.3 and 2.5: per-modality projections straight to the transformer widths; 2.0: one shared projection
     # back to the Gemma width, which the transformer's caption projection then maps.
     video_dim = HEADS * VIDEO_HEAD_DIM if is_23 else GEMMA_HIDDEN
     audio_dim = HEADS * AUDIO_HEAD_DIM if is_23 else GEMMA_HIDDEN
@@ -181,8 +186,8 @@ def _build_video_vae(version: str):
         spatial_compression_ratio=32,
         temporal_compression_ratio=8,
     )
-    if version == "2.3":
-        # The 2.3 decoder: four upsampling stages (spatiotemporal, spatiotemporal, temporal,
+    if version in MODULATED_VERSIONS:
+        # The 2.3 (and 2.5 conv) decoder: four upsampling stages (spatiotemporal, spatiotemporal, temporal,
         # spatial) without residual upsampling, zero padding.
         vae = AutoencoderKLLTX2Video(
             **common,
@@ -325,17 +330,20 @@ def _fill_mel_stft_buffers(mel_stft) -> None:
 
 
 def build_toy_pipeline(version: str):
-    """A real ``LTX2Pipeline`` with the ``version`` ("2.3" or "2.0") architecture at toy size.
+    """A real ``LTX2Pipeline`` with the ``version`` ("2.3", "2.0" or "2.5") architecture at toy size.
 
     Weights are random from a fixed seed, so two builds are identical.
     """
     from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline
 
-    if version not in ("2.3", "2.0"):
-        raise ValueError(f"toy version must be '2.3' or '2.0', got {version!r}")
-    tokenizer = build_toy_tokenizer()
+    if version not in TOY_VERSIONS:
+        raise ValueError(f"toy version must be one of {', '.join(TOY_VERSIONS)}, got {version!r}")
+    tokenizer = build_toy_tokenizer(add_bos_token=version != "2.5")
     torch.manual_seed(TOY_SEED)
-    text_encoder = _build_text_encoder(vocab_size=len(tokenizer))
+    if version == "2.5":
+        text_encoder = build_toy_gemma4(vocab_size=len(tokenizer), hidden=GEMMA_HIDDEN, layers=GEMMA_LAYERS)
+    else:
+        text_encoder = _build_text_encoder(vocab_size=len(tokenizer))
     torch.manual_seed(TOY_SEED + 1)
     connectors = _build_connectors(version)
     torch.manual_seed(TOY_SEED + 2)

@@ -1,0 +1,111 @@
+"""LTX-2.5's weights on disk, and the LTX generation a file or folder holds (pure Python, no torch).
+
+LTX-2.5 is published one file per component (README of Lightricks/LTX-2, "Full Model List"),
+in the folders of the Hugging Face repository ``Lightricks/LTX-2.5``: the transformer under
+``diffusion_models/``, the Gemma 4 text encoder with its text projection packed in one file under
+``text_encoders/``, the video and audio VAEs under ``vae/``. Each file is looked for in its
+folder and, for a flat download, directly in MODEL_DIR.
+
+The generation is read from the files, never guessed from a name: a diffusers pipeline's
+``model_index.json`` (its text encoder class) and ``transformer/config.json``; an official
+checkpoint's safetensors header (its ``model_version`` / ``config`` metadata, else its tensor names).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+# (component, folder in Lightricks/LTX-2.5, accepted file names: the first is the one to name).
+# The transformer's names are the preset's ``single_file_names``.
+SPLIT_FILES_25: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("text_encoder", "text_encoders", ("gemma4-12b-with-proj-ltx-2.5-bf16.safetensors",)),
+    ("vae", "vae", ("ltx-2.5-video-vae-conv-bf16.safetensors", "ltx-2.5-video-vae-bf16.safetensors")),
+    ("audio_vae", "vae", ("ltx-2.5-audio-vae-bf16.safetensors",)),
+)
+TRANSFORMER_FOLDER_25 = "diffusion_models"
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+
+def find_file(model_dir: Path, folder: str, names: tuple[str, ...]) -> Path | None:
+    """The first of ``names`` found in ``model_dir/folder`` or ``model_dir`` itself."""
+    for name in names:
+        for candidate in (model_dir / folder / name, model_dir / name):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def split_layout_lines(where: str, transformer_names: tuple[str, ...]) -> list[str]:
+    """The files of the official LTX-2.5 layout, one line each, for the missing-weights message."""
+    def line(folder: str, names: tuple[str, ...]) -> str:
+        more = f" (or {', '.join(names[1:])})" if len(names) > 1 else ""
+        return f"       {where}/{folder}/{names[0]}{more}"
+
+    rows = [line(TRANSFORMER_FOLDER_25, transformer_names)]
+    rows += [line(folder, names) for _, folder, names in SPLIT_FILES_25]
+    return rows
+
+
+def read_safetensors_header(path: Path) -> dict:
+    """The JSON header of a safetensors file (tensor names, and ``__metadata__``), read without torch."""
+    with Path(path).open("rb") as handle:
+        raw = handle.read(8)
+        if len(raw) < 8:
+            return {}
+        (size,) = struct.unpack("<Q", raw)
+        if size > MAX_HEADER_BYTES:
+            return {}
+        try:
+            return json.loads(handle.read(size))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+
+
+def version_from_metadata(metadata: dict) -> str | None:
+    """The LTX generation an official checkpoint's metadata declares (``model_version`` "2.5.0"
+    -> "2.5", else the 2.5 transformer flags in its ``config``), or ``None`` when it says nothing."""
+    declared = str(metadata.get("model_version") or "")
+    if declared:
+        parts = declared.lstrip("v").split(".")
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            return f"{int(parts[0])}.{int(parts[1])}"
+    config = metadata.get("config")
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError:
+            config = None
+    transformer = config.get("transformer", {}) if isinstance(config, dict) else {}
+    if transformer.get("ff_bias") is False or transformer.get("use_prompt_adaln_single") is False:
+        return "2.5"
+    return None
+
+
+def checkpoint_version(path: Path) -> str | None:
+    """The LTX generation of an official checkpoint file, from its header alone."""
+    header = read_safetensors_header(path)
+    version = version_from_metadata(header.get("__metadata__") or {})
+    if version:
+        return version
+    keys = [k for k in header if k != "__metadata__"]
+    if any(m in k for k in keys for m in ("prompt_adaln_single", "video_aggregate_embed", "bwe_generator")):
+        return "2.3"
+    if any(k.startswith("model.diffusion_model.") for k in keys):
+        return "2.0"
+    return None
+
+
+def diffusers_dir_version(path: Path) -> str | None:
+    """The LTX generation of a diffusers pipeline directory: 2.5 has a Gemma 4 text encoder; 2.3 a
+    transformer with cross-attention modulation; 2.0 neither."""
+    try:
+        index = json.loads((path / "model_index.json").read_text())
+        transformer = json.loads((path / "transformer" / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    encoder = index.get("text_encoder") or [None, None]
+    if "gemma4" in str(encoder[-1]).lower() or transformer.get("use_prompt_adaln_single") is False:
+        return "2.5"
+    return "2.3" if transformer.get("cross_attn_mod") else "2.0"
