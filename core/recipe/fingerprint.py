@@ -44,6 +44,11 @@ def fingerprint_payload(config: RunConfig) -> dict[str, Any]:
         for part in dotted.split("."):
             value = value[part]
         payload[dotted] = value
+    # the training-mode settings at their defaults hash as before they existed: older checkpoints resume
+    training = payload["training"]
+    for name, default in (("mode", "audio_video"), ("video_frozen", False)):
+        if training.get(name) == default:
+            training.pop(name)
     return payload
 
 

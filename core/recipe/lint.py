@@ -88,6 +88,13 @@ def lint_run_config(
     issues += _v2a_issues(config, dataset)
     if dataset is not None:
         issues += _dataset_issues(config, dataset)
+    from core.recipe.lint_modes import mode_issues, moot_codes  # it imports LintIssue from here
+
+    layout = transformer_config if transformer_config is not None else MODEL_CONFIGS[LAYOUT_OF_MODEL[config.model]]
+    issues = [i for i in issues if i.code not in moot_codes(config)] + mode_issues(config, layout)
+    from core.recipe.lint_versions import version_issues  # it imports LintIssue from here
+
+    issues += version_issues(config, layout)
     return sorted(issues, key=lambda issue: issue.severity != "error")
 
 

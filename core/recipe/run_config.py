@@ -28,8 +28,9 @@ from core.names import (
 from core.recipe.buckets import DEFAULT_BUCKETS_STRING, Bucket, BucketError, format_buckets, parse_buckets
 from core.recipe.captions import trigger_problem
 from core.recipe.config_yaml import ConfigFileError, dump_commented_yaml, load_yaml_mapping, validation_problems
+from core.recipe.modes import MODE_AUDIO_ONLY, MODE_VOICE, TrainingMode, default_targets
 
-PresetName = Literal["sanity", "full", "low-vram"]
+PresetName = Literal["sanity", "full", "low-vram", "voice", "audio-only"]
 PRESET_NAMES: tuple[str, ...] = get_args(PresetName)
 TRIGGER_PLACEHOLDER = "{trigger}"
 DEFAULT_TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
@@ -156,6 +157,17 @@ class TimestepSettings(_Section):
 class TrainingSettings(_Section):
     """What the loss trains."""
 
+    mode: TrainingMode = Field(
+        "audio_video",
+        description="audio_video: picture and sound are noised and learnt together (the normal LoRA). voice: the "
+        "clip's video is given clean and only its audio is learnt (video-to-audio; the LoRA stays on the audio "
+        "side). audio_only: only the sound is learnt, from the caption, with no picture (text-to-audio).",
+    )
+    video_frozen: bool = Field(
+        False,
+        description="audio_video only: no LoRA on the video side (attn1, attn2, ff, audio_to_video_attn); both "
+        "streams are still denoised together and both losses still count.",
+    )
     with_audio: bool = Field(
         True, description="Train the audio stream too (joint audio-video loss). Off trains video only."
     )
@@ -290,7 +302,9 @@ class RunConfig(_Section):
     version: Literal[1] = Field(1, description="Schema version of this file.")
     preset: str | None = Field(None, max_length=32, description="The preset this config started from (information).")
     model: ModelPreset = Field(
-        "ltx-2.3", description="Base model: ltx-2.3, ltx-2, or toy / toy-2.0 (tiny random weights, for tests)."
+        "ltx-2.3",
+        description="Base model: ltx-2.3, ltx-2.5, ltx-2, or toy / toy-2.5 / toy-2.0 (tiny random weights, for tests). "
+        "The preprocessed cache must be made for the same model.",
     )
     quantization: Literal["none", "int8"] = Field(
         "none", description="Quantise the frozen transformer weights: none, or int8 (about half the memory)."
@@ -351,6 +365,20 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
         "checkpoints": {"interval": 250},
         "validation": {"variants": [VARIANT_LORA, VARIANT_V2A_LORA, VARIANT_V2A_BASE]},
     },
+    "voice": {
+        "lora": {"target_modules": default_targets(MODE_VOICE)},
+        "optimization": {"steps": 2000},
+        "training": {"mode": MODE_VOICE, "first_frame_conditioning_p": 0.0},
+        "checkpoints": {"interval": 250},
+        "validation": {"variants": [VARIANT_LORA, VARIANT_V2A_LORA, VARIANT_V2A_BASE]},
+    },
+    "audio-only": {
+        "lora": {"target_modules": default_targets(MODE_AUDIO_ONLY)},
+        "optimization": {"steps": 2000, "learning_rate": 2e-4},
+        "training": {"mode": MODE_AUDIO_ONLY, "first_frame_conditioning_p": 0.0},
+        "checkpoints": {"interval": 250},
+        "validation": {"variants": [VARIANT_LORA, VARIANT_BASE]},
+    },
     "low-vram": {
         "quantization": "int8",
         "load_text_encoder_in_8bit": True,
@@ -362,6 +390,10 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
 PRESET_DESCRIPTIONS = {
     "sanity": "500 steps, a checkpoint and samples every 100: proves the data and setup learn.",
     "full": "2,000 steps, a checkpoint and samples every 250 (with the v2a voice test): the official recipe.",
+    "voice": "Voice-focused, once a normal LoRA works: the clip's video given clean, only the audio learnt "
+    "(audio-side LoRA), sampled with the v2a voice test.",
+    "audio-only": "Sound without picture: text-to-audio on the clips' audio (audio stream only, official t2a "
+    "learning rate 2e-4).",
     "low-vram": "For about 32 GB: rank 16, 8-bit AdamW, int8 transformer, 8-bit text encoder.",
 }
 
