@@ -23,7 +23,7 @@ class ProgressEvent:
     step: int
     total: int
     loss: float
-    loss_video: float
+    loss_video: float | None  # None where the training mode scores no video (voice, audio_only)
     loss_audio: float | None
     lr: float
     grad_norm: float

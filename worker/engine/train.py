@@ -6,7 +6,8 @@
 2. wraps the transformer's target layers with a PEFT LoRA (the transformer only; base frozen);
 3. per step: rectified-flow noising with the official timestep sampler and first-frame
    conditioning, separate video / audio MSE losses (:mod:`flow`), AdamW (or 8-bit AdamW),
-   gradient clipping, linear decay;
+   gradient clipping, linear decay; ``training.mode`` (:mod:`core.recipe.modes`) decides what is
+   noised and scored and which layers get a LoRA (:mod:`worker.engine.step.modes`);
 4. reports every step through :class:`TrainCallbacks`; checks the cancel token between steps and samples;
 5. writes checkpoints (both LoRA layouts + resumable state) and validation samples at step 0 and
    every checkpoint, and out of schedule when :class:`ControlRequests` asks between steps
@@ -28,7 +29,7 @@ import torch
 from core.files import atomic_write
 from core.names import LORA_OFF_VARIANTS
 from core.recipe.fingerprint import config_fingerprint
-from core.recipe.run_config import RunConfig, TimestepSettings, run_config_to_yaml
+from core.recipe.run_config import RunConfig, run_config_to_yaml
 from worker.engine.data.dataset import PrecomputedDataset, batch_indices, collate
 from worker.engine.data.prompt_cache import move_pipeline_except_text_encoder
 from worker.engine.lora.adapters import DEFAULT_ADAPTER, add_lora, families_of, trainable_parameters
@@ -47,10 +48,11 @@ from worker.engine.lora.names import side_of_family
 from worker.engine.lora.writer import CheckpointWriter
 from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, EtaClock, ProgressEvent, TrainCallbacks
 from worker.engine.step.compiling import begin_compiled_step
-from worker.engine.step.flow import base_dtype, forward_backward, prepare_flow_inputs, ready_for_step
+from worker.engine.step.flow import forward_backward, ready_for_step
 from worker.engine.step.graphed import GraphedStep, GraphUnavailable
 from worker.engine.step.levers import StepLevers
 from worker.engine.step.measure import peak_memory_bytes
+from worker.engine.step.modes import ModeError, check_mode, lora_targets, mean_or_none, micro_step_inputs
 from worker.engine.step.optim import build_optimizer, linear_schedule
 from worker.engine.step.quantize import (
     QuantizationUnavailable,
@@ -58,8 +60,8 @@ from worker.engine.step.quantize import (
     quantize_frozen_base,
     quantized_layer_count,
 )
-from worker.engine.step.setup import choose_levers, set_up_levers
-from worker.engine.step.timesteps import ShiftedLogitNormalSampler, UniformSampler
+from worker.engine.step.setup import choose_levers, device_and_dtype, set_up_levers
+from worker.engine.step.timesteps import sampler_for
 from worker.engine.validate import (
     RUN_CONFIG_NAME,
     encode_plan_prompts,
@@ -86,22 +88,8 @@ class TrainResult:
     total: int
     output_dir: Path
     checkpoints: list[int] = field(default_factory=list)
-    losses: list[tuple[int, float, float | None]] = field(default_factory=list)
-
-
-def _device_and_dtype(config: RunConfig, device: str | None, pipeline) -> tuple[str, torch.dtype]:
-    if pipeline is not None:  # a caller's pipeline decides where and in what dtype we train
-        return str(pipeline.transformer.device), base_dtype(pipeline.transformer)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu" or config.optimization.mixed_precision == "no":
-        return device, torch.float32
-    return device, torch.bfloat16 if config.optimization.mixed_precision == "bf16" else torch.float16
-
-
-def _make_sampler(settings: TimestepSettings):
-    if settings.mode == "uniform":
-        return UniformSampler()
-    return ShiftedLogitNormalSampler(std=settings.std, uniform_prob=settings.uniform_prob, eps=settings.eps)
+    # (step, video loss or None where the mode scores no video, audio loss or None without audio)
+    losses: list[tuple[int, float | None, float | None]] = field(default_factory=list)
 
 
 class Trainer:
@@ -126,10 +114,11 @@ class Trainer:
         self.control = control or ControlRequests()
         self.output_dir = Path(config.output_dir)
         self.fingerprint = config_fingerprint(config)
-        self.device, self.dtype = _device_and_dtype(config, device, pipeline)
+        self.device, self.dtype = device_and_dtype(config.optimization.mixed_precision, device, pipeline)
         try:  # refuse before loading anything
+            check_mode(config)
             check_quantization_supported(config.quantization, self.device)
-        except QuantizationUnavailable as exc:
+        except (ModeError, QuantizationUnavailable) as exc:
             raise TrainingError(str(exc)) from exc
         self.levers = self._choose_levers(compile_blocks)
         self.pipe = self._prepare_pipeline(pipeline, data_dir, model_dir)
@@ -139,7 +128,7 @@ class Trainer:
         )
         self._setup_lora()
         self._setup_optimizer()
-        self.sampler = _make_sampler(config.training.timesteps)
+        self.sampler = sampler_for(config.training.timesteps)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.graphed = self._graphed_step()
         self.eta = EtaClock.for_config(config, self.plan, len(self.dataset))  # steps and samples left
@@ -245,16 +234,14 @@ class Trainer:
             count = quantize_frozen_base(self.transformer, self.config.quantization)
             self._log("info", f"Frozen base quantised ({self.config.quantization}): {count} Linear layers.")
         try:
-            names = add_lora(
-                self.transformer,
-                rank=lora.rank,
-                alpha=lora.alpha,
-                target_modules=lora.target_modules,
-                dropout=lora.dropout,
-                init_seed=self.config.seed + LORA_INIT_SEED_OFFSET,
-            )
+            targets, left_out = lora_targets(self.transformer, self.config)
+            names = add_lora(self.transformer, rank=lora.rank, alpha=lora.alpha, target_modules=targets,
+                             dropout=lora.dropout, init_seed=self.config.seed + LORA_INIT_SEED_OFFSET)
         except ValueError as exc:
             raise TrainingError(str(exc)) from exc
+        if left_out:
+            self._log("info", f"Mode {self.config.training.mode}: {len(left_out)} matched layers outside its "
+                              f"trainable side get no LoRA ({families_of(left_out)}).")
         self.lora_families = families_of(names)
         # the same set-up as the benchmark's: LoRA math in the base dtype, checkpointing, compile
         self.checkpoint_modes = set_up_levers(
@@ -344,7 +331,7 @@ class Trainer:
                 self._validate(step)
             self.control.done(ControlRequests.SAMPLE, step)
 
-    def _train_step(self, step: int) -> tuple[float, float, float | None, float]:
+    def _train_step(self, step: int) -> tuple[float, float | None, float | None, float]:
         opt, training = self.config.optimization, self.config.training
         accumulation = opt.gradient_accumulation_steps
         self.optimizer.zero_grad(set_to_none=True)
@@ -353,16 +340,13 @@ class Trainer:
             begin_compiled_step(self.levers.compile_mode)  # each forward + backward: one CUDA graph step
             indices = batch_indices(step * accumulation + micro, opt.batch_size, len(self.dataset), self.config.seed)
             batch = collate([self.dataset[i] for i in indices], self.device, self.dtype)
-            inputs = prepare_flow_inputs(
-                batch, self.sampler, self.generator,
-                first_frame_p=training.first_frame_conditioning_p,
-                independent_audio_timestep=training.independent_audio_timesteps,
-            )
+            batch, inputs = micro_step_inputs(batch, training, self.sampler, self.generator)
             batch = ready_for_step(self.transformer, batch, drop_all_ones_mask=self.levers.drop_all_ones_text_mask)
             losses = self._graphed_or_eager(batch, inputs, 1.0 / accumulation)
             # kept on the device: reading them here would stall the queue before the next micro-step
             totals.append(losses.total.detach())
-            videos.append(losses.video_loss)
+            if losses.video_loss is not None:
+                videos.append(losses.video_loss)
             if losses.audio_loss is not None:
                 audios.append(losses.audio_loss)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, opt.max_grad_norm))
@@ -370,8 +354,7 @@ class Trainer:
             raise TrainingError(f"The gradient became {grad_norm} at step {step + 1}: lower the learning rate.")
         self.optimizer.step()
         self.scheduler.step()
-        audio = float(torch.stack(audios).mean()) if audios else None
-        return float(torch.stack(totals).mean()), float(torch.stack(videos).mean()), audio, grad_norm
+        return float(torch.stack(totals).mean()), mean_or_none(videos), mean_or_none(audios), grad_norm
 
     # --- checkpoints, resume, validation ------------------------------------------------------
 
@@ -381,7 +364,8 @@ class Trainer:
         snapshot = snapshot_adapter(
             self.transformer, DEFAULT_ADAPTER, step, optimizer=self.optimizer, scheduler=self.scheduler,
             generator=self.generator, fingerprint=self.fingerprint,
-            metadata={"avlora_model": self.config.model, "avlora_trigger": self.config.data.trigger},
+            metadata={"avlora_model": self.config.model, "avlora_trigger": self.config.data.trigger,
+                      "avlora_training_mode": self.config.training.mode},
         )
         result.checkpoints.append(step)
         self.writer.submit(lambda: write_checkpoint(self.output_dir, snapshot), self._checkpoint_written)

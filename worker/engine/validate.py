@@ -11,7 +11,9 @@ the audio muxed in plus a wav, under ``<run>/samples/``:
 - ``base_01.mp4``;
 - ``step_000100_v2a_01.mp4``: LoRA at step 100, the first v2a clip; ``v2a_base_01.mp4``.
 
-Used by the trainer (at step 0 and every checkpoint) and by ``avlora validate RUN_DIR``.
+A ``voice`` run (:mod:`core.recipe.modes`) always samples the v2a variants besides its prompts:
+the voice test of what it trains, and the prompts show whether it still works in normal
+generation. Used by the trainer (at step 0 and every checkpoint) and by ``avlora validate RUN_DIR``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import torch
 
 from core.names import LORA_OFF_VARIANTS, V2A_VARIANTS, VARIANT_BASE, VARIANT_LORA, VARIANT_V2A_BASE, VARIANT_V2A_LORA
+from core.recipe.modes import MODE_VOICE
 from core.recipe.run_config import RunConfig
 from worker.engine.progress import SampleEvent, TrainCallbacks
 from worker.engine.sampling import SampleSpec, generate, lora_variant, write_mp4, write_wav
@@ -85,6 +88,14 @@ class ValidationPlan:
         )
 
 
+def plan_variants(config: RunConfig) -> list[str]:
+    """The variants a run samples: its config's, plus both v2a variants for a ``voice`` run."""
+    variants = list(config.validation.variants)
+    if config.training.mode == MODE_VOICE:
+        variants += [v for v in (VARIANT_V2A_LORA, VARIANT_V2A_BASE) if v not in variants]
+    return variants
+
+
 def plan_from_config(config: RunConfig) -> ValidationPlan:
     """The plan of a run config."""
     v = config.validation
@@ -100,7 +111,7 @@ def plan_from_config(config: RunConfig) -> ValidationPlan:
         inference_steps=v.inference_steps,
         video_guidance_scale=v.video_guidance_scale,
         audio_guidance_scale=v.audio_guidance_scale,
-        variants=list(v.variants),
+        variants=plan_variants(config),
         v2a_clips=v.v2a_clips,
     )
 

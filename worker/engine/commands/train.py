@@ -47,8 +47,9 @@ def _callbacks(args: argparse.Namespace):
                 emit("progress", event.to_dict())
             elif event.step % max(1, args.log_every) == 0 or event.step == event.total:
                 audio = "-" if event.loss_audio is None else f"{event.loss_audio:.4f}"
+                video = "-" if event.loss_video is None else f"{event.loss_video:.4f}"  # voice, audio_only: none
                 print(
-                    f"step {event.step}/{event.total}  loss_video {event.loss_video:.4f}  loss_audio {audio}  "
+                    f"step {event.step}/{event.total}  loss_video {video}  loss_audio {audio}  "
                     f"lr {event.lr:.2e}  grad {event.grad_norm:.3f}  {event.step_time_s:.2f}s/step  "
                     f"eta {event.eta_s / 60:.1f} min",
                     file=sys.stderr,

@@ -28,7 +28,7 @@ from worker.engine.lora.files import (
     split_lora_key,
     tensor_digest,
 )
-from worker.engine.lora.names import AUDIO_FAMILIES, FAMILIES, family_of_key
+from worker.engine.lora.names import AUDIO_FAMILIES, FAMILIES, family_of_key, side_of_family
 
 VERIFY_ADAPTER = "avlora_verify"
 MAX_LISTED_KEYS = 20
@@ -61,15 +61,24 @@ class VerifyReport:
         """True when nothing was dropped, altered or missing."""
         return not self.problems
 
+    @property
+    def sides(self) -> list[str]:
+        """The sides of the model the file has keys on (``video``, ``audio``), e.g. only
+        ``audio`` for a LoRA trained in the ``voice`` or ``audio_only`` mode."""
+        touched = {side_of_family(name) for name, family in self.families.items() if family.keys}
+        return [side for side in ("video", "audio") if side in touched]
+
     def to_dict(self) -> dict:
         """JSON-ready form (the key report the API serves)."""
         data = asdict(self)
         data["ok"] = self.ok
+        data["sides"] = self.sides
         return data
 
     def format_text(self) -> str:
         """A human-readable report, one line per family."""
-        lines = [f"{self.path} ({self.layout} layout): {self.loaded_keys}/{self.total_keys} keys loaded"]
+        lines = [f"{self.path} ({self.layout} layout): {self.loaded_keys}/{self.total_keys} keys loaded",
+                 f"  sides touched: {', '.join(self.sides) or 'none'}"]
         for name, family in self.families.items():
             if family.keys == 0:
                 continue

@@ -7,6 +7,11 @@ is the mean squared error, computed separately for video and audio.
 First-frame conditioning: with probability ``first_frame_p`` per sample, the tokens of the first
 latent frame stay clean, get per-token timestep 0 and are left out of the video loss.
 
+Training modes (:mod:`core.recipe.modes`): with ``video_role="clean"`` (``voice``) every video
+token is given clean (timestep and sigma 0) and only the audio is noised and scored; with
+``"absent"`` (``audio_only``) the batch's video is a one-token stand-in (:func:`stand_in_video`)
+and the transformer runs with ``isolate_modalities=True``, so the audio sees no video at all.
+
 Timesteps go to the transformer as ``s * 1000``: per video token as ``timestep``, per sample as
 ``audio_timestep``, and, for LTX-2.3's prompt modulation, as ``sigma`` / ``audio_sigma``
 (``use_cross_timestep=True``, as ``LTX2Pipeline`` calls it for 2.3).
@@ -43,6 +48,7 @@ class FlowBatch:
     # transformer computes them itself, which copies small host tensors to the device each call)
     video_coords: torch.Tensor | None = None
     audio_coords: torch.Tensor | None = None
+    isolated: bool = False  # the cross-modal attentions are skipped (audio_only: the video is a stand-in)
 
 
 @dataclass
@@ -51,12 +57,12 @@ class FlowInputs:
 
     noisy_video: torch.Tensor
     noisy_audio: torch.Tensor  # noised audio latents, or pure noise when training video only
-    video_target: torch.Tensor
+    video_target: torch.Tensor | None  # None: the video is conditioning, not scored
     audio_target: torch.Tensor | None
     video_timesteps: torch.Tensor  # [B, N_video], s in [0, 1] (0 on conditioning tokens)
     video_sigma: torch.Tensor  # [B]
     audio_sigma: torch.Tensor  # [B]
-    video_loss_mask: torch.Tensor  # [B, N_video] bool
+    video_loss_mask: torch.Tensor | None  # [B, N_video] bool; None when the video is not scored
 
 
 @dataclass
@@ -68,13 +74,13 @@ class StepLosses:
     """
 
     total: torch.Tensor
-    video_loss: torch.Tensor
+    video_loss: torch.Tensor | None
     audio_loss: torch.Tensor | None
 
     @property
-    def video(self) -> float:
-        """The video loss as a float (waits for the device)."""
-        return float(self.video_loss)
+    def video(self) -> float | None:
+        """The video loss as a float (waits for the device), or None when the video is not scored."""
+        return None if self.video_loss is None else float(self.video_loss)
 
     @property
     def audio(self) -> float | None:
@@ -89,12 +95,17 @@ def prepare_flow_inputs(
     *,
     first_frame_p: float = 0.0,
     independent_audio_timestep: bool = False,
+    video_role: str = "denoised",
 ) -> FlowInputs:
     """Draw noise levels and noise, apply first-frame conditioning, build targets.
 
+    ``video_role``: ``denoised`` (both streams noised), or ``clean`` / ``absent`` (the video given
+    as it is at timestep 0, only the audio noised: :func:`audio_flow_inputs`).
     All randomness comes from ``generator`` (a CPU generator), so a run is reproducible and a
     resumed run continues the same random stream.
     """
+    if video_role != "denoised":
+        return audio_flow_inputs(batch, sampler, generator)
     video = batch.video
     bsz, n_video, _ = video.shape
     device = video.device
@@ -116,22 +127,8 @@ def prepare_flow_inputs(
         video_timesteps = video_timesteps.masked_fill(first, 0.0)
         loss_mask &= ~first
 
-    audio_sigma = video_sigma
-    noisy_audio = audio_target = None
-    if batch.audio is None:
-        # Video-only training: the audio stream still runs (the model needs it) on pure noise at
-        # noise level 1, and contributes no loss.
-        audio_sigma = torch.ones_like(video_sigma)
-        shape = (bsz, batch.audio_frames, batch.audio_channels)
-        noisy_audio = torch.randn(shape, generator=generator).to(device=device, dtype=video.dtype)
-    else:
-        audio = batch.audio
-        if independent_audio_timestep:
-            audio_sigma = sampler.sample(bsz, audio.shape[1], generator=generator).to(device)
-        audio_noise = torch.randn(audio.shape, generator=generator).to(device=device, dtype=audio.dtype)
-        sa = audio_sigma.view(-1, 1, 1).to(audio.dtype)
-        noisy_audio = (1 - sa) * audio + sa * audio_noise
-        audio_target = audio_noise - audio
+    noisy_audio, audio_target, audio_sigma = _noised_audio(batch, sampler, generator, video_sigma,
+                                                           independent_audio_timestep)
     return FlowInputs(
         noisy_video=noisy_video,
         noisy_audio=noisy_audio,
@@ -142,6 +139,58 @@ def prepare_flow_inputs(
         audio_sigma=audio_sigma,
         video_loss_mask=loss_mask,
     )
+
+
+def _noised_audio(batch: FlowBatch, sampler, generator: torch.Generator, video_sigma: torch.Tensor,
+                  independent: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(noisy audio, audio target or None, audio noise level)`` of a step that denoises both streams."""
+    bsz, device = video_sigma.shape[0], batch.video.device
+    if batch.audio is None:
+        # Video-only training: the audio stream still runs (the model needs it) on pure noise at
+        # noise level 1, and contributes no loss.
+        shape = (bsz, batch.audio_frames, batch.audio_channels)
+        noise = torch.randn(shape, generator=generator).to(device=device, dtype=batch.video.dtype)
+        return noise, None, torch.ones_like(video_sigma)
+    audio = batch.audio
+    audio_sigma = video_sigma
+    if independent:
+        audio_sigma = sampler.sample(bsz, audio.shape[1], generator=generator).to(device)
+    audio_noise = torch.randn(audio.shape, generator=generator).to(device=device, dtype=audio.dtype)
+    sa = audio_sigma.view(-1, 1, 1).to(audio.dtype)
+    return (1 - sa) * audio + sa * audio_noise, audio_noise - audio, audio_sigma
+
+
+def audio_flow_inputs(batch: FlowBatch, sampler, generator: torch.Generator) -> FlowInputs:
+    """Inputs of a step that scores the audio alone: the video tokens clean at timestep 0 (no
+    target, no loss), the audio noised at a level drawn for its own token count."""
+    video, audio = batch.video, batch.audio
+    if audio is None:
+        raise ValueError("this training mode learns the audio, but the batch has no audio latents")
+    bsz, n_video, _ = video.shape
+    device = video.device
+    audio_sigma = sampler.sample(bsz, audio.shape[1], generator=generator).to(device)
+    audio_noise = torch.randn(audio.shape, generator=generator).to(device=device, dtype=audio.dtype)
+    sa = audio_sigma.view(-1, 1, 1).to(audio.dtype)
+    return FlowInputs(
+        noisy_video=video,
+        noisy_audio=(1 - sa) * audio + sa * audio_noise,
+        video_target=None,
+        audio_target=audio_noise - audio,
+        video_timesteps=torch.zeros(bsz, n_video, device=device),
+        video_sigma=torch.zeros(bsz, device=device),
+        audio_sigma=audio_sigma,
+        video_loss_mask=None,
+    )
+
+
+def stand_in_video(batch: FlowBatch) -> FlowBatch:
+    """``batch`` for a step without a picture (``audio_only``): the video stream gets one zero
+    token (a 1x1x1 latent) and the cross-modal attentions are skipped (``isolated``), so the audio
+    stream computes what the official audio-only model computes (diffusers' transformer always
+    takes a video input; with ``isolate_modalities`` nothing of it reaches the audio)."""
+    bsz, _, channels = batch.video.shape
+    return replace(batch, video=batch.video.new_zeros(bsz, 1, channels), latent_frames=1, latent_height=1,
+                   latent_width=1, video_coords=None, isolated=True)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -215,6 +264,7 @@ def run_transformer(
         audio_num_frames=batch.audio_frames,
         video_coords=batch.video_coords,
         audio_coords=batch.audio_coords,
+        isolate_modalities=batch.isolated,
         use_cross_timestep=uses_cross_timestep(transformer),
         return_dict=False,
     )
@@ -231,7 +281,8 @@ def compute_step_losses(
 ) -> StepLosses:
     """Forward pass and the separate video / audio losses (total = video + weight * audio).
 
-    Without audio latents (video-only training) ``audio`` is None and only the video loss counts.
+    Without audio latents (video-only training) ``audio`` is None and only the video loss counts;
+    without a video target (``voice``, ``audio_only``) the audio loss is the total.
     """
     video_pred, audio_pred = run_transformer(
         transformer,
@@ -243,6 +294,9 @@ def compute_step_losses(
         inputs.audio_sigma,
         drop_all_ones_mask=drop_all_ones_mask,
     )
+    if inputs.video_target is None:
+        audio_loss = masked_mse(audio_pred, inputs.audio_target)
+        return StepLosses(total=audio_loss, video_loss=None, audio_loss=audio_loss.detach())
     video_loss = masked_mse(video_pred, inputs.video_target, inputs.video_loss_mask)
     total = video_loss
     audio_loss = None
@@ -295,21 +349,26 @@ def fixed_noise_losses(
     *,
     noise_levels: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9),
     seed: int = 0,
-) -> tuple[float, float | None]:
+    video_role: str = "denoised",
+) -> tuple[float | None, float | None]:
     """Mean video and audio loss over fixed noise levels and fixed noise (no first-frame condition).
 
     Unlike the training loss, which jumps with the randomly drawn noise level, this is
     comparable between steps: a held-out measure of how well the model fits ``batch``.
+    ``video_role`` as in :func:`prepare_flow_inputs` (the video loss is then None unless denoised);
+    with ``absent`` give the batch :func:`stand_in_video` made.
     """
     generator = torch.Generator().manual_seed(seed)
     videos, audios = [], []
     for level in noise_levels:
-        inputs = prepare_flow_inputs(batch, _FixedLevelSampler(level), generator, first_frame_p=0.0)
+        inputs = prepare_flow_inputs(batch, _FixedLevelSampler(level), generator, first_frame_p=0.0,
+                                     video_role=video_role)
         losses = compute_step_losses(transformer, batch, inputs)
-        videos.append(losses.video)
+        if losses.video is not None:
+            videos.append(losses.video)
         if losses.audio is not None:
             audios.append(losses.audio)
-    return sum(videos) / len(videos), (sum(audios) / len(audios) if audios else None)
+    return (sum(videos) / len(videos) if videos else None), (sum(audios) / len(audios) if audios else None)
 
 
 class _FixedLevelSampler:

@@ -162,7 +162,7 @@ class GraphedStep:
         losses = entry.losses
         return StepLosses(
             total=losses.total.detach().clone(),
-            video_loss=losses.video_loss.clone(),
+            video_loss=None if losses.video_loss is None else losses.video_loss.clone(),
             audio_loss=None if losses.audio_loss is None else losses.audio_loss.clone(),
         )
 

@@ -98,3 +98,16 @@ def set_up_levers(transformer: torch.nn.Module, levers: StepLevers, *, gradient_
         compile_transformer_blocks(transformer, mode=levers.compile_mode, memory_budget=levers.memory_budget)
     transformer.train()
     return modes
+
+
+def device_and_dtype(mixed_precision: str, device: str | None, pipeline=None) -> tuple[str, torch.dtype]:
+    """Where and in what dtype a run trains: a caller's pipeline decides both; otherwise ``device``
+    (default CUDA where there is one) and the dtype of ``mixed_precision`` (float32 on the CPU)."""
+    from worker.engine.step.flow import base_dtype
+
+    if pipeline is not None:
+        return str(pipeline.transformer.device), base_dtype(pipeline.transformer)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu" or mixed_precision == "no":
+        return device, torch.float32
+    return device, torch.bfloat16 if mixed_precision == "bf16" else torch.float16

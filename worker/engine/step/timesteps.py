@@ -107,3 +107,10 @@ def make_sampler(name: str = "shifted_logit_normal") -> ShiftedLogitNormalSample
     if name == UniformSampler.name:
         return UniformSampler()
     raise ValueError(f"Unknown timestep sampler {name!r}: use 'shifted_logit_normal' or 'uniform'.")
+
+
+def sampler_for(settings) -> ShiftedLogitNormalSampler | UniformSampler:
+    """The sampler of a run config's ``training.timesteps`` (a ``TimestepSettings``)."""
+    if settings.mode == "uniform":
+        return UniformSampler()
+    return ShiftedLogitNormalSampler(std=settings.std, uniform_prob=settings.uniform_prob, eps=settings.eps)
