@@ -270,7 +270,7 @@ class Metric(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), index=True)
     step: Mapped[int] = mapped_column(Integer)
     loss: Mapped[float] = mapped_column(Float)
-    loss_video: Mapped[float] = mapped_column(Float)
+    loss_video: Mapped[float | None] = mapped_column(Float, default=None)  # None: the mode scores no video
     loss_audio: Mapped[float | None] = mapped_column(Float, default=None)  # None without audio latents
     lr: Mapped[float] = mapped_column(Float)
     grad_norm: Mapped[float] = mapped_column(Float)

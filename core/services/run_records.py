@@ -21,7 +21,8 @@ MAX_LOG_TEXT = 4000
 def record_metric(session: Session, run_id: int, step: int, values: dict[str, Any]) -> Metric:
     """Insert or update the metric row of ``step``.
 
-    ``values``: loss, loss_video, loss_audio (None without audio), lr, grad_norm, step_time,
+    ``values``: loss, loss_video (None where the training mode scores no video), loss_audio (None
+    without audio), lr, grad_norm, step_time,
     gpu_mem (peak bytes).
     """
     row = session.scalar(select(Metric).where(Metric.run_id == run_id, Metric.step == step))
@@ -29,7 +30,7 @@ def record_metric(session: Session, run_id: int, step: int, values: dict[str, An
         row = Metric(run_id=run_id, step=step)
         session.add(row)
     row.loss = float(values["loss"])
-    row.loss_video = float(values["loss_video"])
+    row.loss_video = None if values.get("loss_video") is None else float(values["loss_video"])
     row.loss_audio = None if values.get("loss_audio") is None else float(values["loss_audio"])
     row.lr = float(values["lr"])
     row.grad_norm = float(values["grad_norm"])
