@@ -10,7 +10,9 @@ Two ``training_strategy`` forms exist and the current trainer accepts both:
 
 Settings the official file cannot hold (trigger and buckets are preprocessing arguments there;
 audio loss weight; warmup; sample variants) come back as ``notes`` on export and are taken from a
-``base`` config on import. Pure Python: no torch.
+``base`` config on import. What depends on the model version (the split LTX-2.5 checkpoint
+paths, per-modality guidance and its legacy forms) is in :mod:`core.recipe.official_models`.
+Pure Python: no torch.
 """
 
 from __future__ import annotations
@@ -22,16 +24,20 @@ from typing import Any, Literal
 import yaml
 
 from core.recipe.config_yaml import ConfigFileError, load_yaml_mapping
+from core.recipe.official_models import (
+    guidance_notes,
+    imported_model,
+    model_notes,
+    model_section,
+    read_guidance,
+    validation_guidance,
+)
+from core.recipe.official_modes import export_mode, read_mode
 from core.recipe.run_config import TRIGGER_PLACEHOLDER, RunConfig, parse_run_config
 
 StrategyForm = Literal["text_to_video", "flexible"]
 LATENTS_DIR = "latents"
 AUDIO_LATENTS_DIR = "audio_latents"
-PLACEHOLDER_MODEL_PATHS = {
-    "ltx-2.3": "path/to/ltx-2.3-22b-dev.safetensors",
-    "ltx-2": "path/to/ltx-2-19b-dev.safetensors",
-}
-PLACEHOLDER_TEXT_ENCODER_PATH = "path/to/gemma-3-12b-it"
 _QUANTIZATION = {"none": None, "int8": "int8-quanto"}
 _OFFICIAL_WEIGHT_DECAY = 0.01  # torch AdamW and bitsandbytes AdamW8bit default; the trainer passes none
 
@@ -85,20 +91,20 @@ def to_official(
     form: StrategyForm = "text_to_video",
     *,
     model_path: str | None = None,
-    text_encoder_path: str = PLACEHOLDER_TEXT_ENCODER_PATH,
+    text_encoder_path: str | None = None,
+    video_vae_path: str | None = None,
+    audio_vae_path: str | None = None,
 ) -> OfficialExport:
     """Translate our run config to the official trainer's config dict (with notes).
 
-    ``model_path`` defaults to a placeholder named after the model's official checkpoint file.
+    Paths not given are placeholders named after the model's official files (LTX-2.5: the split
+    pack, with its two VAE paths).
     """
     _check_exportable(config, form)
+    paths = {"model_path": model_path, "text_encoder_path": text_encoder_path, "video_vae_path": video_vae_path,
+             "audio_vae_path": audio_vae_path}
     data: dict[str, Any] = {
-        "model": {
-            "model_path": model_path or PLACEHOLDER_MODEL_PATHS.get(config.model, PLACEHOLDER_MODEL_PATHS["ltx-2.3"]),
-            "text_encoder_path": text_encoder_path,
-            "training_mode": "lora",
-            "load_checkpoint": None,
-        },
+        "model": model_section(config, paths),
         "lora": {
             "rank": config.lora.rank,
             "alpha": config.lora.alpha,
@@ -126,7 +132,7 @@ def to_official(
         "seed": config.seed,
         "output_dir": config.output_dir,
     }
-    return OfficialExport(data=data, notes=_export_notes(config, form))
+    return OfficialExport(*export_mode(config, form, data, _export_notes(config, form)))
 
 
 def to_official_yaml(config: RunConfig, form: StrategyForm = "text_to_video", **paths: str) -> str:
@@ -140,20 +146,39 @@ def from_official(data: dict[str, Any], base: RunConfig | None = None, source: s
     Raises :class:`OfficialConfigError` for official settings we cannot train with (full
     fine-tuning, video-to-video, a modality used only as conditioning, other quantizations).
     """
+    return import_official(data, base, source).config
+
+
+@dataclass
+class OfficialImport:
+    """Our config read from an official one, and the notes on what it will not follow."""
+
+    config: RunConfig
+    notes: list[str] = field(default_factory=list)
+
+
+def import_official(data: dict[str, Any], base: RunConfig | None = None,
+                    source: str = "official config") -> OfficialImport:
+    """:func:`from_official` with the notes: the model chosen from ``model_path``, guidance not followed."""
     base = base or RunConfig()
     ours = base.model_dump(mode="json")
     problems: list[str] = []
+    data, mode_training, notes = read_mode(data)  # the voice-focused modes (core.recipe.official_modes)
     section = _section_reader(data, problems)
 
     model = section("model")
     if model.get("training_mode", "lora") != "lora":
         problems.append("model.training_mode: only LoRA training is supported here")
+    ours["model"] = imported_model(model, base.model)
+    if ours["model"] != base.model:
+        notes.append(f"model {ours['model']}: model_path {model.get('model_path')!r} names that version")
     lora = section("lora")
     for key in ("rank", "alpha", "dropout", "target_modules"):
         if key in lora:
             ours["lora"][key] = lora[key]
 
     _read_strategy(section("training_strategy"), ours, problems)
+    ours["training"].update(mode_training)
     _read_optimization(section("optimization"), ours, problems)
     _read_acceleration(section("acceleration"), ours, problems)
 
@@ -164,20 +189,25 @@ def from_official(data: dict[str, Any], base: RunConfig | None = None, source: s
     for key in ("interval", "keep_last_n"):
         if checkpoints.get(key) is not None:
             ours["checkpoints"][key] = checkpoints[key]
-    _read_validation(section("validation"), ours, base.data.trigger, problems)
+    notes += _read_validation(section("validation"), ours, base.data.trigger, problems)
     _read_flow_matching(section("flow_matching"), ours, problems)
     for key in ("seed", "output_dir"):
         if key in data:
             ours[key] = data[key]
     if problems:
         raise OfficialConfigError("; ".join(f"{source}: {p}" for p in problems))
-    return parse_run_config(ours, source)
+    return OfficialImport(parse_run_config(ours, source), notes)
 
 
 def from_official_yaml(text: str, base: RunConfig | None = None, source: str = "official config") -> RunConfig:
     """Parse official YAML text into our config (see :func:`from_official`)."""
+    return import_official_yaml(text, base, source).config
+
+
+def import_official_yaml(text: str, base: RunConfig | None = None, source: str = "official config") -> OfficialImport:
+    """Parse official YAML text into our config with the import notes (see :func:`import_official`)."""
     try:
-        return from_official(load_yaml_mapping(text, source), base, source)
+        return import_official(load_yaml_mapping(text, source), base, source)
     except ConfigFileError as exc:
         raise OfficialConfigError(str(exc)) from None
 
@@ -221,6 +251,7 @@ def _validation(config: RunConfig, form: StrategyForm) -> dict[str, Any]:
             "interval": _validation_interval(config),
             "video_cfg_scale": validation.video_guidance_scale,
             "audio_cfg_scale": validation.audio_guidance_scale,
+            **validation_guidance(),
             "generate_audio": True,
             "skip_initial_validation": False,
         }
@@ -245,7 +276,7 @@ def _timestep_params(config: RunConfig) -> dict[str, Any]:
 
 
 def _export_notes(config: RunConfig, form: StrategyForm) -> list[str]:
-    notes = []
+    notes = model_notes(config) + guidance_notes()
     if config.model.startswith("toy"):
         notes.append(f"model '{config.model}' is our tiny test model; the official trainer needs real weights")
     if config.lora.alpha != config.lora.rank:
@@ -358,7 +389,7 @@ def _read_acceleration(acceleration: dict[str, Any], ours: dict[str, Any], probl
         ours["load_text_encoder_in_8bit"] = bool(acceleration["load_text_encoder_in_8bit"])
 
 
-def _read_validation(validation: dict[str, Any], ours: dict[str, Any], trigger: str, problems: list[str]) -> None:
+def _read_validation(validation: dict[str, Any], ours: dict[str, Any], trigger: str, problems: list[str]) -> list[str]:
     target = ours["validation"]
     if validation.get("images") or validation.get("reference_videos") or any(
         s.get("conditions") for s in validation.get("samples") or []
@@ -373,14 +404,11 @@ def _read_validation(validation: dict[str, Any], ours: dict[str, Any], trigger: 
         "frame_rate": "frame_rate",
         "seed": "seed",
         "inference_steps": "inference_steps",
-        "video_cfg_scale": "video_guidance_scale",
-        "audio_cfg_scale": "audio_guidance_scale",
     }
     for official, mine in renames.items():
         if official in validation:
             target[mine] = validation[official]
-    if "guidance_scale" in validation:  # deprecated single scale of older trainers
-        target["video_guidance_scale"] = target["audio_guidance_scale"] = validation["guidance_scale"]
+    notes = read_guidance(validation, target, problems)
     interval, every = validation.get("interval", 100), ours["checkpoints"]["interval"]
     if interval is None:
         target["at_checkpoints"], target["interval"] = False, None
@@ -388,6 +416,7 @@ def _read_validation(validation: dict[str, Any], ours: dict[str, Any], trigger: 
         target["at_checkpoints"], target["interval"] = True, None
     else:
         target["at_checkpoints"], target["interval"] = every % interval == 0, interval
+    return notes
 
 
 def _placeholder_trigger(prompt: str, trigger: str) -> str:

@@ -13,7 +13,7 @@ from app.views import training_pages as pages
 from core.errors import ApiError
 from core.names import MODEL_PRESETS
 from core.recipe.config_yaml import ConfigFileError
-from core.recipe.official_yaml import OfficialConfigError, from_official_yaml, to_official_yaml
+from core.recipe.official_yaml import OfficialConfigError, import_official_yaml, to_official_yaml
 from core.recipe.run_config import PRESET_DESCRIPTIONS, PRESET_NAMES, parse_run_config
 from core.services import preprocess_runs as preprocess_service
 from core.services import runs as run_service
@@ -181,17 +181,19 @@ async def import_official_form(dataset_id: int, request: Request, session: Sessi
     except ConfigFileError:
         base = None
     try:
-        config = from_official_yaml(str(form.get("official_yaml", "")), base=base)
+        imported = import_official_yaml(str(form.get("official_yaml", "")), base=base)
     except OfficialConfigError as exc:
         state = pages.lint_form(session, dataset, str(form.get("config_yaml", "")), _form_values(form),
                                 str(form.get("source", "yaml")))
         error = ApiError(422, "invalid_official_config", f"Could not import the official config: {exc}")
         return _render_form(request, dataset, state, error=error, status_code=422)
-    data = config.model_dump(mode="json")
+    data = imported.config.model_dump(mode="json")
     data.pop("output_dir", None)
     data.get("data", {}).pop("preprocessed_dir", None)
     state = pages.lint_form(session, dataset, pages.config_yaml(data), {}, "yaml")
-    return _render_form(request, dataset, state, notice="Imported the official config: check the settings below.")
+    notes = "".join(f" Note: {note}." for note in imported.notes)
+    return _render_form(request, dataset, state,
+                        notice=f"Imported the official config: check the settings below.{notes}")
 
 
 @router.post("/datasets/{dataset_id}/runs/export-official")
