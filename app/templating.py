@@ -9,6 +9,7 @@ from fastapi.templating import Jinja2Templates
 from app.security import csrf_token, is_signed_in, may_browse
 from core.media.findings import format_seconds
 from core.presets import is_toy_model
+from core.recipe.modes import mode_choices
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -30,3 +31,4 @@ templates.env.globals["is_signed_in"] = is_signed_in
 templates.env.globals["may_browse"] = may_browse  # the login page shows no nav to a signed-out visitor
 templates.env.filters["seconds"] = format_seconds  # one way to write a clip's duration (card, page, findings)
 templates.env.globals["is_toy_model"] = is_toy_model  # partials/toy_notice.html: say why toy media is noise
+templates.env.globals["training_modes"] = mode_choices()  # the run form's mode choice, one sentence each

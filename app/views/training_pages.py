@@ -29,6 +29,7 @@ RESUMABLE_STATES = (JobStatus.failed.value, JobStatus.cancelled.value, JobStatus
 # Form field name -> (dotted config path, type). ``rank`` also sets ``lora.alpha`` (keep alpha == rank).
 FORM_FIELDS: dict[str, tuple[str, type]] = {
     "model": ("model", str),
+    "mode": ("training.mode", str),
     "buckets": ("data.buckets", str),
     "trigger": ("data.trigger", str),
     "steps": ("optimization.steps", int),
@@ -226,11 +227,25 @@ def preprocess_issues(session, dataset: Dataset, config: RunConfig, form: RunFor
     if run is not None and run.trigger == config.data.trigger:
         form.preprocess_run = run
         return []
+    other = next(iter(preprocess_service.ready_runs_of_other_models(session, dataset, config.model,
+                                                                    config.data.buckets)), None)
+    if other is not None and other.trigger == config.data.trigger:
+        return [other_model_issue(other, config.model)]
     return [{"code": "preprocess_needed", "severity": "error",
              "message": f"Preprocess the dataset with model {config.model} and buckets {config.data.buckets} "
                         f"(trigger {config.data.trigger or 'none'}) first: training reads that cache, and the "
                         "clips or captions must not have changed since.",
              "detail": {"model": config.model, "buckets": config.data.buckets}}]
+
+
+def other_model_issue(run: PreprocessRun, model: str) -> dict[str, Any]:
+    """The error for a config whose model differs from the one the dataset's cache was made for."""
+    return {"code": "preprocess_other_model", "severity": "error",
+            "message": f"The dataset's preprocessed cache (preprocess run #{run.id}) was made for model {run.model}, "
+                       f"but this run trains {model}. A cache made for one model never trains another: its latents "
+                       "and caption features come from that model's VAEs and text encoder (LTX-2.5 reads captions "
+                       f"with Gemma 4, LTX-2.3 and LTX-2 with Gemma 3). Preprocess with {model}, or train {run.model}.",
+            "detail": {"model": model, "cache_model": run.model, "preprocess_run_id": run.id}}
 
 
 def disk_issues(config: RunConfig, form: RunForm) -> list[dict[str, Any]]:

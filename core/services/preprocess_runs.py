@@ -230,6 +230,18 @@ def find_ready_run(session: Session, dataset: Dataset, model: str, buckets: str)
         .order_by(PreprocessRun.id.desc()).limit(1))
 
 
+def ready_runs_of_other_models(session: Session, dataset: Dataset, model: str, buckets: str) -> list[PreprocessRun]:
+    """The dataset's succeeded preprocess runs with these buckets and its current clips, made for
+    another model, newest first: a cache never trains another model (its latents and caption
+    features come from that model's VAEs and text encoder)."""
+    runs = session.scalars(
+        select(PreprocessRun).join(Job, PreprocessRun.job_id == Job.id)
+        .where(PreprocessRun.dataset_id == dataset.id, PreprocessRun.model != model,
+               PreprocessRun.buckets == buckets, Job.status == JobStatus.succeeded.value)
+        .order_by(PreprocessRun.id.desc()))
+    return [run for run in runs if is_current(run)]
+
+
 def run_dir(run: PreprocessRun) -> Path:
     """The run's folder under DATA_DIR."""
     return get_settings().data_dir / run.output_dir
