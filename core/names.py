@@ -57,3 +57,7 @@ class Queue(StrEnum):
 
 
 QUEUES: tuple[str, ...] = tuple(queue.value for queue in Queue)
+
+# The reference_voice mode's reference/target pairs, stored in the ``.precomputed`` folder
+# (core/recipe/reference_pairs.py decides them; worker/engine/data/reference.py writes them).
+REFERENCE_PAIRS_NAME = "reference_pairs.json"

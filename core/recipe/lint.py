@@ -68,6 +68,7 @@ class DatasetSummary:
     clips_without_audio: int = 0
     clips: Sequence[ClipShape] = ()
     findings: Sequence[Mapping[str, Any]] = ()
+    voices: Sequence[Any] = ()  # ClipVoice per clip (core.recipe.reference_pairs), for reference_voice
 
 
 def lint_run_config(
@@ -91,7 +92,7 @@ def lint_run_config(
     from core.recipe.lint_modes import mode_issues, moot_codes  # it imports LintIssue from here
 
     layout = transformer_config if transformer_config is not None else MODEL_CONFIGS[LAYOUT_OF_MODEL[config.model]]
-    issues = [i for i in issues if i.code not in moot_codes(config)] + mode_issues(config, layout)
+    issues = [i for i in issues if i.code not in moot_codes(config)] + mode_issues(config, layout, dataset)
     from core.recipe.lint_versions import version_issues  # it imports LintIssue from here
 
     issues += version_issues(config, layout)

@@ -15,6 +15,7 @@ from core.recipe.lint import LintIssue
 from core.recipe.modes import (
     MODE_AUDIO_ONLY,
     MODE_AUDIO_VIDEO,
+    MODE_REFERENCE_VOICE,
     MODE_VOICE,
     family_summary,
     narrowed_names,
@@ -22,6 +23,7 @@ from core.recipe.modes import (
     rules_of,
     trainable_families,
 )
+from core.recipe.reference_pairs import REFERENCE_MIN_SPEECH_S, PairPlan, build_pairs
 from core.recipe.targets import TargetError, match_targets
 
 
@@ -36,14 +38,32 @@ def moot_codes(config) -> set[str]:
     return codes
 
 
-def mode_issues(config, layout: Mapping[str, Any]) -> list[LintIssue]:
-    """Every mode finding of ``config`` against the transformer ``layout`` (a diffusers config)."""
+def mode_issues(config, layout: Mapping[str, Any], dataset=None) -> list[LintIssue]:
+    """Every mode finding of ``config`` against the transformer ``layout`` (a diffusers config)
+    and, when given, the ``dataset`` (a ``DatasetSummary``: its clips' voices)."""
     training = config.training
     issues = _stream_issues(config)
     issues += _target_issues(config, layout)
     if training.mode != MODE_AUDIO_VIDEO:
         issues += _ignored_settings(config)
+    if training.mode == MODE_REFERENCE_VOICE and dataset is not None and getattr(dataset, "voices", ()):
+        issues += reference_issues(build_pairs(dataset.voices))
     return issues
+
+
+def reference_issues(plan: PairPlan) -> list[LintIssue]:
+    """reference_voice: every clip needs a reference of the same voice (two clips per speaker or more)."""
+    problems = plan.problems()
+    if not problems:
+        return []
+    return [LintIssue(
+        "reference_voice_unpaired", "error",
+        f"reference_voice needs another clip of the same speaker beside each clip (with {REFERENCE_MIN_SPEECH_S:g} s "
+        f"of speech or more); {len(problems)} have none: " + "; ".join(problems[:5])
+        + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
+        + ". Add clips of those speakers or remove those clips.",
+        {"clips": sorted(plan.unpaired)},
+    )]
 
 
 def _stream_issues(config) -> list[LintIssue]:
@@ -117,9 +137,10 @@ def _ignored_settings(config) -> list[LintIssue]:
     ignored = []
     if training.video_frozen:
         ignored.append("video_frozen (the video side never trains in this mode)")
-    if training.audio_loss_weight != 1.0:
+    scores_video = rules_of(mode).scores_video
+    if training.audio_loss_weight != 1.0 and not scores_video:
         ignored.append(f"audio_loss_weight {training.audio_loss_weight:g} (the audio loss is the only loss)")
-    if training.independent_audio_timesteps:
+    if training.independent_audio_timesteps and not scores_video:
         ignored.append("independent_audio_timesteps (only the audio has a timestep)")
     if mode == MODE_VOICE and training.first_frame_conditioning_p > 0:
         ignored.append("first_frame_conditioning_p (every video frame is already clean)")

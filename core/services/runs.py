@@ -27,6 +27,7 @@ from core.models import Checkpoint, Dataset, Job, Sample, TrainingRun
 from core.names import JobKind, Queue
 from core.recipe.config_yaml import ConfigFileError
 from core.recipe.lint import ClipShape, DatasetSummary, lint_run_config_data
+from core.recipe.reference_pairs import ClipVoice
 from core.recipe.run_config import (
     PRESET_NAMES,
     DataSettings,
@@ -59,8 +60,10 @@ def lint_dataset_summary(dataset: Dataset) -> DatasetSummary:
             shapes.append(ClipShape(clip.original_name, int(facts["width"]), int(facts["height"]),
                                     int(facts["frames"]), bool(facts["has_audio"])))
     findings = [f for c in dataset.clips for f in (c.findings or [])]
+    voices = [ClipVoice(c.original_name, ((c.analysis or {}).get("voice") or {}).get("embedding"),
+                        float(((c.analysis or {}).get("voice") or {}).get("speech_s") or 0.0)) for c in ready]
     return DatasetSummary(clip_count=len(ready), has_audio=len(ready) > without_audio,
-                          clips_without_audio=without_audio, clips=shapes, findings=findings)
+                          clips_without_audio=without_audio, clips=shapes, findings=findings, voices=voices)
 
 
 def _with_defaults(data: dict[str, Any], dataset: Dataset, preprocess_run) -> dict[str, Any]:
