@@ -18,6 +18,12 @@ the engine (``worker.engine.step.modes``) all read them here.
   ``isolate_modalities=True``, which skips both cross-modal attentions: the audio then computes
   exactly what the audio-only model computes). The LoRA may reach ``audio_attn1``,
   ``audio_attn2`` and ``audio_ff``.
+- ``reference_voice`` (a reusable voice, ID-LoRA style): each clip (the target) is noised and
+  scored as in ``audio_video``; the audio latents of another clip of the same speaker (the
+  reference, :mod:`core.recipe.reference_pairs`) go in front of the target's audio tokens, clean
+  (timestep 0), at positions before the target's start, and are never scored
+  (``worker.engine.step.reference``). The LoRA may reach the audio side as in ``voice``: it
+  learns to speak in the voice of whatever reference it is given.
 
 Targets that reach layers outside a mode's trainable families are narrowed: those layers get
 no LoRA (the linter says so as a warning); targets that reach none of them are an error.
@@ -31,9 +37,9 @@ from typing import Literal, get_args
 
 from core.recipe.architecture import AUDIO_FAMILIES, BLOCK_FAMILIES, module_family
 
-TrainingMode = Literal["audio_video", "voice", "audio_only"]
+TrainingMode = Literal["audio_video", "voice", "audio_only", "reference_voice"]
 TRAINING_MODES: tuple[str, ...] = get_args(TrainingMode)
-MODE_AUDIO_VIDEO, MODE_VOICE, MODE_AUDIO_ONLY = TRAINING_MODES
+MODE_AUDIO_VIDEO, MODE_VOICE, MODE_AUDIO_ONLY, MODE_REFERENCE_VOICE = TRAINING_MODES
 VideoRole = Literal["denoised", "clean", "absent"]
 AUDIO_STREAM_FAMILIES = ("audio_attn1", "audio_attn2", "audio_ff")
 
@@ -82,6 +88,16 @@ MODES: dict[str, ModeRules] = {
         tuple(f"{family}.{name}" for family in ("audio_attn1", "audio_attn2") for name in _LINEARS)
         + tuple(f"audio_ff.{name}" for name in _FF),
         "audio-only",
+    ),
+    MODE_REFERENCE_VOICE: ModeRules(
+        MODE_REFERENCE_VOICE, "Reference voice (speak like a given clip)",
+        "A short clip of the voice is given beside each training clip and the LoRA learns to speak like it: "
+        "choose it for one reusable voice you give as a reference clip when you generate (ComfyUI's reference "
+        "audio); needs at least two clips per speaker.",
+        "denoised", True, AUDIO_FAMILIES,
+        tuple(f"{family}.{name}" for family in ("audio_attn1", "audio_attn2", "video_to_audio_attn") for name in _LINEARS)
+        + tuple(f"audio_ff.{name}" for name in _FF),
+        "reference-voice",
     ),
 }
 

@@ -28,9 +28,9 @@ from core.names import (
 from core.recipe.buckets import DEFAULT_BUCKETS_STRING, Bucket, BucketError, format_buckets, parse_buckets
 from core.recipe.captions import trigger_problem
 from core.recipe.config_yaml import ConfigFileError, dump_commented_yaml, load_yaml_mapping, validation_problems
-from core.recipe.modes import MODE_AUDIO_ONLY, MODE_VOICE, TrainingMode, default_targets
+from core.recipe.modes import MODE_AUDIO_ONLY, MODE_REFERENCE_VOICE, MODE_VOICE, TrainingMode, default_targets
 
-PresetName = Literal["sanity", "full", "low-vram", "voice", "audio-only"]
+PresetName = Literal["sanity", "full", "low-vram", "voice", "audio-only", "reference-voice"]
 PRESET_NAMES: tuple[str, ...] = get_args(PresetName)
 TRIGGER_PLACEHOLDER = "{trigger}"
 DEFAULT_TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
@@ -161,7 +161,9 @@ class TrainingSettings(_Section):
         "audio_video",
         description="audio_video: picture and sound are noised and learnt together (the normal LoRA). voice: the "
         "clip's video is given clean and only its audio is learnt (video-to-audio; the LoRA stays on the audio "
-        "side). audio_only: only the sound is learnt, from the caption, with no picture (text-to-audio).",
+        "side). audio_only: only the sound is learnt, from the caption, with no picture (text-to-audio). "
+        "reference_voice: another clip of the same speaker is given clean as a reference voice and the clip "
+        "is learnt (a reusable voice given by a reference clip; two clips or more per speaker).",
     )
     video_frozen: bool = Field(
         False,
@@ -379,6 +381,9 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
         "checkpoints": {"interval": 250},
         "validation": {"variants": [VARIANT_LORA, VARIANT_BASE]},
     },
+    "reference-voice": {"lora": {"target_modules": default_targets(MODE_REFERENCE_VOICE)},
+                        "optimization": {"steps": 2000}, "training": {"mode": MODE_REFERENCE_VOICE},
+                        "checkpoints": {"interval": 250}, "validation": {"variants": [VARIANT_LORA, VARIANT_BASE]}},
     "low-vram": {
         "quantization": "int8",
         "load_text_encoder_in_8bit": True,
@@ -394,6 +399,8 @@ PRESET_DESCRIPTIONS = {
     "(audio-side LoRA), sampled with the v2a voice test.",
     "audio-only": "Sound without picture: text-to-audio on the clips' audio (audio stream only, official t2a "
     "learning rate 2e-4).",
+    "reference-voice": "A reusable voice: each clip learnt beside a reference clip of the same speaker "
+    "(given clean, never scored), so the LoRA speaks like the reference it is given (audio-side LoRA).",
     "low-vram": "For about 32 GB: rank 16, 8-bit AdamW, int8 transformer, 8-bit text encoder.",
 }
 

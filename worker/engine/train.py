@@ -32,6 +32,7 @@ from core.recipe.fingerprint import config_fingerprint
 from core.recipe.run_config import RunConfig, run_config_to_yaml
 from worker.engine.data.dataset import PrecomputedDataset, batch_indices, collate
 from worker.engine.data.prompt_cache import move_pipeline_except_text_encoder
+from worker.engine.data.reference import reference_source
 from worker.engine.lora.adapters import DEFAULT_ADAPTER, add_lora, families_of, trainable_parameters
 from worker.engine.lora.checkpoint import (
     CheckpointPaths,
@@ -126,6 +127,7 @@ class Trainer:
         self.dataset = PrecomputedDataset(
             config.data.preprocessed_dir, with_audio=config.training.with_audio, connectors=self.pipe.connectors
         )
+        self.references = reference_source(config, self.dataset, self._log)  # reference_voice, else None
         self._setup_lora()
         self._setup_optimizer()
         self.sampler = sampler_for(config.training.timesteps)
@@ -342,6 +344,8 @@ class Trainer:
             batch = collate([self.dataset[i] for i in indices], self.device, self.dtype)
             batch, inputs = micro_step_inputs(batch, training, self.sampler, self.generator)
             batch = ready_for_step(self.transformer, batch, drop_all_ones_mask=self.levers.drop_all_ones_text_mask)
+            if self.references is not None:
+                batch, inputs = self.references.prepend(self.transformer, batch, inputs, indices)
             losses = self._graphed_or_eager(batch, inputs, 1.0 / accumulation)
             # kept on the device: reading them here would stall the queue before the next micro-step
             totals.append(losses.total.detach())

@@ -23,7 +23,7 @@ def test_the_run_form_offers_each_mode_and_lints_its_rules(api, browser_client):
     url = f"/datasets/{dataset['id']}/runs/new?preset=voice"
     page = browser_client.get(url).text
     select = re.search(r'<select id="f-mode" name="mode".*?</select>', page, re.S).group(0)
-    assert re.findall(r'<option value="(\w+)"', select) == ["audio_video", "voice", "audio_only"]
+    assert re.findall(r'<option value="(\w+)"', select) == ["audio_video", "voice", "audio_only", "reference_voice"]
     assert re.search(r'<option value="voice" selected>', select)
     for choice in mode_choices():
         assert choice["sentence"].replace("'", "&#39;") in page and f"preset={choice['preset']}" in page

@@ -63,6 +63,9 @@ class FlowInputs:
     video_sigma: torch.Tensor  # [B]
     audio_sigma: torch.Tensor  # [B]
     video_loss_mask: torch.Tensor | None  # [B, N_video] bool; None when the video is not scored
+    # [B, N_audio_in] per audio token (reference_voice: 0 on the clean reference tokens in front of
+    # the target's); None: ``audio_sigma`` for every token. The audio target covers the last tokens.
+    audio_timesteps: torch.Tensor | None = None
 
 
 @dataclass
@@ -238,6 +241,7 @@ def run_transformer(
     audio_sigma: torch.Tensor,
     *,
     drop_all_ones_mask: bool = True,
+    audio_timesteps: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Call the transformer the way ``LTX2Pipeline`` does; returns (video, audio) velocity.
 
@@ -252,7 +256,7 @@ def run_transformer(
         encoder_hidden_states=batch.video_text.to(dtype),
         audio_encoder_hidden_states=batch.audio_text.to(dtype),
         timestep=video_timesteps * TIMESTEP_SCALE,
-        audio_timestep=audio_sigma * TIMESTEP_SCALE,
+        audio_timestep=(audio_sigma if audio_timesteps is None else audio_timesteps) * TIMESTEP_SCALE,
         sigma=video_sigma * TIMESTEP_SCALE,
         audio_sigma=audio_sigma * TIMESTEP_SCALE,
         encoder_attention_mask=text_mask,
@@ -293,7 +297,10 @@ def compute_step_losses(
         inputs.video_sigma,
         inputs.audio_sigma,
         drop_all_ones_mask=drop_all_ones_mask,
+        audio_timesteps=inputs.audio_timesteps,
     )
+    if inputs.audio_target is not None:  # tokens in front of the target's (a reference) are not scored
+        audio_pred = audio_pred[:, audio_pred.shape[1] - inputs.audio_target.shape[1]:]
     if inputs.video_target is None:
         audio_loss = masked_mse(audio_pred, inputs.audio_target)
         return StepLosses(total=audio_loss, video_loss=None, audio_loss=audio_loss.detach())
