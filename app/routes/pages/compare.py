@@ -11,7 +11,7 @@ from core.errors import ApiError
 from core.models import TrainingRun
 from core.recipe.sample_rules import SPEAKER_SIMILARITY_MIN
 from core.services import compare as compare_service
-from core.services import lora_check, voice_metrics
+from core.services import compare_runs, lora_check, voice_metrics
 from core.services import votes as vote_service
 from core.services.datasets import get_dataset
 from core.services.runs import get_run, list_runs
@@ -45,14 +45,19 @@ def run_compare_page(run_id: int, request: Request, session: SessionDep, audio_o
 @router.get("/datasets/{dataset_id}/compare", response_class=HTMLResponse)
 def dataset_compare_page(dataset_id: int, request: Request, session: SessionDep, audio_off: bool = False,
                          strengths: bool = False):
-    """The checkpoints of every run of a dataset side by side (prompt i of each run in row i)."""
+    """The checkpoints of every run of a dataset side by side (prompt i of each run in row i), each
+    run labelled with its training mode and model, and a summary of each run's voice measures."""
     dataset = get_dataset(session, dataset_id)
     runs = sorted(list_runs(session, dataset_id=dataset.id), key=lambda r: r.id)
     context = {"run": None, "dataset": dataset, "runs": runs, "audio_off": audio_off, "strengths": strengths, "grid": None,
                "charts": [], "flags": {}, "pending": 0, "summary": None, "trial": None, "checkpoints": [],
-               "key_reports": {}, "compare_url": f"/datasets/{dataset.id}/compare", "notice": "", "error": None}
+               "key_reports": {}, "compare_url": f"/datasets/{dataset.id}/compare", "notice": "", "error": None,
+               "summaries": [], "run_modes": {}}
     if runs:
         context["grid"] = compare_service.compare_grid(runs, audio_off=audio_off, strengths=strengths)
+        context["summaries"] = compare_runs.run_summaries(runs)
+        context["run_modes"] = {row["run_id"]: row for row in context["summaries"]}
+        context["voice_reference"] = voice_metrics.voice_reference(session, runs[0])
     return templates.TemplateResponse(request, "compare.html", context)
 
 
