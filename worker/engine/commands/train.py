@@ -3,10 +3,11 @@
 Trains a LoRA as the run config says: checkpoints/ (official + diffusers LoRA files and a
 resumable state) and samples/ under the config's output_dir. The run form's linter checks the
 config first and training is refused on its errors (LoRA targets that reach no audio layer while
-with_audio is on, an empty trigger, ...), each named, unless --force. Ctrl-C stops after the current
-step and writes a checkpoint, so ``--resume`` continues the same run. Exit status: 0 when the
-run completed, 1 when training failed, 2 for a bad config (linter errors included) or missing
-model weights, 130 when cancelled.
+with_audio is on, an empty trigger, ...), each named, unless --force. A ``.precomputed`` cache
+made for another model (its preprocess_report.json names the preset) is always refused. Ctrl-C
+stops after the current step and writes a checkpoint, so ``--resume`` continues the same run.
+Exit status: 0 when the run completed, 1 when training failed, 2 for a bad config (linter errors
+included), a cache of another model or missing model weights, 130 when cancelled.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``avlora train``; returns the exit status."""
     from core.config import Settings
     from core.model_files import ModelFilesMissing
-    from worker.engine.data.dataset import DatasetError
+    from worker.engine.data.dataset import DatasetError, check_cache_model
     from worker.engine.progress import CancelToken
     from worker.engine.step.optim import OptimizerUnavailable
     from worker.engine.train import TrainingError, train_run
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     try:
+        check_cache_model(config.data.preprocessed_dir, config.model)  # before any weights load
         result = train_run(
             config,
             data_dir=args.data_dir or settings.data_dir,

@@ -12,6 +12,7 @@ other tools end up training without audio).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 from worker.engine.step.flow import FlowBatch
 
 PRECOMPUTED_DIRNAME = ".precomputed"
+PREPROCESS_REPORT = "preprocess_report.json"  # written by worker.engine.data.preprocess
 CONNECTOR_KEYS = ("connector_video_embeds", "connector_audio_embeds", "connector_attention_mask")
 AUDIO_LATENTS_PER_SECOND = 25.0
 OFFICIAL_TEXT_KEYS = ("video_prompt_embeds", "audio_prompt_embeds", "prompt_attention_mask")
@@ -53,6 +55,29 @@ def find_precomputed_root(path: str | Path) -> Path:
         f"No preprocessed data under {root}: expected {root}/.precomputed/latents/*.pt. "
         "Run `avlora preprocess` first."
     )
+
+
+def cache_preset(path: str | Path) -> str | None:
+    """The model preset the cache under ``path`` was made with (its ``preprocess_report.json``),
+    or None when it has no readable report (a cache from another tool)."""
+    report = find_precomputed_root(path) / PREPROCESS_REPORT
+    try:
+        preset = json.loads(report.read_text()).get("preset")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return preset if isinstance(preset, str) and preset else None
+
+
+def check_cache_model(path: str | Path, model: str) -> None:
+    """Refuse a cache made for another model: its latents come from that model's VAEs and its
+    caption features from that model's text encoder (a 2.3 cache never trains 2.5, nor toy toy-2.5)."""
+    made_with = cache_preset(path)
+    if made_with is not None and made_with != model:
+        raise DatasetError(
+            f"The cache in {find_precomputed_root(path)} was made for model '{made_with}', but the config trains "
+            f"'{model}': a cache only trains the model it was made with. Set model: {made_with} in the config, "
+            f"or preprocess the clips again with `avlora preprocess --preset {model}` into another folder."
+        )
 
 
 def _load(path: Path) -> dict:
