@@ -24,6 +24,7 @@ from core.db import get_or_404
 from core.errors import ApiError, InvalidInput, NotFound
 from core.models import Checkpoint, JobStatus, LoraKeyReport, TrainingRun
 from core.names import MODEL_PRESETS, JobKind, Queue
+from core.recipe.architecture import family_side
 from core.services.job_queue import add_job, send_job_after_commit
 from core.services.uploads import receive_multipart
 
@@ -157,7 +158,18 @@ def report_to_dict(row: LoraKeyReport) -> dict[str, Any]:
             "loaded_keys": report.get("loaded_keys"), "dropped_keys": _dropped(report),
             "families": report.get("families", {}), "problems": report.get("problems", []),
             "reasons": report.get("reasons", {}), "loader_messages": report.get("loader_messages", []),
+            "sides": _sides(report) if status == "done" else None,
             "created_at": row.created_at.isoformat() if row.created_at else None}
+
+
+def _sides(report: Mapping[str, Any]) -> list[str]:
+    """The sides of the model the file has keys on (``video``, ``audio``): the verify report's own,
+    or, for a report stored before it named them, read from its families."""
+    if isinstance(report.get("sides"), list):
+        return list(report["sides"])
+    touched = {family_side(name) for name, family in (report.get("families") or {}).items()
+               if isinstance(family, Mapping) and family.get("keys")}
+    return [side for side in ("video", "audio") if side in touched]
 
 
 def _dropped(report: Mapping[str, Any]) -> int | None:
