@@ -26,10 +26,23 @@ from core.services.workers import waiting_for
 
 LIVE_STATES = (JobStatus.queued.value, JobStatus.running.value, JobStatus.cancelling.value)
 RESUMABLE_STATES = (JobStatus.failed.value, JobStatus.cancelled.value, JobStatus.interrupted.value)
+
+
+def _yes_no(text: str) -> bool:
+    """A select's "True"/"False" (what ``str`` makes of a bool) as a bool; anything else is refused."""
+    choices = {"true": True, "false": False}
+    if text.lower() not in choices:
+        raise ValueError(text)
+    return choices[text.lower()]
+
+
 # Form field name -> (dotted config path, type). ``rank`` also sets ``lora.alpha`` (keep alpha == rank).
-FORM_FIELDS: dict[str, tuple[str, type]] = {
+FORM_FIELDS: dict[str, tuple[str, Any]] = {
     "model": ("model", str),
     "mode": ("training.mode", str),
+    "video_frozen": ("training.video_frozen", _yes_no),
+    "audio_loss_weight": ("training.audio_loss_weight", float),
+    "independent_audio_timesteps": ("training.independent_audio_timesteps", _yes_no),
     "buckets": ("data.buckets", str),
     "trigger": ("data.trigger", str),
     "steps": ("optimization.steps", int),

@@ -55,3 +55,25 @@ def test_a_step_without_a_video_loss_is_recorded_and_served(migrated_env, api):
                                            "grad_norm": 1.0, "step_time": 0.5, "gpu_mem": 1})
     rows = api.get(f"/api/v1/runs/{run_id}").json()["metrics"]
     assert rows[-1]["step"] == 1 and rows[-1]["loss_video"] is None and rows[-1]["loss_audio"] == 0.4
+
+
+def test_the_form_sets_each_side_of_an_audio_video_run(api, browser_client):
+    """The advanced side settings (video frozen, audio loss weight, own audio timestep) are form
+    fields: they write the config, show what the config holds, and a bad weight is named."""
+    dataset = create_dataset(api, trigger=TRIGGER, buckets="64x64x9")
+    page = browser_client.get(f"/datasets/{dataset['id']}/runs/new?preset=sanity").text
+    assert re.search(r'<option value="False" selected>learnt', page) and 'id="f-audio-loss-weight"' in page
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
+    fields = {"csrf_token": token, "source": "fields", "config_yaml": _yaml_of(page),
+              "video_frozen": "True", "audio_loss_weight": "2.5", "independent_audio_timesteps": "True"}
+    lint = browser_client.post(f"/datasets/{dataset['id']}/runs/lint", data=fields)
+    training = yaml.safe_load(_yaml_of(lint.text))["training"]
+    assert training["video_frozen"] is True and training["audio_loss_weight"] == 2.5
+    assert training["independent_audio_timesteps"] is True
+    from app.views.training_pages import fields_of
+
+    shown = fields_of({"training": training})
+    assert (shown["video_frozen"], shown["audio_loss_weight"], shown["independent_audio_timesteps"]) == ("True", "2.5", "True")
+    bad = browser_client.post(f"/datasets/{dataset['id']}/runs/lint", data={**fields, "audio_loss_weight": "loud"})
+    assert "audio_loss_weight" in bad.text
+    assert "disabled" in re.search(r'<button[^>]*id="queue-button"[^>]*>', bad.text).group(0)
