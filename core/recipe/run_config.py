@@ -28,6 +28,7 @@ from core.names import (
 from core.recipe.buckets import DEFAULT_BUCKETS_STRING, Bucket, BucketError, format_buckets, parse_buckets
 from core.recipe.captions import trigger_problem
 from core.recipe.config_yaml import ConfigFileError, dump_commented_yaml, load_yaml_mapping, validation_problems
+from core.recipe.memory_plan import MEMORY_PLAN_HELP, MemoryPlanChoice
 from core.recipe.modes import MODE_AUDIO_ONLY, MODE_REFERENCE_VOICE, MODE_VOICE, TrainingMode, default_targets
 
 PresetName = Literal["sanity", "full", "low-vram", "voice", "audio-only", "reference-voice"]
@@ -134,6 +135,7 @@ class OptimizationSettings(_Section):
         "card at 768x768x121, policy matmul on 0.25 of the blocks and attention on the rest is the fastest measured "
         "mix (docs/benchmarks.md).",
     )
+    memory_plan: MemoryPlanChoice = Field("manual", description=MEMORY_PLAN_HELP)
     cuda_graph: bool = Field(
         True,
         description="On a CUDA GPU, record each step's forward and backward once as a CUDA graph and replay it, so "

@@ -61,7 +61,7 @@ from worker.engine.step.quantize import (
     quantize_frozen_base,
     quantized_layer_count,
 )
-from worker.engine.step.setup import choose_levers, device_and_dtype, set_up_levers
+from worker.engine.step.setup import choose_levers, device_and_dtype, planned_optimization, set_up_levers
 from worker.engine.step.timesteps import sampler_for
 from worker.engine.validate import (
     RUN_CONFIG_NAME,
@@ -141,7 +141,7 @@ class Trainer:
         forces the compile; otherwise ``optimization.compile`` asks for it, on CUDA with a base
         that is not quantised. The whole-step CUDA graph (``optimization.cuda_graph``) is for CUDA,
         without gradient accumulation."""
-        opt = self.config.optimization
+        opt = self.opt = planned_optimization(self.config, self.device, self._log)  # memory_plan: auto
         self._no_graph_because = None
         cuda_graph = opt.cuda_graph and self.device.startswith("cuda")
         if cuda_graph and opt.gradient_accumulation_steps > 1:
@@ -247,7 +247,7 @@ class Trainer:
         self.lora_families = families_of(names)
         # the same set-up as the benchmark's: LoRA math in the base dtype, checkpointing, compile
         self.checkpoint_modes = set_up_levers(
-            self.transformer, self.levers, gradient_checkpointing=self.config.optimization.gradient_checkpointing
+            self.transformer, self.levers, gradient_checkpointing=self.opt.gradient_checkpointing
         )
         self._log("info", f"LoRA on {len(names)} layers: {self.lora_families}")
         if self.config.training.with_audio and not any(side_of_family(f) == "audio" for f in self.lora_families):

@@ -111,3 +111,32 @@ def device_and_dtype(mixed_precision: str, device: str | None, pipeline=None) ->
     if device == "cpu" or mixed_precision == "no":
         return device, torch.float32
     return device, torch.bfloat16 if mixed_precision == "bf16" else torch.float16
+
+
+def card_free_bytes(device: str) -> int | None:
+    """The GPU memory a run on ``device`` may use: the card's free memory plus what this process's
+    allocator already holds (a caller's pipeline on the card is in the plan's prediction); None off CUDA."""
+    if not str(device).startswith("cuda") or not torch.cuda.is_available():
+        return None
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return int(free + torch.cuda.memory_reserved(torch.device(device)))
+
+
+def planned_optimization(config, device: str, log=None, *, free_bytes: int | None = None, compiled: bool = True):
+    """``config.optimization`` with ``memory_plan: auto`` applied (unchanged when ``manual``): the
+    checkpointing fields :func:`core.recipe.memory_plan.plan_memory` chooses for the largest bucket
+    on this card (``free_bytes`` None: measured on ``device``); ``log(level, message)`` hears why."""
+    from core.recipe.memory_plan import bucket_tokens, plan_memory
+
+    opt = config.optimization
+    if opt.memory_plan != "auto":
+        return opt
+    if free_bytes is None:
+        free_bytes = card_free_bytes(device)
+    with_audio = config.training.with_audio
+    tokens = max(bucket_tokens(b.width, b.height, b.frames, with_audio=with_audio) for b in config.data.bucket_list)
+    plan = plan_memory(free_bytes, tokens, model=config.model, quantization=config.quantization,
+                       optimizer=opt.optimizer, rank=config.lora.rank, compiled=compiled and opt.compile)
+    if log is not None:
+        log("info", f"Memory plan auto: {plan.reason}.")
+    return opt.model_copy(update=plan.setting.fields())
