@@ -22,14 +22,22 @@ CHECKPOINT_POLICIES: tuple[str, ...] = get_args(CheckpointPolicy)
 # What a validation sample is taken with: the base model (LoRA off), the LoRA, and the LoRA with
 # its audio-side modules switched off (video side only); then the video-to-audio test (v2a): a
 # training clip's own video (clean, cached latents) and caption, the audio generated with the
-# LoRA off or on (worker/engine/v2a.py).
-SampleVariant = Literal["base", "lora", "lora-audio-off", "v2a-base", "v2a-lora"]
+# LoRA off or on (worker/engine/v2a.py); then, for reference_voice runs, a prompt with a reference
+# clip's voice in context (worker/engine/reference_sampling.py): the dataset's reference (``ref-``)
+# or a clip of another voice (``ref-other-``), LoRA on or off.
+SampleVariant = Literal["base", "lora", "lora-audio-off", "v2a-base", "v2a-lora",
+                        "ref-base", "ref-lora", "ref-other-base", "ref-other-lora"]
 SAMPLE_VARIANTS: tuple[str, ...] = get_args(SampleVariant)
-VARIANT_BASE, VARIANT_LORA, VARIANT_AUDIO_OFF, VARIANT_V2A_BASE, VARIANT_V2A_LORA = SAMPLE_VARIANTS
+(VARIANT_BASE, VARIANT_LORA, VARIANT_AUDIO_OFF, VARIANT_V2A_BASE, VARIANT_V2A_LORA,
+ VARIANT_REF_BASE, VARIANT_REF_LORA, VARIANT_REF_OTHER_BASE, VARIANT_REF_OTHER_LORA) = SAMPLE_VARIANTS
 # The v2a variants: sampled per training clip (``Sample.source_clip_id``), not per prompt.
 V2A_VARIANTS: tuple[str, ...] = (VARIANT_V2A_BASE, VARIANT_V2A_LORA)
+# The reference variants: per prompt, with a reference clip in context (``Sample.source_clip_id``:
+# the reference clip).
+REFERENCE_VARIANTS: tuple[str, ...] = (VARIANT_REF_BASE, VARIANT_REF_LORA, VARIANT_REF_OTHER_BASE,
+                                       VARIANT_REF_OTHER_LORA)
 # Sampled with the LoRA off: the same at every step, so sampled once per run (at step 0).
-LORA_OFF_VARIANTS: tuple[str, ...] = (VARIANT_BASE, VARIANT_V2A_BASE)
+LORA_OFF_VARIANTS: tuple[str, ...] = (VARIANT_BASE, VARIANT_V2A_BASE, VARIANT_REF_BASE, VARIANT_REF_OTHER_BASE)
 
 
 class JobKind(StrEnum):

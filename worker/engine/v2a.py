@@ -56,7 +56,7 @@ class V2ASpec:
     guidance_rescale: float = AUDIO_GUIDANCE_RESCALE
 
 
-def _schedule(scheduler, steps: int, video_tokens: int, device):
+def schedule(scheduler, steps: int, video_tokens: int, device):
     """A fresh copy of ``scheduler`` set up as ``LTX2Pipeline`` sets its audio scheduler; returns it
     and its timesteps."""
     from diffusers.pipelines.ltx2.pipeline_ltx2 import calculate_shift, retrieve_timesteps
@@ -95,7 +95,7 @@ def denoise_audio(transformer, scheduler, batch: FlowBatch, spec: V2ASpec, *, au
     ``on_step(index, sigma, video_tokens, audio_tokens)`` sees the transformer's inputs per step.
     """
     device = batch.video.device
-    scheduler, timesteps = _schedule(scheduler, spec.num_inference_steps, batch.video.shape[1], device)
+    scheduler, timesteps = schedule(scheduler, spec.num_inference_steps, batch.video.shape[1], device)
     generator = torch.Generator(device="cpu").manual_seed(spec.seed)
     audio = torch.randn((batch.video.shape[0], batch.audio_frames, audio_width), generator=generator)
     audio = audio.to(device)

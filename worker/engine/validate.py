@@ -13,7 +13,12 @@ the audio muxed in plus a wav, under ``<run>/samples/``:
 
 A ``voice`` run (:mod:`core.recipe.modes`) always samples the v2a variants besides its prompts:
 the voice test of what it trains, and the prompts show whether it still works in normal
-generation. Used by the trainer (at step 0 and every checkpoint) and by ``avlora validate RUN_DIR``.
+generation. A ``reference_voice`` run samples each prompt with a reference clip's voice in context
+(:mod:`worker.engine.reference_sampling`), LoRA on and off: ``ref-lora`` / ``ref-base`` with the
+reference of the dataset's first clip, ``ref-other-lora`` / ``ref-other-base`` with a clip of another
+voice (left out, and said in the log, when the dataset has one voice); files
+``step_000100_01_ref-lora.mp4``, ``ref_base_01.mp4``, ``ref_other_base_01.mp4``. Used by the trainer
+(at step 0 and every checkpoint) and by ``avlora validate RUN_DIR``.
 """
 
 from __future__ import annotations
@@ -24,8 +29,19 @@ from pathlib import Path
 
 import torch
 
-from core.names import LORA_OFF_VARIANTS, V2A_VARIANTS, VARIANT_BASE, VARIANT_LORA, VARIANT_V2A_BASE, VARIANT_V2A_LORA
-from core.recipe.modes import MODE_VOICE
+from core.names import (
+    LORA_OFF_VARIANTS,
+    REFERENCE_VARIANTS,
+    V2A_VARIANTS,
+    VARIANT_BASE,
+    VARIANT_LORA,
+    VARIANT_REF_BASE,
+    VARIANT_REF_LORA,
+    VARIANT_REF_OTHER_BASE,
+    VARIANT_V2A_BASE,
+    VARIANT_V2A_LORA,
+)
+from core.recipe.modes import MODE_REFERENCE_VOICE, MODE_VOICE
 from core.recipe.run_config import RunConfig
 from worker.engine.progress import SampleEvent, TrainCallbacks
 from worker.engine.sampling import SampleSpec, generate, lora_variant, write_mp4, write_wav
@@ -53,7 +69,12 @@ class ValidationPlan:
     @property
     def prompt_variants(self) -> list[str]:
         """The variants sampled per prompt."""
-        return [v for v in self.variants if v not in V2A_VARIANTS]
+        return [v for v in self.variants if v not in V2A_VARIANTS and v not in REFERENCE_VARIANTS]
+
+    @property
+    def reference_variants(self) -> list[str]:
+        """The variants sampled per prompt with a reference clip in context (reference_voice)."""
+        return [v for v in self.variants if v in REFERENCE_VARIANTS]
 
     @property
     def v2a_variants(self) -> list[str]:
@@ -63,7 +84,8 @@ class ValidationPlan:
     @property
     def samples_anything(self) -> bool:
         """False when a validation would write nothing (no prompt, no v2a variant)."""
-        return bool(self.prompts and self.prompt_variants) or bool(self.v2a_variants and self.v2a_clips)
+        return (bool(self.prompts and (self.prompt_variants or self.reference_variants))
+                or bool(self.v2a_variants and self.v2a_clips))
 
     def v2a_spec(self):
         """The :class:`worker.engine.v2a.V2ASpec` of the v2a samples (the seed, steps, audio guidance)."""
@@ -91,8 +113,8 @@ class ValidationPlan:
 def plan_variants(config: RunConfig) -> list[str]:
     """The variants a run samples: its config's, plus both v2a variants for a ``voice`` run."""
     variants = list(config.validation.variants)
-    if config.training.mode == MODE_VOICE:
-        variants += [v for v in (VARIANT_V2A_LORA, VARIANT_V2A_BASE) if v not in variants]
+    extra = {MODE_VOICE: (VARIANT_V2A_LORA, VARIANT_V2A_BASE), MODE_REFERENCE_VOICE: REFERENCE_VARIANTS}
+    variants += [v for v in extra.get(config.training.mode, ()) if v not in variants]
     return variants
 
 
@@ -130,6 +152,8 @@ def sample_stem(step: int, prompt_index: int, variant: str) -> str:
         return f"base_{number}"
     if variant == VARIANT_V2A_BASE:
         return f"v2a_base_{number}"
+    if variant in (VARIANT_REF_BASE, VARIANT_REF_OTHER_BASE):
+        return f"{variant.replace('-', '_')}_{number}"
     if variant == VARIANT_V2A_LORA:
         return f"step_{step:06d}_v2a_{number}"
     stem = f"step_{step:06d}_{number}"
@@ -144,12 +168,33 @@ def v2a_sources(plan: ValidationPlan, clips) -> list:
     return [clips[index] for index in range(min(plan.v2a_clips, len(clips)))]
 
 
-def _sample_jobs(pipe, plan: ValidationPlan, prompt_cache, clips):
+def _reference_jobs(pipe, plan: ValidationPlan, prompt_cache, clips, on_log):
+    """The reference variants' jobs (:func:`_sample_jobs`): ``source`` is the reference clip's name."""
+    if not plan.prompts or not plan.reference_variants:
+        return
+    if clips is None:
+        on_log("warning", "The reference samples need the run's cached clips: left out.")
+        return
+    from worker.engine.reference_sampling import ReferenceSampler, reference_tokens, validation_references
+
+    own, other = validation_references(clips, on_log)
+    position = {name: i for i, name in enumerate(clips.names)}
+    sampler = ReferenceSampler(pipe, prompt_cache)
+    for index, prompt in enumerate(plan.prompts):
+        for variant in plan.reference_variants:
+            source = own if variant in (VARIANT_REF_BASE, VARIANT_REF_LORA) else other
+            if source is not None:
+                tokens = reference_tokens(clips[position[source]].audio)
+                yield index, variant, source, functools.partial(sampler.generate, plan.spec(prompt), tokens)
+
+
+def _sample_jobs(pipe, plan: ValidationPlan, prompt_cache, clips, on_log=lambda *_: None):
     """``(index, variant, source, make)`` of every sample: ``make()`` generates it, ``source`` is
-    the cache entry name of a v2a sample's clip (None for a prompt's)."""
+    the cache entry name of a v2a sample's clip or a reference sample's reference (None for a prompt's)."""
     for index, prompt in enumerate(plan.prompts):
         for variant in plan.prompt_variants:
             yield index, variant, None, functools.partial(generate, pipe, plan.spec(prompt), prompt_cache)
+    yield from _reference_jobs(pipe, plan, prompt_cache, clips, on_log)
     sources = v2a_sources(plan, clips)
     if not sources:
         return
@@ -195,7 +240,7 @@ def run_validation(
     transformer.eval()
     try:
         with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
-            for index, variant, source, make in _sample_jobs(pipe, plan, prompt_cache, clips):
+            for index, variant, source, make in _sample_jobs(pipe, plan, prompt_cache, clips, callbacks.on_log):
                 stem = sample_stem(step, index, variant)
                 mp4, wav = samples_dir / f"{stem}.mp4", samples_dir / f"{stem}.wav"
                 if variant in LORA_OFF_VARIANTS and mp4.is_file() and wav.is_file() and not overwrite_base:
@@ -256,7 +301,7 @@ def validate_run(
         device=device, on_log=(callbacks or TrainCallbacks()).on_log,
     )
     clips = None
-    if plan.v2a_variants:
+    if plan.v2a_variants or plan.reference_variants:
         from worker.engine.data.dataset import PrecomputedDataset
 
         clips = PrecomputedDataset(config.data.preprocessed_dir, with_audio=config.training.with_audio,
