@@ -12,8 +12,8 @@ Public API (stable; the trainer, the CLI and the Celery tasks call exactly this)
       real weights.
     - ``ltx-2.3`` / ``ltx-2`` / ``ltx-2.5``: from ``model_dir`` (MODEL_DIR): either a diffusers-format directory
       (``model_index.json`` + component folders), or the official single-file checkpoint
-      (e.g. ``ltx-2.3-22b-dev.safetensors``) with a Gemma-3 directory beside it (LTX-2.5's official
-      one-file-per-component layout is recognised but not loaded yet: its diffusers layout is). Nothing is ever
+      (e.g. ``ltx-2.3-22b-dev.safetensors``) with a Gemma-3 directory beside it or LTX-2.5's official
+      one-file-per-component layout (``single_file_25``). Nothing is ever
       downloaded; missing files raise ``ModelFilesMissing`` whose message lists what to put where.
 ``PRESETS`` / ``get_preset(name) -> PresetInfo``
     Per-preset facts (name, version "2.3"/"2.0"/"2.5", audio sample rate, mel settings, prompt length).
@@ -74,9 +74,9 @@ def load_pipeline(
         if location.kind == "diffusers":
             pipe = load_diffusers_dir(location.path, dtype=dtype)
         elif location.kind == "split":
-            from worker.engine.model.single_file import split_files_unsupported
+            from worker.engine.model.single_file_25 import load_split_pipeline
 
-            raise split_files_unsupported(info, location)
+            pipe = load_split_pipeline(info, location, dtype=dtype)
         else:
             from worker.engine.model.single_file import load_single_file_pipeline
 

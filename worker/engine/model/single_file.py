@@ -98,7 +98,7 @@ def convert_key(component: str, key: str) -> str | None:
     raise ValueError(f"unknown component {component!r}")
 
 
-def _count_layers(keys, pattern: str) -> int:
+def count_layers(keys, pattern: str) -> int:
     indices = {int(m.group(1)) for key in keys if (m := re.search(pattern, key))}
     return max(indices) + 1 if indices else 0
 
@@ -106,10 +106,10 @@ def _count_layers(keys, pattern: str) -> int:
 def default_component_configs(version: str, keys) -> dict[str, dict]:
     """Full-size configs for ``version``, with layer counts read from the checkpoint ``keys``."""
     keys = list(keys)
-    layers = _count_layers(keys, r"^model\.diffusion_model\.transformer_blocks\.(\d+)\.") or 48
+    layers = count_layers(keys, r"^model\.diffusion_model\.transformer_blocks\.(\d+)\.") or 48
     connectors = dict(cfg.CONNECTORS[version])
     for side in ("video", "audio"):
-        count = _count_layers(keys, rf"{side}_embeddings_connector\.transformer_1d_blocks\.(\d+)\.")
+        count = count_layers(keys, rf"{side}_embeddings_connector\.transformer_1d_blocks\.(\d+)\.")
         if count:
             connectors[f"{side}_connector_num_layers"] = count
     vae = dict(cfg.VIDEO_VAE[version])
@@ -123,7 +123,7 @@ def default_component_configs(version: str, keys) -> dict[str, dict]:
     }
 
 
-def _component_classes(version: str) -> dict:
+def component_classes(version: str) -> dict:
     from diffusers import AutoencoderKLLTX2Audio, AutoencoderKLLTX2Video, LTX2VideoTransformer3DModel
     from diffusers.pipelines.ltx2 import LTX2TextConnectors
     from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
@@ -133,7 +133,7 @@ def _component_classes(version: str) -> dict:
         "connectors": LTX2TextConnectors,
         "vae": AutoencoderKLLTX2Video,
         "audio_vae": AutoencoderKLLTX2Audio,
-        "vocoder": LTX2VocoderWithBWE if version == "2.3" else LTX2Vocoder,
+        "vocoder": LTX2VocoderWithBWE if version in ("2.3", "2.5") else LTX2Vocoder,
     }
 
 
@@ -209,7 +209,7 @@ def load_single_file_pipeline(info: PresetInfo, location, *, dtype, component_co
     configs = component_configs or default_component_configs(version, keys)
     dtypes = component_dtypes(dtype)
     _, state = read_converted_state_dicts(location.path)
-    classes = _component_classes(version)
+    classes = component_classes(version)
     components = {}
     for name, cls in classes.items():
         if name not in state:
@@ -224,18 +224,3 @@ def load_single_file_pipeline(info: PresetInfo, location, *, dtype, component_co
     tokenizer.padding_side = "left"
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(configs.get("scheduler", cfg.SCHEDULER))
     return LTX2Pipeline(scheduler=scheduler, text_encoder=text_encoder.eval(), tokenizer=tokenizer, **components)
-
-
-def split_files_unsupported(info: PresetInfo, location) -> CheckpointMismatch:
-    """The error for LTX-2.5's official one-file-per-component layout, which is found but not loaded:
-    its text encoder is a packed Gemma 4 file (config and tokenizer inside) that needs a conversion
-    of its own; the diffusers layout of the same model loads."""
-    names = ", ".join(path.name for _, path in location.files)
-    model_dir = location.path.parent
-    if model_dir.name == "diffusion_models":
-        model_dir = model_dir.parent
-    return CheckpointMismatch(
-        f"Found the official LTX-{info.version} files ({names}), but preset {info.name!r} loads LTX-2.5 from "
-        "the diffusers layout only: put the Lightricks/LTX-2.5-Diffusers pipeline (model_index.json and its "
-        f"component folders) in {model_dir}."
-    )
