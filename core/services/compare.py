@@ -30,11 +30,16 @@ from core.media.sample_metrics import SEVERITY_BY_FLAG, metrics_series
 from core.models import Job, JobStatus, PreprocessRun, Sample, TrainingRun
 from core.names import (
     LORA_OFF_VARIANTS,
+    REFERENCE_VARIANTS,
     SAMPLE_VARIANTS,
     V2A_VARIANTS,
     VARIANT_AUDIO_OFF,
     VARIANT_BASE,
     VARIANT_LORA,
+    VARIANT_REF_BASE,
+    VARIANT_REF_LORA,
+    VARIANT_REF_OTHER_BASE,
+    VARIANT_REF_OTHER_LORA,
     JobKind,
     Queue,
 )
@@ -95,7 +100,10 @@ class Cell:
     note: str | None = None  # why this training clip is the reference (or why there is none)
 
 
-ROW_PROMPT, ROW_V2A = "prompt", "v2a"
+ROW_PROMPT, ROW_V2A, ROW_REFERENCE = "prompt", "v2a", "reference-voice"
+# reference_voice samples: (LoRA-off variant, LoRA variant, what reference they were given)
+REFERENCE_ROWS = ((VARIANT_REF_BASE, VARIANT_REF_LORA, "the dataset's reference"),
+                  (VARIANT_REF_OTHER_BASE, VARIANT_REF_OTHER_LORA, "another voice's reference"))
 
 
 @dataclass
@@ -208,6 +216,7 @@ def compare_grid(runs: list[TrainingRun], *, audio_off: bool = False, strengths:
         reference = _prompt_reference(preprocess_run, references[index])
         rows.append(Row(index, prompt, _row_cells(columns, by_key, index, reference)))
     rows += _v2a_rows(runs, columns)
+    rows += _reference_rows(runs, columns, prompts)
     return {"columns": [asdict(c) for c in columns], "rows": [asdict(r) for r in rows],
             "has_audio_off": any(s.variant == VARIANT_AUDIO_OFF for run in runs for s in run.samples),
             "has_strengths": any(parse_strength_variant(s.variant) for run in runs for s in run.samples)}
@@ -221,6 +230,8 @@ def _samples_by_key(runs: list[TrainingRun], *, v2a: bool) -> dict[tuple, Sample
     for run in runs:
         for sample in run.samples:
             if (sample.variant in V2A_VARIANTS) != v2a or (v2a and sample.source_clip_id is None):
+                continue
+            if sample.variant in REFERENCE_VARIANTS:  # their own rows (_reference_rows)
                 continue
             row_key = sample.source_clip_id if v2a else sample.prompt_index
             if sample.variant in LORA_OFF_VARIANTS:
@@ -251,10 +262,7 @@ def _v2a_rows(runs: list[TrainingRun], columns: list[Column]) -> list[Row]:
     in the reference column, its v2a-base sample in the base column, v2a-lora at each checkpoint."""
     by_key = _samples_by_key(runs, v2a=True)
     clip_ids = sorted({key[-1] for key in by_key})
-    items = {}
-    for run in reversed(runs):  # the first run's snapshot wins
-        items.update({item["clip_id"]: (run.preprocess_run, item)
-                      for item in (run.preprocess_run.clip_results if run.preprocess_run else []) or []})
+    items = _clip_items(runs)
     rows = []
     for index, clip_id in enumerate(clip_ids):
         prep, item = items.get(clip_id, (None, {}))
@@ -262,6 +270,41 @@ def _v2a_rows(runs: list[TrainingRun], columns: list[Column]) -> list[Row]:
         name = item.get("name") or f"clip #{clip_id}"
         rows.append(Row(index, item.get("caption") or "", _row_cells(columns, by_key, clip_id, reference),
                         kind=ROW_V2A, source_clip_id=clip_id, clip_name=name))
+    return rows
+
+
+def _clip_items(runs: list[TrainingRun]) -> dict[int, tuple]:
+    """``clip id -> (preprocess run, its clip_results item)`` over the runs' caches; the first run's wins."""
+    items = {}
+    for run in reversed(runs):
+        items.update({item["clip_id"]: (run.preprocess_run, item)
+                      for item in (run.preprocess_run.clip_results if run.preprocess_run else []) or []})
+    return items
+
+
+def _reference_rows(runs: list[TrainingRun], columns: list[Column], prompts: list[str]) -> list[Row]:
+    """The reference_voice samples: per kind of reference and prompt, one row with the reference
+    clip that was given in context (its decoded audio) in the reference column, the LoRA-off sample
+    in the base column and the LoRA-on sample at each checkpoint."""
+    items = _clip_items(runs)
+    rows = []
+    for off_variant, on_variant, given in REFERENCE_ROWS:
+        by_key: dict[tuple, Sample] = {}
+        for run in runs:
+            for sample in run.samples:
+                if sample.variant == off_variant:
+                    by_key.setdefault((VARIANT_BASE, sample.prompt_index), sample)
+                elif sample.variant == on_variant:
+                    by_key[(run.id, sample.step, VARIANT_LORA, sample.prompt_index)] = sample
+        for index in sorted({key[-1] for key in by_key}):
+            clip_id = next(s.source_clip_id for k, s in by_key.items() if k[-1] == index)
+            prep, item = items.get(clip_id, (None, {}))
+            reference = (_reference_cell(prep, item, f"The reference clip ({given}) given in context.")
+                         if item.get("decoded_audio") else None)
+            name = f"{given}: {item.get('name') or f'clip #{clip_id}'}"
+            prompt = prompts[index] if index < len(prompts) else f"prompt {index + 1}"
+            rows.append(Row(index, prompt, _row_cells(columns, by_key, index, reference),
+                            kind=ROW_REFERENCE, source_clip_id=clip_id, clip_name=name))
     return rows
 
 

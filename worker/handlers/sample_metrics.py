@@ -28,7 +28,17 @@ from core.db import session_scope
 from core.media.analysis import AudioDecodeError
 from core.media.sample_metrics import SampleAudioError, compare_to_base, measure_sample, voice_distance
 from core.models import PreprocessRun, Sample, TrainingRun
-from core.names import LORA_OFF_VARIANTS, V2A_VARIANTS, VARIANT_BASE, VARIANT_V2A_BASE
+from core.names import (
+    LORA_OFF_VARIANTS,
+    REFERENCE_VARIANTS,
+    V2A_VARIANTS,
+    VARIANT_BASE,
+    VARIANT_REF_BASE,
+    VARIANT_REF_LORA,
+    VARIANT_REF_OTHER_BASE,
+    VARIANT_REF_OTHER_LORA,
+    VARIANT_V2A_BASE,
+)
 from core.services import compare_references
 from core.services.compare import run_prompts
 from core.services.voice_metrics import reference_voice, sample_prompts
@@ -36,6 +46,8 @@ from worker.jobs import JobContext, JobFailed
 
 log = logging.getLogger(__name__)
 MAX_REFERENCE_CLIPS = 50  # the pooled voice profile is stable long before this many clips
+# a reference_voice LoRA sample is compared with the LoRA-off sample given the same reference
+REFERENCE_BASE_OF = {VARIANT_REF_LORA: VARIANT_REF_BASE, VARIANT_REF_OTHER_LORA: VARIANT_REF_OTHER_BASE}
 
 
 def _reference_paths(preprocess_run: PreprocessRun | None, data_dir: Path) -> list[Path]:
@@ -120,19 +132,56 @@ def sample_metrics(ctx: JobContext, params: dict[str, Any]) -> dict | None:
             sample = session.get(Sample, sample_id)
             if sample is not None:
                 sample.metrics = metrics
+    verdicts = reference_verdicts(run_id, get_settings().data_dir)
     with session_scope() as session:
         flagged = flag_against_base(session, run_id)
     measured = f"{len(todo)} sample{'s' if len(todo) != 1 else ''} measured"
     ctx.progress(len(todo) + 1, len(todo) + 1, f"{measured}, {flagged} compared with the base model")
     return {"run_id": run_id, "measured": len(todo), "flagged": flagged, "references": len(references),
-            "voice_reference": voice is not None}
+            "voice_reference": voice is not None, "reference_verdicts": verdicts}
+
+
+def reference_verdicts(run_id: int, data_dir: Path) -> int:
+    """Add the voice verdict (:func:`worker.speech.reference_verdict.reference_verdict_files`) to each
+    measured reference_voice sample that lacks it: its similarity to the reference clip it was given
+    (that clip's decoded audio) against its similarity to the base model's default voice (the
+    ``base`` sample of its prompt). Returns how many samples got one."""
+    from worker.speech.reference_verdict import reference_verdict_files
+
+    with session_scope() as session:
+        run = session.get(TrainingRun, run_id)
+        if run is None:
+            return 0
+        prep = run.preprocess_run
+        clips = {item.get("clip_id"): item.get("decoded_audio") for item in (prep.clip_results if prep else []) or []}
+        defaults = {s.prompt_index: s.wav for s in run.samples if s.variant == VARIANT_BASE}
+        todo = [(s.id, s.wav, clips.get(s.source_clip_id), defaults.get(s.prompt_index)) for s in run.samples
+                if s.variant in REFERENCE_VARIANTS and s.metrics and "error" not in s.metrics
+                and "follows_reference" not in s.metrics]
+    for sample_id, wav, reference, default in todo:
+        if not reference or not (data_dir / reference).is_file():
+            verdict = {"follows_reference": None, "verdict_reason": "the reference clip's decoded audio is gone"}
+        else:
+            try:
+                verdict = reference_verdict_files(data_dir / wav, data_dir / reference,
+                                                  data_dir / default if default else None)
+            except (OSError, ValueError, AudioDecodeError) as exc:
+                verdict = {"follows_reference": None, "verdict_reason": f"{Path(wav).name}: {exc}"}
+        with session_scope() as session:
+            sample = session.get(Sample, sample_id)
+            if sample is not None:
+                sample.metrics = {**(sample.metrics or {}), **verdict}
+    return len(todo)
 
 
 def _base_key(sample: Sample) -> tuple:
     """What a sample is compared with: a text-prompt sample with the base sample of its prompt, a
-    video-to-audio sample with the LoRA-off video-to-audio sample of the same training clip."""
+    video-to-audio sample with the LoRA-off video-to-audio sample of the same training clip, a
+    reference_voice sample with the LoRA-off one given the same kind of reference."""
     if sample.variant in V2A_VARIANTS:
         return (VARIANT_V2A_BASE, sample.source_clip_id)
+    if sample.variant in REFERENCE_VARIANTS:
+        return (REFERENCE_BASE_OF.get(sample.variant, sample.variant), sample.prompt_index)
     return (VARIANT_BASE, sample.prompt_index)
 
 

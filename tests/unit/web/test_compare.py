@@ -194,3 +194,47 @@ def test_a_video_to_audio_sample_is_compared_with_the_lora_off_one_of_its_clip(a
     assert "quality_dropped" not in [f["code"] for f in v2a["flags"]], v2a["flags"]
     buzzing_text_lora = samples[("lora", BUZZ_STEP, 0)]["metrics"]
     assert "quality_dropped" in [f["code"] for f in buzzing_text_lora["flags"]]
+
+
+def test_reference_voice_samples_get_their_own_rows_verdict_and_base(api, browser_client, seeded):
+    """ref-lora is flagged against ref-base (the LoRA off, given the same reference), never the
+    plain base; each gets the voice verdict against its reference clip; the compare grid shows
+    them in rows of their own, the reference clip first, and the prompt rows keep the plain base."""
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.models import Sample
+    from tests.unit.web.compare_support import speech_wav
+
+    data_dir = get_settings().data_dir
+    with session_scope() as session:
+        for variant, step in (("ref-base", 0), ("ref-lora", CLEAN_STEP)):
+            wav = speech_wav(data_dir / f"runs/{seeded.run_id}/samples/{variant}.wav", buzz_db=12.0)
+            session.add(Sample(run_id=seeded.run_id, step=step, prompt_index=0, seed=42, variant=variant,
+                               wav=str(wav.relative_to(data_dir)), mp4="", metrics={}, source_clip_id=1))
+        session.commit()
+    api.post(f"/api/v1/runs/{seeded.run_id}/sample-metrics")
+    assert run_pending_jobs() == ["succeeded"]
+    run = api.get(f"/api/v1/runs/{seeded.run_id}").json()
+    samples = {(s["variant"], s["step"], s["prompt_index"]): s for s in run["samples"]}
+    ref_lora = samples[("ref-lora", CLEAN_STEP, 0)]["metrics"]
+    assert "quality_dropped" not in [f["code"] for f in ref_lora["flags"]], ref_lora["flags"]
+    for key in (("ref-lora", CLEAN_STEP, 0), ("ref-base", 0, 0)):
+        metrics = samples[key]["metrics"]
+        assert isinstance(metrics["follows_reference"], bool), metrics.get("verdict_reason")
+        assert 0 < metrics["reference_similarity"] <= 1 and 0 < metrics["default_voice_similarity"] <= 1
+    assert "follows_reference" not in samples[("lora", CLEAN_STEP, 0)]["metrics"]
+    # the plain LoRA samples are still compared with the plain (clean) base, not with ref-base
+    assert "quality_dropped" in [f["code"] for f in samples[("lora", BUZZ_STEP, 0)]["metrics"]["flags"]]
+
+    grid = api.get(f"/api/v1/runs/{seeded.run_id}/compare").json()
+    rows = [r for r in grid["rows"] if r["kind"] == "reference-voice"]
+    assert len(rows) == 1 and rows[0]["source_clip_id"] == 1 and rows[0]["prompt_index"] == 0
+    reference, base, *steps = rows[0]["cells"]
+    assert reference["audio_url"].endswith("/clips/1/decoded_audio")
+    assert base["sample_id"] == samples[("ref-base", 0, 0)]["id"]
+    assert [c["sample_id"] for c in steps if not c["missing"]] == [samples[("ref-lora", CLEAN_STEP, 0)]["id"]]
+    prompt_base = next(r for r in grid["rows"] if r["kind"] == "prompt" and r["prompt_index"] == 0)["cells"][1]
+    assert prompt_base["sample_id"] == samples[("base", 0, 0)]["id"]
+    html = browser_client.get(f"/runs/{seeded.run_id}/compare").text
+    assert 'id="reference-rows"' in html and html.count('class="reference-row"') == 1
+    assert "the dataset&#39;s reference: take0.mp4" in html
