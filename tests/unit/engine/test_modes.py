@@ -49,7 +49,7 @@ def _config(path, precomputed, mode, **sections):
 
 def _file_families(path) -> set[str]:
     with safe_open(str(path), "pt") as handle:
-        return {family_of_key(k) for k in handle}
+        return {family_of_key(k) for k in handle.keys()}
 
 
 @pytest.mark.parametrize("mode", list(MODES))
