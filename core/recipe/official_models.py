@@ -43,7 +43,8 @@ COMPONENT_PATHS = ("video_vae_path", "audio_vae_path")
 # The official validation defaults (config.py ValidationConfig) our samples differ from or share.
 OFFICIAL_STG_SCALE = 1.0
 OFFICIAL_STG_BLOCKS = [28]
-SHARED_GUIDANCE = {"guidance_rescale": 0.7, "video_modality_guidance_scale": 3.0, "audio_modality_guidance_scale": 3.0}
+SHARED_GUIDANCE = {"guidance_rescale": 0.7}
+MODALITY_KEYS = ("video_modality_guidance_scale", "audio_modality_guidance_scale")
 _VERSION_IN_NAME = (
     ("2.5", re.compile(r"ltx[-_ ]?(?:video[-_ ]?)?2[._-]5", re.IGNORECASE)),
     ("2.3", re.compile(r"ltx[-_ ]?(?:video[-_ ]?)?2[._-]3", re.IGNORECASE)),
@@ -75,9 +76,11 @@ def model_notes(config: RunConfig) -> list[str]:
             "and drop the two VAE paths"]
 
 
-def validation_guidance() -> dict[str, Any]:
-    """The guidance fields an export writes: our samples take no STG."""
-    return {"video_stg_scale": 0.0, "audio_stg_scale": 0.0}
+def validation_guidance(validation=None) -> dict[str, Any]:
+    """The guidance fields an export writes: our samples take no STG, and one modality-isolation
+    scale for both streams (``validation.modality_guidance_scale``)."""
+    modality = 3.0 if validation is None else validation.modality_guidance_scale
+    return {"video_stg_scale": 0.0, "audio_stg_scale": 0.0, **{key: modality for key in MODALITY_KEYS}}
 
 
 def guidance_notes() -> list[str]:
@@ -121,7 +124,7 @@ def read_guidance(validation: dict[str, Any], target: dict[str, Any], problems: 
         if official in validation:
             target[mine] = validation[official]
     stg = _stg_scales(validation, problems)
-    notes = []
+    notes = _read_modality(validation, target)
     if any(scale for scale in stg.values()):
         shown = ", ".join(f"{name} {value:g}" for name, value in stg.items())
         notes.append(f"validation STG ({shown}) is not used: our samples take no spatio-temporal guidance")
@@ -129,6 +132,18 @@ def read_guidance(validation: dict[str, Any], target: dict[str, Any], problems: 
         if key in validation and validation[key] != value:
             notes.append(f"validation.{key} {validation[key]} is not used: our samples use {value:g}")
     return notes
+
+
+def _read_modality(validation: dict[str, Any], target: dict[str, Any]) -> list[str]:
+    """Our one modality-isolation scale from the official per-stream ones (the video's when they differ)."""
+    given = [float(validation[key]) for key in MODALITY_KEYS if key in validation]
+    if not given:
+        return []
+    target["modality_guidance_scale"] = given[0]
+    if len(set(given)) > 1:
+        return [f"validation modality guidance {given[0]:g} (video) and {given[1]:g} (audio): our samples use one "
+                f"scale for both streams, {given[0]:g}"]
+    return []
 
 
 def _stg_scales(validation: dict[str, Any], problems: list[str]) -> dict[str, float]:

@@ -251,7 +251,7 @@ def _validation(config: RunConfig, form: StrategyForm) -> dict[str, Any]:
             "interval": _validation_interval(config),
             "video_cfg_scale": validation.video_guidance_scale,
             "audio_cfg_scale": validation.audio_guidance_scale,
-            **validation_guidance(),
+            **validation_guidance(validation),
             "generate_audio": True,
             "skip_initial_validation": False,
         }

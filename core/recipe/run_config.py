@@ -16,11 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.names import (
     SAMPLE_VARIANTS,
-    VARIANT_AUDIO_OFF,
-    VARIANT_BASE,
     VARIANT_LORA,
-    VARIANT_V2A_BASE,
-    VARIANT_V2A_LORA,
     CheckpointPolicy,
     ModelPreset,
     SampleVariant,
@@ -29,7 +25,8 @@ from core.recipe.buckets import DEFAULT_BUCKETS_STRING, Bucket, BucketError, for
 from core.recipe.captions import trigger_problem
 from core.recipe.config_yaml import ConfigFileError, dump_commented_yaml, load_yaml_mapping, validation_problems
 from core.recipe.memory_plan import MEMORY_PLAN_HELP, MemoryPlanChoice
-from core.recipe.modes import MODE_AUDIO_ONLY, MODE_REFERENCE_VOICE, MODE_VOICE, TrainingMode, default_targets
+from core.recipe.modes import TrainingMode
+from core.recipe.run_presets import PRESET_DESCRIPTIONS, PRESET_OVERRIDES
 
 PresetName = Literal["sanity", "full", "low-vram", "voice", "audio-only", "reference-voice"]
 PRESET_NAMES: tuple[str, ...] = get_args(PresetName)
@@ -263,6 +260,11 @@ class ValidationSettings(_Section):
     inference_steps: int = Field(30, ge=1, le=200, description="Denoising steps per sample.")
     video_guidance_scale: float = Field(3.0, ge=1.0, le=20.0, description="Video classifier-free guidance scale.")
     audio_guidance_scale: float = Field(7.0, ge=1.0, le=20.0, description="Audio classifier-free guidance scale.")
+    modality_guidance_scale: float = Field(
+        3.0, ge=1.0, le=10.0, description="Modality-isolation guidance (both streams; the pipeline's and the official "
+        "trainer's default 3.0): above 1 each denoising step makes a third pass with the cross-modal attention off. "
+        "1 turns it off: sampling takes about a third less time.",
+    )
     variants: list[SampleVariant] = Field(
         default_factory=lambda: [VARIANT_LORA], min_length=1, max_length=len(SAMPLE_VARIANTS),
         description="What to sample: lora, base (LoRA off), lora-audio-off (LoRA on the video side only), and "
@@ -358,60 +360,11 @@ def expand_trigger(prompt: str, trigger: str) -> str:
 
 # --- presets ---------------------------------------------------------------------------------
 
-_PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
-    "sanity": {
-        "optimization": {"steps": 500},
-        "checkpoints": {"interval": 100},
-        "validation": {"variants": [VARIANT_LORA, VARIANT_BASE, VARIANT_AUDIO_OFF]},
-    },
-    "full": {
-        "optimization": {"steps": 2000},
-        "checkpoints": {"interval": 250},
-        "validation": {"variants": [VARIANT_LORA, VARIANT_V2A_LORA, VARIANT_V2A_BASE]},
-    },
-    "voice": {
-        "lora": {"target_modules": default_targets(MODE_VOICE)},
-        "optimization": {"steps": 2000},
-        "training": {"mode": MODE_VOICE, "first_frame_conditioning_p": 0.0},
-        "checkpoints": {"interval": 250},
-        "validation": {"variants": [VARIANT_LORA, VARIANT_V2A_LORA, VARIANT_V2A_BASE]},
-    },
-    "audio-only": {
-        "lora": {"target_modules": default_targets(MODE_AUDIO_ONLY)},
-        "optimization": {"steps": 2000, "learning_rate": 2e-4},
-        "training": {"mode": MODE_AUDIO_ONLY, "first_frame_conditioning_p": 0.0},
-        "checkpoints": {"interval": 250},
-        "validation": {"variants": [VARIANT_LORA, VARIANT_BASE]},
-    },
-    "reference-voice": {"lora": {"target_modules": default_targets(MODE_REFERENCE_VOICE)},
-                        "optimization": {"steps": 2000}, "training": {"mode": MODE_REFERENCE_VOICE},
-                        "checkpoints": {"interval": 250}, "validation": {"variants": [VARIANT_LORA, VARIANT_BASE]}},
-    "low-vram": {
-        "quantization": "int8",
-        "load_text_encoder_in_8bit": True,
-        "lora": {"rank": 16, "alpha": 16},
-        "optimization": {"steps": 2000, "optimizer": "adamw8bit"},
-        "checkpoints": {"interval": 250},
-    },
-}
-PRESET_DESCRIPTIONS = {
-    "sanity": "500 steps, a checkpoint and samples every 100: proves the data and setup learn.",
-    "full": "2,000 steps, a checkpoint and samples every 250 (with the v2a voice test): the official recipe.",
-    "voice": "Voice-focused, once a normal LoRA works: the clip's video given clean, only the audio learnt "
-    "(audio-side LoRA), sampled with the v2a voice test.",
-    "audio-only": "Sound without picture: text-to-audio on the clips' audio (audio stream only, official t2a "
-    "learning rate 2e-4).",
-    "reference-voice": "A reusable voice: each clip learnt beside a reference clip of the same speaker "
-    "(given clean, never scored), so the LoRA speaks like the reference it is given (audio-side LoRA).",
-    "low-vram": "For about 32 GB: rank 16, 8-bit AdamW, int8 transformer, 8-bit text encoder.",
-}
-
-
 def preset_config(name: str, **overrides: Any) -> RunConfig:
     """The run config of preset ``name`` with top-level ``overrides`` (e.g. ``model="toy"``)."""
-    if name not in _PRESET_OVERRIDES:
+    if name not in PRESET_OVERRIDES:
         raise ValueError(f"unknown preset '{name}': choose one of {', '.join(PRESET_NAMES)}")
-    data = _deep_merge({"preset": name}, _PRESET_OVERRIDES[name])
+    data = _deep_merge({"preset": name}, PRESET_OVERRIDES[name])
     data = _deep_merge(data, overrides)
     return parse_run_config(data, source=f"preset {name}")
 

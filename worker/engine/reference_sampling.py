@@ -17,9 +17,9 @@ here denoising both streams from noise as ``LTX2Pipeline.__call__`` does, step f
   prediction is dropped: only the last ``N_target`` audio tokens are stepped and decoded, so the
   output is as long as a plain sample's;
 - guidance in x0 space on both streams as the pipeline's defaults have it: classifier-free with
-  the negative prompt, and modality isolation (a pass with the cross-modal attentions off, scale
-  3), then ``rescale_noise_cfg`` at 0.7; the reference is in context in every pass; STG off, as
-  the validation samples have it;
+  the negative prompt, and modality isolation (a pass with the cross-modal attentions off, at the
+  spec's ``modality_scale``, 3 by default; none at 1), then ``rescale_noise_cfg`` at 0.7; the
+  reference is in context in every pass; STG off, as the validation samples have it;
 - decoding as the pipeline does with its defaults (decode timestep 0, no decode noise):
   :func:`worker.engine.data.latents.decode_video` and :func:`~worker.engine.data.latents.decode_audio`.
 
@@ -42,7 +42,6 @@ from worker.engine.step.reference import with_reference
 from worker.engine.v2a import AUDIO_GUIDANCE_RESCALE, schedule
 
 VIDEO_GUIDANCE_RESCALE = 0.7  # LTX2Pipeline.__call__'s default guidance_rescale
-MODALITY_SCALE = 3.0  # LTX2Pipeline.__call__'s default modality_scale (and audio_modality_scale)
 
 
 def reference_tokens(audio: torch.Tensor) -> torch.Tensor:
@@ -54,13 +53,13 @@ def reference_tokens(audio: torch.Tensor) -> torch.Tensor:
     return LTX2Pipeline._pack_audio_latents(audio[:, :frames].unsqueeze(0).float())
 
 
-def _guided(x0: torch.Tensor, uncond: torch.Tensor | None, isolated: torch.Tensor, scale: float,
-            rescale: float) -> torch.Tensor:
+def _guided(x0: torch.Tensor, uncond: torch.Tensor | None, isolated: torch.Tensor | None, scale: float,
+            rescale: float, modality_scale: float) -> torch.Tensor:
     """The pipeline's guidance of one stream in x0 space: classifier-free (``uncond`` None: none)
-    plus modality isolation (:data:`MODALITY_SCALE`), then rescaled towards ``x0``."""
+    plus modality isolation (``isolated`` None: none), then rescaled towards ``x0``."""
     from diffusers.pipelines.ltx2.pipeline_ltx2 import rescale_noise_cfg
 
-    guided = x0 + (MODALITY_SCALE - 1) * (x0 - isolated)
+    guided = x0 if isolated is None else x0 + (modality_scale - 1) * (x0 - isolated)
     if uncond is not None:
         guided = guided + (scale - 1) * (x0 - uncond)
     return rescale_noise_cfg(guided, x0, guidance_rescale=rescale) if rescale > 0 else guided
@@ -161,9 +160,13 @@ class ReferenceSampler:
             video_u = audio_u = None
             if negative is not None:
                 video_u, audio_u = self._x0(negative, video, audio, sigma, reference)
-            video_i, audio_i = self._x0(replace(batch, isolated=True), video, audio, sigma, reference)
-            video_x0 = _guided(video_x0, video_u, video_i, spec.guidance_scale, VIDEO_GUIDANCE_RESCALE)
-            audio_x0 = _guided(audio_x0, audio_u, audio_i, spec.audio_guidance_scale, AUDIO_GUIDANCE_RESCALE)
+            video_i = audio_i = None
+            if spec.modality_scale > 1.0:
+                video_i, audio_i = self._x0(replace(batch, isolated=True), video, audio, sigma, reference)
+            video_x0 = _guided(video_x0, video_u, video_i, spec.guidance_scale, VIDEO_GUIDANCE_RESCALE,
+                               spec.modality_scale)
+            audio_x0 = _guided(audio_x0, audio_u, audio_i, spec.audio_guidance_scale, AUDIO_GUIDANCE_RESCALE,
+                               spec.modality_scale)
             video = video_scheduler.step((video - video_x0) / sigma, t, video, return_dict=False)[0]
             audio = audio_scheduler.step((audio - audio_x0) / sigma, t, audio, return_dict=False)[0]
         return batch, video, audio

@@ -27,7 +27,8 @@ from worker.engine.lora.adapters import DEFAULT_ADAPTER, lora_layers, set_all_ad
 
 @dataclass
 class SampleSpec:
-    """What to generate. ``stg_scale`` 0 turns spatio-temporal guidance off."""
+    """What to generate. ``stg_scale`` 0 turns spatio-temporal guidance off; ``modality_scale`` 1
+    turns modality-isolation guidance off (both streams)."""
 
     prompt: str
     seed: int = 42
@@ -40,6 +41,7 @@ class SampleSpec:
     audio_guidance_scale: float = 7.0
     negative_prompt: str = ""
     stg_scale: float = 0.0
+    modality_scale: float = 3.0  # the pipeline's default; 1 drops the third (modality-isolation) pass per step
 
 
 @dataclass
@@ -95,6 +97,8 @@ def _call_pipeline(pipe, spec: SampleSpec, generator: torch.Generator, stg: dict
         num_inference_steps=spec.num_inference_steps,
         guidance_scale=spec.guidance_scale,
         audio_guidance_scale=spec.audio_guidance_scale,
+        modality_scale=spec.modality_scale,
+        audio_modality_scale=spec.modality_scale,
         generator=generator,
         output_type="np",
         **stg,

@@ -64,6 +64,7 @@ class ValidationPlan:
     video_guidance_scale: float
     audio_guidance_scale: float
     variants: list[str]
+    modality_scale: float = 3.0
     v2a_clips: int = 0
 
     @property
@@ -107,6 +108,7 @@ class ValidationPlan:
             guidance_scale=self.video_guidance_scale,
             audio_guidance_scale=self.audio_guidance_scale,
             negative_prompt=self.negative_prompt,
+            modality_scale=self.modality_scale,
         )
 
 
@@ -134,6 +136,7 @@ def plan_from_config(config: RunConfig) -> ValidationPlan:
         video_guidance_scale=v.video_guidance_scale,
         audio_guidance_scale=v.audio_guidance_scale,
         variants=plan_variants(config),
+        modality_scale=v.modality_guidance_scale,
         v2a_clips=v.v2a_clips,
     )
 

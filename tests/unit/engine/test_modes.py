@@ -49,7 +49,8 @@ def _config(path, precomputed, mode, **sections):
 
 def _file_families(path) -> set[str]:
     with safe_open(str(path), "pt") as handle:
-        return {family_of_key(k) for k in handle.keys()}
+        names = handle.keys()  # a safe_open handle is not iterable itself
+    return {family_of_key(k) for k in names}
 
 
 @pytest.mark.parametrize("mode", list(MODES))

@@ -25,10 +25,12 @@ def _tokens(trainer, name):  # noqa: F811 - the fixture's name
     return reference_tokens(trainer.dataset[list(trainer.dataset.names).index(name)].audio)
 
 
-def test_without_a_reference_the_loop_makes_the_pipelines_own_sample(toy_pipeline):
+@pytest.mark.parametrize("modality_scale", [3.0, 1.0])
+def test_without_a_reference_the_loop_makes_the_pipelines_own_sample(toy_pipeline, modality_scale):
+    spec = replace(SPEC, modality_scale=modality_scale)
     cache = encode_prompts(toy_pipeline, [SPEC.prompt, ""])
-    plain = generate(toy_pipeline, SPEC, cache)
-    ours = ReferenceSampler(toy_pipeline, cache).generate(SPEC)
+    plain = generate(toy_pipeline, spec, cache)
+    ours = ReferenceSampler(toy_pipeline, cache).generate(spec)
     assert ours.frames.shape == plain.frames.shape and ours.audio.shape == plain.audio.shape
     assert np.abs(ours.frames.astype(int) - plain.frames.astype(int)).max() <= 1
     assert np.allclose(ours.audio, plain.audio, atol=1e-5)

@@ -82,3 +82,31 @@ def test_every_variant_runs_through_the_graphs_compiled_for_the_first(lora_pipe)
         for block in blocks:
             block._compiled_call_impl = None
         torch._dynamo.reset()
+
+
+def test_modality_guidance_off_drops_the_third_pass_and_changes_the_sample(toy_pipeline):
+    """``validation.modality_guidance_scale: 1`` (the sanity preset): each denoising step runs the
+    guidance batch only, not the extra modality-isolation pass, so sampling does a third less work."""
+    from dataclasses import replace
+
+    calls = []
+    hook = toy_pipeline.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        samples = {}
+        for scale in (3.0, 1.0):
+            calls.clear()
+            samples[scale] = generate(toy_pipeline, replace(SPEC, modality_scale=scale)).audio
+            samples[f"calls {scale}"] = len(calls)
+    finally:
+        hook.remove()
+    assert samples["calls 3.0"] == 2 * SPEC.num_inference_steps
+    assert samples["calls 1.0"] == SPEC.num_inference_steps
+    assert np.abs(samples[3.0] - samples[1.0]).max() > 1e-6
+
+
+def test_the_sanity_preset_samples_without_modality_guidance_and_full_with_it():
+    from core.recipe.run_config import preset_config
+    from worker.engine.validate import plan_from_config
+
+    sanity, full = (plan_from_config(preset_config(name, model="toy")) for name in ("sanity", "full"))
+    assert sanity.spec("p").modality_scale == 1.0 and full.spec("p").modality_scale == 3.0

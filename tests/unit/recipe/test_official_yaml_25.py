@@ -158,3 +158,17 @@ def test_bad_stg_mode_is_named():
 )
 def test_version_of_model_path(path, version):
     assert version_of_model_path(path) == version
+
+
+def test_modality_guidance_goes_both_ways_and_a_split_one_is_said():
+    """Our one modality-isolation scale (1 in the sanity preset: no third pass per step) is written
+    as the official per-stream pair and read back; a pair that differs keeps the video's, with a note."""
+    sanity = preset_config("sanity", model="ltx-2.5", data={"trigger": "ema"})
+    exported = to_official(sanity, "flexible").data["validation"]
+    assert (exported["video_modality_guidance_scale"], exported["audio_modality_guidance_scale"]) == (1.0, 1.0)
+    assert from_official_yaml(to_official_yaml(sanity), base=sanity) == sanity
+    data = yaml.safe_load(to_official_yaml(preset_config("full", model="ltx-2.5", data={"trigger": "ema"}), "flexible"))
+    data["validation"]["audio_modality_guidance_scale"] = 2.0
+    imported = import_official(data)
+    assert imported.config.validation.modality_guidance_scale == 3.0
+    assert any("modality guidance 3 (video) and 2 (audio)" in note for note in imported.notes)
