@@ -154,18 +154,18 @@ class Trainer:
         )
 
     def _prepare_pipeline(self, pipeline, data_dir: str | Path, model_dir: str | Path | None):
-        """The pipeline to train (the caller's, or loaded here), with the validation prompts encoded
-        once (Gemma then leaves the accelerator for good); one loaded here is then quantised and moved
-        to the device, block by block, never whole in bf16."""
+        """The pipeline to train (the caller's, or loaded here without its text encoder), with the
+        validation prompts' embeddings (kept in the run folder; Gemma never stays); one loaded here
+        is then quantised and moved to the device, block by block, never whole in bf16."""
         config = self.config
         self.callbacks.on_phase("model_load")
         pipe = pipeline or self._load_pipeline(data_dir, model_dir)
         pipe.set_progress_bar_config(disable=True)
         self.plan = plan_from_config(config)
         self.callbacks.on_phase("text_encoding")
-        self.prompt_cache = encode_plan_prompts(
-            pipe, self.plan, device=self.device, load_in_8bit=config.load_text_encoder_in_8bit,
-            model=None if pipeline is not None else (config.model, data_dir, model_dir), on_log=self._log,
+        self.prompt_cache = encode_plan_prompts(  # from the run's store; Gemma loaded, then freed, for new text
+            pipe, self.plan, device=self.device, dtype=self.dtype, load_in_8bit=config.load_text_encoder_in_8bit,
+            model=(config.model, data_dir, model_dir), run_dir=self.output_dir, on_log=self._log,
         )
         if pipeline is None:
             self.callbacks.on_phase("model_load")
@@ -225,9 +225,9 @@ class Trainer:
     def _load_pipeline(self, data_dir, model_dir):
         from worker.engine.model.pipelines import load_pipeline
 
-        # on the CPU first: the text encoder visits the accelerator alone (encode_plan_prompts)
+        # on the CPU, without Gemma: encode_plan_prompts loads it only for text not encoded before
         return load_pipeline(self.config.model, data_dir=Path(data_dir), model_dir=model_dir, device="cpu",
-                             dtype=self.dtype)
+                             dtype=self.dtype, with_text_encoder=False)
 
     def _setup_lora(self) -> None:
         lora = self.config.lora

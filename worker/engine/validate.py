@@ -43,6 +43,7 @@ from core.names import (
 )
 from core.recipe.modes import MODE_REFERENCE_VOICE, MODE_VOICE
 from core.recipe.run_config import RunConfig
+from worker.engine.lora.writer import CheckpointWriter
 from worker.engine.progress import SampleEvent, TrainCallbacks
 from worker.engine.sampling import SampleSpec, generate, lora_variant, write_mp4, write_wav
 
@@ -234,6 +235,8 @@ def run_validation(
     (and the v2a samples go without guidance). ``clips``: the run's cached training clips (a
     ``PrecomputedDataset``), which the v2a variants need; without it they are skipped. ``cancel``: a
     :class:`CancelToken` looked at before each sample; once cancelled, the rest are left for a resume.
+    A sample's files are written on a background thread while the next sample denoises (one
+    write at a time); its event follows once both files exist, and a failed write is the run's error.
     """
     callbacks = callbacks or TrainCallbacks()
     samples_dir = Path(samples_dir)
@@ -241,9 +244,16 @@ def run_validation(
     transformer = pipe.transformer
     was_training = transformer.training
     transformer.eval()
+    writer = CheckpointWriter()  # one sample's files are written while the next one denoises
+
+    def written(event: SampleEvent) -> None:  # on this thread, once both files are whole
+        events.append(event)
+        callbacks.on_sample(event)
+
     try:
-        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
+        with writer.draining(), torch.random.fork_rng(devices=_cuda_devices()):
             for index, variant, source, make in _sample_jobs(pipe, plan, prompt_cache, clips, callbacks.on_log):
+                writer.poll()  # the previous sample's event now, or its write's error
                 stem = sample_stem(step, index, variant)
                 mp4, wav = samples_dir / f"{stem}.mp4", samples_dir / f"{stem}.wav"
                 if variant in LORA_OFF_VARIANTS and mp4.is_file() and wav.is_file() and not overwrite_base:
@@ -255,14 +265,23 @@ def run_validation(
                                   adapter_name=adapter_name):
                     sample = make()
                 callbacks.on_phase("sample_write")
-                write_wav(wav, sample)
-                write_mp4(mp4, sample)
                 event = SampleEvent(step, index, variant, mp4, wav, plan.seed, source)
-                events.append(event)
-                callbacks.on_sample(event)
+                writer.submit(functools.partial(write_sample, sample, wav, mp4, event), written)
     finally:
         transformer.train(was_training)
     return events
+
+
+def _cuda_devices() -> list[int]:
+    """The devices whose random streams sampling must leave untouched."""
+    return [torch.cuda.current_device()] if torch.cuda.is_available() else []
+
+
+def write_sample(sample, wav: Path, mp4: Path, result=None):
+    """Write ``sample``'s wav and mp4 (each atomically); returns ``result``."""
+    write_wav(wav, sample)
+    write_mp4(mp4, sample)
+    return result
 
 
 def validate_run(
@@ -280,7 +299,8 @@ def validate_run(
     """Sample a finished (or running) run's checkpoint: the CLI's ``avlora validate``.
 
     Loads the run's config, a fresh pipeline, and the official-format LoRA file of ``step``
-    (default: the latest) through diffusers' ``load_lora_weights``, the loading path users take.
+    (default: the latest) through diffusers' ``load_lora_weights``, the loading path users take;
+    the prompts' embeddings the run kept on disk are used (Gemma is loaded only for new text).
     """
     from core.recipe.run_config import run_config_from_yaml
     from worker.engine.lora.checkpoint import checkpoint_paths, list_checkpoint_steps
@@ -301,7 +321,7 @@ def validate_run(
         plan.variants = list(variants)
     pipe, prompt_cache = load_checkpoint_pipeline(
         config, checkpoint_paths(run_dir, step).official, plan, data_dir=data_dir, model_dir=model_dir,
-        device=device, on_log=(callbacks or TrainCallbacks()).on_log,
+        device=device, on_log=(callbacks or TrainCallbacks()).on_log, run_dir=run_dir,
     )
     clips = None
     if plan.v2a_variants or plan.reference_variants:
@@ -316,55 +336,52 @@ def validate_run(
 
 
 def load_checkpoint_pipeline(config: RunConfig, lora_file: str | Path, plan: ValidationPlan, *, data_dir: str | Path,
-                             model_dir: str | Path | None = None, device: str | None = None, on_log=None):
+                             model_dir: str | Path | None = None, device: str | None = None, on_log=None,
+                             run_dir: str | Path | None = None):
     """A fresh pipeline of ``config.model`` holding the LoRA file (diffusers' ``load_lora_weights``,
-    the path users take), with the plan's prompts encoded once; returns ``(pipe, prompt_cache)``.
+    the path users take), with the plan's prompts' embeddings; returns ``(pipe, prompt_cache)``.
 
-    Loaded on the CPU first: the text encoder visits the accelerator alone, then the rest moves.
+    Loaded without its text encoder: the embeddings come from ``run_dir``'s store where the run
+    wrote them, and only texts missing there load Gemma (encoded on the device, then freed).
     """
     from worker.engine.data.prompt_cache import move_pipeline_except_text_encoder
     from worker.engine.model.loading import default_device, default_dtype
     from worker.engine.model.pipelines import load_pipeline
 
     device = device or default_device()
-    pipe = load_pipeline(
-        config.model, data_dir=Path(data_dir), model_dir=model_dir, device="cpu", dtype=default_dtype(device)
-    )
+    pipe = load_pipeline(config.model, data_dir=Path(data_dir), model_dir=model_dir, device="cpu",
+                         dtype=default_dtype(device), with_text_encoder=False)
     pipe.set_progress_bar_config(disable=True)
     prompt_cache = encode_plan_prompts(
-        pipe, plan, device=device, load_in_8bit=config.load_text_encoder_in_8bit,
-        model=(config.model, data_dir, model_dir), on_log=on_log,
+        pipe, plan, device=device, dtype=default_dtype(device), load_in_8bit=config.load_text_encoder_in_8bit,
+        model=(config.model, data_dir, model_dir), run_dir=run_dir, on_log=on_log,
     )
     move_pipeline_except_text_encoder(pipe, device)
     pipe.load_lora_weights(str(lora_file), adapter_name="default")
     return pipe, prompt_cache
 
 
-def encode_plan_prompts(pipe, plan: ValidationPlan, *, device: str, load_in_8bit: bool = False, model=None,
-                        on_log=None):
-    """Encode the plan's prompts and negative prompt once, then move the text encoder off ``device``.
+def encode_plan_prompts(pipe, plan: ValidationPlan, *, device: str, dtype=None, load_in_8bit: bool = False,
+                        model=None, run_dir: str | Path | None = None, on_log=None):
+    """The embeddings of the plan's prompts and negative prompt, the text encoder never left on ``device``.
 
-    ``model``: ``(preset, data_dir, model_dir)`` the pipeline was loaded from, where an 8-bit
-    Gemma is reloaded from (``load_in_8bit``); ``None`` for a caller's pipeline. Returns the
+    ``model``: ``(preset, data_dir, model_dir)`` the pipeline was loaded from (a pipeline without
+    its text encoder loads Gemma from there, only for texts not yet encoded); ``run_dir``: where
+    the embeddings are kept on disk (:mod:`worker.engine.data.prompt_store`); ``dtype``: the
+    embeddings' dtype without a text encoder in ``pipe`` (default: the device's). Returns the
     :class:`worker.engine.data.prompt_cache.PromptCache` for :func:`run_validation`, or ``None``
-    when the plan has no prompt and no v2a variant (the encoder is released all the same); with v2a
-    variants the negative prompt is encoded for their guidance.
+    when the plan has no prompt and no v2a variant (a caller's encoder leaves the device all the
+    same); with v2a variants the negative prompt is encoded for their guidance.
     """
-    from worker.engine.data.prompt_cache import (
-        encode_once_and_release,
-        release_text_encoder,
-        sampling_texts,
-        text_encoder_dir,
-    )
+    from worker.engine.data.prompt_cache import release_text_encoder, sampling_texts
+    from worker.engine.data.prompt_store import EMBEDDINGS_DIR, stored_prompt_embeddings
+    from worker.engine.model.loading import default_dtype
 
     if not plan.prompts and not plan.v2a_variants:
         release_text_encoder(pipe)
         return None
-    gemma_dir = None
-    if model is not None:
-        preset, data_dir, model_dir = model
-        gemma_dir = functools.partial(text_encoder_dir, preset, data_dir=data_dir, model_dir=model_dir)
-    return encode_once_and_release(
-        pipe, sampling_texts(plan.prompts, plan.negative_prompt), device=device,
-        load_in_8bit=load_in_8bit, gemma_dir=gemma_dir, on_log=on_log,
+    return stored_prompt_embeddings(
+        pipe, sampling_texts(plan.prompts, plan.negative_prompt),
+        folder=Path(run_dir) / EMBEDDINGS_DIR if run_dir is not None else None, device=device,
+        dtype=dtype or default_dtype(device), load_in_8bit=load_in_8bit, model=model, on_log=on_log,
     )

@@ -76,7 +76,7 @@ def strength_samples(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     ctx.progress(0, total, f"loading {config.model} with the LoRA of step {step}")
     try:
         pipe, prompt_cache = load_checkpoint_pipeline(config, lora_file, plan, data_dir=data_dir,
-                                                      model_dir=settings.model_dir)
+                                                      model_dir=settings.model_dir, run_dir=run_dir)
     except ModelFilesMissing as exc:
         raise JobFailed(str(exc)) from exc
     samples_dir = run_dir / "samples"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.unit.engine._train_data import build_precomputed, run_config
-from worker.engine.data.prompt_cache import encode_once_and_release, encode_prompts, sampling_texts
+from worker.engine.data.prompt_cache import encode_and_release, encode_prompts, sampling_texts
 from worker.engine.data.text import text_encoder_8bit_unavailable
 from worker.engine.model.pipelines import load_pipeline
 from worker.engine.progress import TrainCallbacks
@@ -92,6 +92,6 @@ def test_8bit_reasons_name_what_is_missing(monkeypatch, toy_pipeline):
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     assert "bitsandbytes package is not installed" in text_encoder_8bit_unavailable("cuda:0")
     logs = []
-    encode_once_and_release(toy_pipeline, [PROMPT], device="cpu", load_in_8bit=False,
-                            on_log=lambda level, message: logs.append((level, message)))
+    encode_and_release(toy_pipeline, [PROMPT], device="cpu", dtype=torch.float32, load_in_8bit=False,
+                       on_log=lambda level, message: logs.append((level, message)))
     assert not [m for level, m in logs if level == "warning"]  # no warning unless 8-bit was asked for

@@ -1,12 +1,15 @@
-"""Validation prompts encoded once per process, then the text encoder leaves the accelerator.
+"""Validation prompts' embeddings, and the text encoder that makes them never kept.
 
 Gemma-3 12B takes about 24 GB in bfloat16; training never needs it (captions are cached by
-preprocessing), and sampling only needs the embeddings of a few fixed prompts. So a run encodes
-its validation prompts (and the negative prompt) once, before training starts, keeps the Gemma
-hidden states on the CPU in a :class:`PromptCache`, and moves the text encoder to the CPU.
-Sampling then hands the cached tensors to ``LTX2Pipeline.__call__`` as ``prompt_embeds`` /
-``prompt_attention_mask`` (and the negative pair); the pipeline runs the connectors on them
-exactly as it would on embeddings it computed itself, so the samples are the same.
+preprocessing), and sampling only needs the embeddings of a few fixed prompts. So the trainer
+loads the pipeline without its text encoder; the embeddings of its validation prompts (and the
+negative prompt) come from the run folder (:mod:`worker.engine.data.prompt_store`), and only text
+not found there is encoded: :func:`encode_and_release` loads Gemma for that alone, encodes on the
+device and frees it (deleted, collected, the CUDA cache emptied) before the first training step.
+The Gemma hidden states are held on the CPU in a :class:`PromptCache`. Sampling hands them to
+``LTX2Pipeline.__call__`` as ``prompt_embeds`` / ``prompt_attention_mask`` (and the negative
+pair); the pipeline runs the connectors on them exactly as it would on embeddings it computed
+itself, so the samples are the same.
 
 The cache holds what ``LTX2Pipeline._get_gemma_prompt_embeds`` returns (computed by
 ``worker.engine.data.text.gemma_hidden_states``, which also ensures Gemma 4's leading BOS): all Gemma hidden states
@@ -14,14 +17,14 @@ packed ``[1, L, C*layers]`` in the text encoder's dtype, and the ``[1, L]`` mask
 pipeline's default prompt length (the sampling path never changes it). At full size that is about
 385 MB per prompt in bfloat16 (1024 tokens x 3840 x 49 layers), held in CPU memory.
 
-``load_text_encoder_in_8bit``: on CUDA with bitsandbytes, the one-time encoding uses an 8-bit
-copy of Gemma loaded from disk; elsewhere the run's log says why not and the encoder in the
-pipeline's dtype is used (it is released before training either way).
+``load_text_encoder_in_8bit``: on CUDA with bitsandbytes, the encoding uses an 8-bit Gemma loaded
+from disk (never a bfloat16 copy besides it); elsewhere the run's log says why not and Gemma in the
+pipeline's dtype is used (freed before training either way).
 """
 
 from __future__ import annotations
 
-import contextlib
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,34 +81,24 @@ class PromptCache:
         }
 
 
-@contextlib.contextmanager
-def _text_encoder_swapped(pipe, encoder):
-    """Use ``encoder`` as ``pipe.text_encoder`` inside the block (same class, so the config is unchanged)."""
-    original = pipe.text_encoder
-    if encoder is original:
-        yield
-        return
-    pipe.text_encoder = encoder
-    try:
-        yield
-    finally:
-        pipe.text_encoder = original
-
-
 @torch.inference_mode()
 def encode_prompts(pipe, texts, *, encoder=None, dtype: torch.dtype | None = None) -> PromptCache:
     """Encode each distinct text with ``encoder`` (default: ``pipe.text_encoder``, where it is).
 
     The tensors are packed as the pipeline packs them (``gemma_hidden_states``: with the leading
-    BOS Gemma 4 needs), in ``dtype`` (default: the pipeline text encoder's dtype), moved to the CPU.
+    BOS Gemma 4 needs), in ``dtype`` (default: the encoder's dtype), moved to the CPU.
     """
     encoder = encoder if encoder is not None else pipe.text_encoder
-    dtype = dtype or pipe.text_encoder.dtype
+    texts = list(dict.fromkeys(texts))
+    if encoder is None:
+        raise RuntimeError(f"The pipeline was loaded without its text encoder and these texts were not encoded "
+                           f"before: {texts}")
+    dtype = dtype or encoder.dtype
     embeddings: dict[str, PromptEmbedding] = {}
-    with _text_encoder_swapped(pipe, encoder):
-        for text in dict.fromkeys(texts):
-            embeds, mask = gemma_hidden_states(pipe, text, max_sequence_length=PIPELINE_PROMPT_LENGTH, dtype=dtype)
-            embeddings[text] = PromptEmbedding(embeds.to("cpu"), mask.to("cpu"))
+    for text in texts:
+        embeds, mask = gemma_hidden_states(pipe, text, max_sequence_length=PIPELINE_PROMPT_LENGTH, encoder=encoder,
+                                           dtype=dtype)
+        embeddings[text] = PromptEmbedding(embeds.to("cpu"), mask.to("cpu"))
     return PromptCache(embeddings)
 
 
@@ -148,46 +141,64 @@ def text_encoder_dir(preset: str, *, data_dir, model_dir=None) -> Path:
     return location.gemma_dir
 
 
-def encode_once_and_release(
-    pipe,
-    texts: list[str],
-    *,
-    device: str,
-    load_in_8bit: bool = False,
-    gemma_dir: Callable[[], Path] | None = None,
-    on_log: LogFn | None = None,
-) -> PromptCache:
-    """Encode ``texts`` on ``device``, then move the text encoder to the CPU; returns the cache.
+def eight_bit_refusal(pipe, *, device: str, load_in_8bit: bool) -> str | None:
+    """Why an 8-bit Gemma will not encode here (``None``: it will, or it was not asked for)."""
+    if not load_in_8bit:
+        return None
+    reason = text_encoder_8bit_unavailable(device)
+    if reason is None and pipe.text_encoder is not None:
+        reason = "the pipeline was built by the caller, so its text encoder is used as loaded"
+    return reason
 
-    ``load_in_8bit``: encode with an 8-bit copy of Gemma loaded from ``gemma_dir()`` (on CUDA
-    with bitsandbytes). Where that cannot run, ``on_log("warning", ...)`` says why and the
-    pipeline's encoder is used in its own dtype instead; never silently.
+
+def encode_and_release(pipe, texts: list[str], *, device: str, dtype: torch.dtype, load_in_8bit: bool = False,
+                       model: tuple | None = None, on_log: LogFn | None = None) -> PromptCache:
+    """Encode ``texts`` on ``device``; the text encoder never stays on the accelerator.
+
+    A pipeline loaded without its text encoder (``pipe.text_encoder is None``): Gemma is loaded
+    from ``model`` (``(preset, data_dir, model_dir)``) for this call alone and freed before it
+    returns (deleted, collected, the CUDA cache emptied); with ``load_in_8bit`` an 8-bit copy (CUDA
+    with bitsandbytes). A caller's pipeline keeps its encoder, moved to the CPU afterwards. Where
+    8-bit cannot run, ``on_log("warning", ...)`` says why; never silently.
     """
     on_log = on_log or (lambda *_: None)
-    reason = None
-    if load_in_8bit:
-        reason = text_encoder_8bit_unavailable(device)
-        if reason is None and gemma_dir is None:
-            reason = "the pipeline was built by the caller, so its text encoder is used as loaded"
-        if reason is not None:
-            on_log(
-                "warning",
-                f"load_text_encoder_in_8bit ignored: {reason}. Gemma runs in {pipe.text_encoder.dtype} for the "
-                "one-time encoding of the validation prompts and leaves the accelerator before training.",
-            )
-    if load_in_8bit and reason is None:
-        encoder = load_text_encoder_8bit(
-            type(pipe.text_encoder), gemma_dir(), device=device, dtype=pipe.text_encoder.dtype
-        )
-        try:
-            cache = encode_prompts(pipe, texts, encoder=encoder)
-        finally:
-            del encoder
-            torch.cuda.empty_cache()
-        on_log("info", f"Validation prompts encoded once with Gemma in 8-bit ({len(cache.embeddings)} texts).")
-    else:
+    reason = eight_bit_refusal(pipe, device=device, load_in_8bit=load_in_8bit)
+    if reason is not None:
+        on_log("warning", f"load_text_encoder_in_8bit ignored: {reason}. Gemma runs in {dtype} for the one-time "
+                          "encoding of the validation prompts and leaves the accelerator before training.")
+    if pipe.text_encoder is not None:
         pipe.text_encoder.to(device)
-        cache = encode_prompts(pipe, texts)
+        try:
+            cache = encode_prompts(pipe, texts, dtype=dtype)
+        finally:
+            release_text_encoder(pipe)
         on_log("info", f"Validation prompts encoded once ({len(cache.embeddings)} texts).")
-    release_text_encoder(pipe)
+        return cache
+    if model is None:
+        raise RuntimeError("The pipeline has no text encoder and no model to load one from was given.")
+    eight_bit = load_in_8bit and reason is None
+    cache = _encode_with_own_encoder(pipe, texts, device=device, dtype=dtype, eight_bit=eight_bit, model=model)
+    how = " with Gemma in 8-bit" if eight_bit else ""
+    on_log("info", f"Validation prompts encoded once{how} ({len(cache.embeddings)} texts); the text encoder is freed.")
     return cache
+
+
+def _encode_with_own_encoder(pipe, texts, *, device, dtype, eight_bit: bool, model: tuple) -> PromptCache:
+    """Load the text encoder of ``model``, encode ``texts`` on ``device``, and free it."""
+    from worker.engine.model.loading import gemma_class
+    from worker.engine.model.pipelines import load_text_encoder
+
+    preset, data_dir, model_dir = model
+    if eight_bit:
+        gemma = text_encoder_dir(preset, data_dir=data_dir, model_dir=model_dir)
+        encoder = load_text_encoder_8bit(gemma_class(gemma), gemma, device=device, dtype=dtype)
+    else:
+        encoder = load_text_encoder(preset, data_dir=Path(data_dir), model_dir=Path(model_dir) if model_dir else None,
+                                    dtype=dtype).to(device)
+    try:
+        return encode_prompts(pipe, texts, encoder=encoder, dtype=dtype)
+    finally:
+        del encoder
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

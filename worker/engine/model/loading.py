@@ -32,16 +32,33 @@ def default_dtype(device: str):
 UNUSED_OPTIONAL_COMPONENTS = ("prompt_enhancer", "processor", "duration_head")
 
 
-def load_diffusers_dir(path: Path, *, dtype):
+def load_diffusers_dir(path: Path, *, dtype, with_text_encoder: bool = True):
     """``LTX2Pipeline.from_pretrained`` on a local directory, offline (audio parts in float32); the
-    optional parts in ``UNUSED_OPTIONAL_COMPONENTS`` are not read even when the directory has them."""
+    optional parts in ``UNUSED_OPTIONAL_COMPONENTS`` are not read even when the directory has them,
+    nor the text encoder without ``with_text_encoder`` (``pipe.text_encoder`` is then ``None``)."""
     import json
 
     from diffusers import LTX2Pipeline
 
     index = json.loads((Path(path) / "model_index.json").read_text())
     skipped = {name: None for name in UNUSED_OPTIONAL_COMPONENTS if name in index}
+    if not with_text_encoder:
+        skipped["text_encoder"] = None
     return LTX2Pipeline.from_pretrained(str(path), dtype=component_dtypes(dtype), local_files_only=True, **skipped)
+
+
+def gemma_class(path: Path):
+    """The ``transformers`` class of the text encoder saved in ``path`` (its ``config.json`` names it)."""
+    import json
+
+    import transformers
+
+    return getattr(transformers, json.loads((Path(path) / "config.json").read_text())["architectures"][0])
+
+
+def load_gemma_dir(path: Path, *, dtype):
+    """The Gemma text encoder saved in ``path``, offline, in eval mode."""
+    return gemma_class(path).from_pretrained(str(path), dtype=dtype, local_files_only=True).eval()
 
 
 def component_dtypes(dtype) -> dict:

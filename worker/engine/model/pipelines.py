@@ -2,7 +2,7 @@
 
 Public API (stable; the trainer, the CLI and the Celery tasks call exactly this):
 
-``load_pipeline(preset, *, data_dir, model_dir=None, device=None, dtype=None) -> LTX2Pipeline``
+``load_pipeline(preset, *, data_dir, model_dir=None, device=None, dtype=None, with_text_encoder=True)``
     A real ``diffusers.LTX2Pipeline`` on ``device`` (default: cuda if available, else cpu) in
     ``dtype`` (default: bfloat16 on GPU, float32 on CPU); the audio VAE and vocoder always run in
     float32, as the official trainer runs them.
@@ -15,6 +15,10 @@ Public API (stable; the trainer, the CLI and the Celery tasks call exactly this)
       (e.g. ``ltx-2.3-22b-dev.safetensors``) with a Gemma-3 directory beside it or LTX-2.5's official
       one-file-per-component layout (``single_file_25``). Nothing is ever
       downloaded; missing files raise ``ModelFilesMissing`` whose message lists what to put where.
+    ``with_text_encoder=False``: Gemma is not read (``pipe.text_encoder`` is ``None``; the tokenizer
+    is kept), for callers that hand the pipeline embeddings (LTX-2.5's packed file: read, then dropped).
+``load_text_encoder(preset, *, data_dir, model_dir=None, dtype) -> Gemma``
+    The preset's text encoder alone, on the CPU in ``dtype``.
 ``PRESETS`` / ``get_preset(name) -> PresetInfo``
     Per-preset facts (name, version "2.3"/"2.0"/"2.5", audio sample rate, mel settings, prompt length).
 ``model_identity(preset, *, data_dir, model_dir=None) -> str``
@@ -30,7 +34,13 @@ from pathlib import Path
 
 from core.model_files import ModelFilesMissing, resolve_real_model
 from core.presets import PRESETS, PresetInfo, UnknownPreset, get_preset
-from worker.engine.model.loading import default_device, default_dtype, load_diffusers_dir, weights_fingerprint
+from worker.engine.model.loading import (
+    default_device,
+    default_dtype,
+    load_diffusers_dir,
+    load_gemma_dir,
+    weights_fingerprint,
+)
 from worker.engine.model.toy_store import ensure_toy_saved
 
 __all__ = [
@@ -40,6 +50,7 @@ __all__ = [
     "UnknownPreset",
     "get_preset",
     "load_pipeline",
+    "load_text_encoder",
     "model_identity",
     "resolve_model_path",
 ]
@@ -60,6 +71,7 @@ def load_pipeline(
     model_dir: Path | None = None,
     device: str | None = None,
     dtype=None,
+    with_text_encoder: bool = True,
 ):
     """Load ``preset`` as a real ``diffusers.LTX2Pipeline`` (see the module docstring)."""
     info = get_preset(preset)
@@ -68,21 +80,39 @@ def load_pipeline(
     if device == "cpu":
         flush_denormals()
     if info.is_toy:
-        pipe = load_diffusers_dir(ensure_toy_saved(info, Path(data_dir)), dtype=dtype)
+        pipe = load_diffusers_dir(ensure_toy_saved(info, Path(data_dir)), dtype=dtype,
+                                  with_text_encoder=with_text_encoder)
     else:
         location = resolve_real_model(info, model_dir)
         if location.kind == "diffusers":
-            pipe = load_diffusers_dir(location.path, dtype=dtype)
+            pipe = load_diffusers_dir(location.path, dtype=dtype, with_text_encoder=with_text_encoder)
         elif location.kind == "split":
             from worker.engine.model.single_file_25 import load_split_pipeline
 
             pipe = load_split_pipeline(info, location, dtype=dtype)
+            if not with_text_encoder:  # the packed file also holds the connectors' projection: read whole
+                pipe.text_encoder = None
         else:
             from worker.engine.model.single_file import load_single_file_pipeline
 
-            pipe = load_single_file_pipeline(info, location, dtype=dtype)
+            pipe = load_single_file_pipeline(info, location, dtype=dtype, with_text_encoder=with_text_encoder)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def load_text_encoder(preset: str, *, data_dir: Path, model_dir: Path | None = None, dtype):
+    """``preset``'s Gemma text encoder alone, on the CPU in ``dtype`` (eval mode)."""
+    info = get_preset(preset)
+    if info.is_toy:
+        return load_gemma_dir(ensure_toy_saved(info, Path(data_dir)) / "text_encoder", dtype=dtype)
+    location = resolve_real_model(info, model_dir)
+    if location.kind == "diffusers":
+        return load_gemma_dir(location.path / "text_encoder", dtype=dtype)
+    if location.kind == "split":
+        from worker.engine.model.packed_gemma import read_packed_gemma
+
+        return read_packed_gemma(dict(location.files)["text_encoder"], dtype=dtype)[0]
+    return load_gemma_dir(location.gemma_dir, dtype=dtype)
 
 
 def flush_denormals() -> None:

@@ -189,7 +189,8 @@ def _computed_buffers(model) -> set[str]:
     return names
 
 
-def load_single_file_pipeline(info: PresetInfo, location, *, dtype, component_configs: dict | None = None):
+def load_single_file_pipeline(info: PresetInfo, location, *, dtype, component_configs: dict | None = None,
+                              with_text_encoder: bool = True):
     """An ``LTX2Pipeline`` from an official checkpoint and the Gemma-3 directory beside it.
 
     ``component_configs`` overrides the full-size configs (used to test with a toy checkpoint).
@@ -219,8 +220,9 @@ def load_single_file_pipeline(info: PresetInfo, location, *, dtype, component_co
         tensors = {k: v.to(component_dtype) if v.is_floating_point() else v for k, v in tensors.items()}
         components[name] = build_component(name, cls, configs[name], tensors)
     gemma = Path(location.gemma_dir)
-    text_encoder = Gemma3ForConditionalGeneration.from_pretrained(str(gemma), dtype=dtype, local_files_only=True)
+    text_encoder = (Gemma3ForConditionalGeneration.from_pretrained(str(gemma), dtype=dtype, local_files_only=True)
+                    .eval() if with_text_encoder else None)
     tokenizer = AutoTokenizer.from_pretrained(str(gemma), local_files_only=True)
     tokenizer.padding_side = "left"
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(configs.get("scheduler", cfg.SCHEDULER))
-    return LTX2Pipeline(scheduler=scheduler, text_encoder=text_encoder.eval(), tokenizer=tokenizer, **components)
+    return LTX2Pipeline(scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer, **components)
