@@ -278,6 +278,8 @@ class Trainer:
         result = TrainResult("completed", start, total, self.output_dir, list_checkpoint_steps(self.output_dir))
         if start == 0 and (self.config.validation.at_checkpoints or self.config.validation.interval):
             self._validate(0, include_base=True)
+        elif self._samples_due(start):  # a resume: the samples a cancel left out at its checkpoint, base included
+            self._validate(start, include_base=True, missing_only=True)
         checkpoint_steps = set(self.config.checkpoint_steps())
         for step in range(start, total):
             self.writer.poll()  # a checkpoint written meanwhile: its row now, or its error
@@ -395,7 +397,11 @@ class Trainer:
         self._log("info", f"Resumed from step {step}.")
         return int(state["step"])
 
-    def _validate(self, step: int, include_base: bool = False) -> None:
+    def _samples_due(self, step: int) -> bool:
+        validation = self.config.validation
+        return step > 0 and (validation.at_checkpoints or bool(validation.interval and step % validation.interval == 0))
+
+    def _validate(self, step: int, include_base: bool = False, missing_only: bool = False) -> None:
         if not self.plan.samples_anything:
             return
         self.callbacks.on_phase("sampling")
@@ -406,7 +412,8 @@ class Trainer:
             plan = replace(plan, variants=[v for v in plan.variants if v not in LORA_OFF_VARIANTS])
         started = time.perf_counter()
         events = run_validation(self.pipe, plan, self.output_dir / "samples", step, callbacks=self.callbacks,
-                                prompt_cache=self.prompt_cache, clips=self.dataset, cancel=self.cancel)
+                                prompt_cache=self.prompt_cache, clips=self.dataset, cancel=self.cancel,
+                                missing_only=missing_only)
         self.eta.round_done(time.perf_counter() - started, len(events))
 
 

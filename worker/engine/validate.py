@@ -225,6 +225,7 @@ def run_validation(
     prompt_cache=None,
     clips=None,
     cancel=None,
+    missing_only: bool = False,
 ) -> list[SampleEvent]:
     """Generate every (prompt, variant) and (v2a clip, v2a variant) of ``plan``; write mp4 + wav files.
 
@@ -234,7 +235,8 @@ def run_validation(
     (:func:`encode_plan_prompts`); without it the pipeline runs its text encoder for every sample
     (and the v2a samples go without guidance). ``clips``: the run's cached training clips (a
     ``PrecomputedDataset``), which the v2a variants need; without it they are skipped. ``cancel``: a
-    :class:`CancelToken` looked at before each sample; once cancelled, the rest are left for a resume.
+    :class:`CancelToken` looked at before each sample; once cancelled, the rest are left for a resume
+    (which samples with ``missing_only``: every sample whose files are on disk is kept).
     A sample's files are written on a background thread while the next sample denoises (one
     write at a time); its event follows once both files exist, and a failed write is the run's error.
     """
@@ -256,7 +258,8 @@ def run_validation(
                 writer.poll()  # the previous sample's event now, or its write's error
                 stem = sample_stem(step, index, variant)
                 mp4, wav = samples_dir / f"{stem}.mp4", samples_dir / f"{stem}.wav"
-                if variant in LORA_OFF_VARIANTS and mp4.is_file() and wav.is_file() and not overwrite_base:
+                kept = missing_only or (variant in LORA_OFF_VARIANTS and not overwrite_base)
+                if kept and mp4.is_file() and wav.is_file():
                     continue
                 if cancel is not None and cancel.is_cancelled():
                     break
