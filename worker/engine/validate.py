@@ -236,16 +236,14 @@ def run_validation(
     (and the v2a samples go without guidance). ``clips``: the run's cached training clips (a
     ``PrecomputedDataset``), which the v2a variants need; without it they are skipped. ``cancel``: a
     :class:`CancelToken` looked at before each sample; once cancelled, the rest are left for a resume
-    (which samples with ``missing_only``: every sample whose files are on disk is kept).
-    A sample's files are written on a background thread while the next sample denoises (one
-    write at a time); its event follows once both files exist, and a failed write is the run's error.
+    (``missing_only``: keep every sample on disk). A sample's files are written on a background
+    thread while the next denoises; its event follows once both exist; a failed write is the error.
     """
     callbacks = callbacks or TrainCallbacks()
     samples_dir = Path(samples_dir)
     events: list[SampleEvent] = []
-    transformer = pipe.transformer
-    was_training = transformer.training
-    transformer.eval()
+    was_training = pipe.transformer.training
+    pipe.transformer.eval()
     writer = CheckpointWriter()  # one sample's files are written while the next one denoises
 
     def written(event: SampleEvent) -> None:  # on this thread, once both files are whole
@@ -258,8 +256,7 @@ def run_validation(
                 writer.poll()  # the previous sample's event now, or its write's error
                 stem = sample_stem(step, index, variant)
                 mp4, wav = samples_dir / f"{stem}.mp4", samples_dir / f"{stem}.wav"
-                kept = missing_only or (variant in LORA_OFF_VARIANTS and not overwrite_base)
-                if kept and mp4.is_file() and wav.is_file():
+                if (missing_only or (variant in LORA_OFF_VARIANTS and not overwrite_base)) and mp4.is_file() and wav.is_file():
                     continue
                 if cancel is not None and cancel.is_cancelled():
                     break
@@ -271,7 +268,7 @@ def run_validation(
                 event = SampleEvent(step, index, variant, mp4, wav, plan.seed, source)
                 writer.submit(functools.partial(write_sample, sample, wav, mp4, event), written)
     finally:
-        transformer.train(was_training)
+        pipe.transformer.train(was_training)
     return events
 
 
