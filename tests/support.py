@@ -58,7 +58,9 @@ def redis_broker():
     """A Redis database index of its own (flushed before and after); yields the broker URL."""
     import redis
 
-    index = 1 + (os.getpid() % 14)
+    # pytest-xdist's workers (gw0, gw1, ...) each get an index of their own; a plain run takes one by pid
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = 1 + (int(worker[2:]) % 14 if worker.startswith("gw") else os.getpid() % 14)
     url = f"{REDIS_BASE}/{index}"
     client = redis.Redis.from_url(url)
     client.flushdb()

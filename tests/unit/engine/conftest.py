@@ -10,13 +10,15 @@
 from __future__ import annotations
 
 import fractions
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# two cores: two threads, or one per process when pytest-xdist runs two (scripts/test.sh)
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 def write_clip(
