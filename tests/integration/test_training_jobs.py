@@ -1,9 +1,11 @@
 """Training on real services: Postgres, Redis and Celery worker processes, with the toy model.
 
 Preprocess -> a short run whose metrics, checkpoints and samples land in the database and on
-disk, with a worker log free of noise; cancel a running training; kill -9 the worker mid-run,
-let the sweeper mark the job interrupted, resume on a new worker and finish with every
-checkpoint exactly once.
+disk, with a worker log free of noise; cancel a running training; "checkpoint now" and "sample
+now" on a running training; cancel a training while it sets up (one worker and one preprocessed
+dataset serve all four: a worker, a probe and a preprocess cost about 20 s each time); kill -9
+the worker mid-run, let the sweeper mark the job interrupted, resume on a new worker and finish
+with every checkpoint exactly once.
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def _rows(run_id: int):
     return checkpoints, metrics, samples
 
 
-def test_preprocess_train_and_cancel_on_a_real_worker(production_env, tmp_path, tmp_path_factory):
+def test_preprocess_train_cancel_and_job_requests_on_a_real_worker(production_env, tmp_path, tmp_path_factory):
+    from tests.integration.worker_scenarios import cancel_during_set_up, checkpoint_now_and_sample_now
     from tests.media_factory import MediaFactory
 
     media = MediaFactory(tmp_path_factory.mktemp("media"))
@@ -137,6 +140,9 @@ def test_preprocess_train_and_cancel_on_a_real_worker(production_env, tmp_path, 
         assert job["step"] < 5000
         checkpoints, _, _ = _rows(long["id"])
         assert [step for step, _ in checkpoints] == [job["step"]]  # saved where it stopped: resume continues
+
+        checkpoint_now_and_sample_now(client, data_dir, dataset_id)
+        cancel_during_set_up(client, data_dir, dataset_id)
     # the worker's log through all this says what it did, without noise nobody can act on
     log = (tmp_path / "worker.log").read_text()
     assert "ready." in log and "succeeded in" in log
@@ -152,7 +158,7 @@ def test_a_killed_worker_is_interrupted_and_resumed_without_losing_checkpoints(p
     media = MediaFactory(tmp_path_factory.mktemp("media"))
     data_dir = Path(production_env["AVLORA_DATA_DIR"])
     client = _client()
-    steps, interval = 160, 20
+    steps, interval = 100, 20  # killed after two checkpoints: 60 steps and 3 samples still to go
     with celery_worker(production_env, tmp_path / "worker1.log") as worker:
         dataset_id = _preprocessed_dataset(client, media)
         run = _start_run(client, dataset_id, steps=steps, interval=interval)
