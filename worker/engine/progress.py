@@ -131,6 +131,10 @@ class TrainCallbacks:
     def on_sample(self, event: SampleEvent) -> None:
         """After each validation sample is written."""
 
+    def on_sample_generated(self) -> None:
+        """A validation sample is generated and handed to the writer (its ``on_sample`` follows
+        once its files exist, while the next sample may already be denoising)."""
+
     def on_log(self, level: str, message: str) -> None:
         """A human-readable line (``level``: info, warning, error)."""
 

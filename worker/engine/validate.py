@@ -267,6 +267,7 @@ def run_validation(
                 callbacks.on_phase("sample_write")
                 event = SampleEvent(step, index, variant, mp4, wav, plan.seed, source)
                 writer.submit(functools.partial(write_sample, sample, wav, mp4, event), written)
+                callbacks.on_sample_generated()
     finally:
         pipe.transformer.train(was_training)
     return events

@@ -71,6 +71,7 @@ class PhaseCallbacks(TrainCallbacks):
     samples: list[SampleEvent] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
     step: int = 0
+    generated: int = 0  # samples generated so far: a mark belongs to the sample being generated
     _current: str | None = None
     _started: float = 0.0
     _tags: tuple[int, int] = (0, 0)
@@ -85,13 +86,16 @@ class PhaseCallbacks(TrainCallbacks):
             self.intervals.append(Interval(self._current, now - self._started, step, sample))
             if self.echo is not None:
                 self.echo(f"{self._current:<16} {now - self._started:9.3f} s  (after step {step}, sample {sample})")
-        self._current, self._started, self._tags = name, now, (self.step, len(self.samples))
+        self._current, self._started, self._tags = name, now, (self.step, self.generated)
 
     def on_progress(self, event: ProgressEvent) -> None:
         self.step = event.step
 
     def on_sample(self, event: SampleEvent) -> None:
         self.samples.append(event)
+
+    def on_sample_generated(self) -> None:
+        self.generated += 1
 
     def on_log(self, level: str, message: str) -> None:
         self.logs.append(f"{level}: {message}")
