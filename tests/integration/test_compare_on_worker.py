@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_training_jobs import _client, _config, _preprocessed_dataset, _wait, _wait_final
+from tests.integration.test_training_jobs import FINAL, _client, _config, _preprocessed_dataset, _wait, _wait_final
 from tests.support import celery_worker
 
 pytestmark = pytest.mark.integration
@@ -25,9 +25,11 @@ def test_compare_data_of_a_toy_run_through_the_api(production_env, tmp_path, tmp
         run = client.post("/api/v1/runs", json={"dataset_id": dataset_id, "config": config}).json()
         assert _wait_final(client, run["job_id"])["status"] == "succeeded"
 
-        def measured():
+        def measured():  # every sample measured, and the measuring jobs ended (their last act flags)
+            jobs = client.get("/api/v1/jobs", params={"kind": "sample_metrics"}).json()
             samples = client.get(f"/api/v1/runs/{run['id']}").json()["samples"]
-            return samples if samples and all(s["metrics"] for s in samples) else None
+            done = jobs and all(job["status"] in FINAL for job in jobs)
+            return samples if done and samples and all(s["metrics"] for s in samples) else None
 
         samples = _wait(measured, 120, "every sample measured by the follow-up job", interval=0.5)
         assert {(s["step"], s["variant"]) for s in samples} >= {
