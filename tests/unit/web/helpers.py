@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import html as html_module
+import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+
+
+def csrf_of(client: TestClient, path: str) -> str:
+    """The CSRF token of the page at ``path`` (its meta tag)."""
+    return re.search(r'<meta name="csrf-token" content="([^"]+)"', client.get(path).text).group(1)
+
+
+def page_text(html: str) -> str:
+    """A page's text as a reader sees it: tags gone, white space collapsed."""
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def config_yaml_of(html: str) -> str:
+    """The run form's config YAML (its textarea), unescaped."""
+    body = re.search(r'<textarea id="config-yaml"[^>]*>(.*?)</textarea>', html, re.S).group(1)
+    return html_module.unescape(body)
 
 
 def create_dataset(api: TestClient, name: str = "Ema", trigger: str = "ema_voice", **extra) -> dict:

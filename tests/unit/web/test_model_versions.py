@@ -9,23 +9,10 @@ import re
 import yaml
 
 from tests.unit.web.compare_support import seed_run
+from tests.unit.web.helpers import config_yaml_of as _yaml_of
+from tests.unit.web.helpers import csrf_of as _csrf
+from tests.unit.web.helpers import page_text as _text
 from tests.unit.web.training_support import ready_dataset
-
-
-def _csrf(client, path: str) -> str:
-    html = client.get(path).text
-    return re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
-
-
-def _text(html: str) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
-
-
-def _yaml_of(html: str) -> str:
-    import html as html_module
-
-    body = re.search(r'<textarea id="config-yaml"[^>]*>(.*?)</textarea>', html, re.S).group(1)
-    return html_module.unescape(body)
 
 
 def succeeded_preprocess(dataset_id: int, model: str) -> int:

@@ -8,14 +8,9 @@ import re
 import yaml
 
 from core.recipe.modes import mode_choices
+from tests.unit.web.helpers import config_yaml_of as _yaml_of
 from tests.unit.web.helpers import create_dataset
 from tests.unit.web.training_support import TRIGGER
-
-
-def _yaml_of(html: str) -> str:
-    import html as html_module
-
-    return html_module.unescape(re.search(r'<textarea id="config-yaml"[^>]*>(.*?)</textarea>', html, re.S).group(1))
 
 
 def test_the_run_form_offers_each_mode_and_lints_its_rules(api, browser_client):

@@ -10,28 +10,15 @@ import yaml
 
 from app.templating import TEMPLATES_DIR
 from tests.unit.web.compare_support import seed_run_with_job
+from tests.unit.web.helpers import config_yaml_of as _yaml_of
 from tests.unit.web.helpers import create_dataset, run_pending_jobs
+from tests.unit.web.helpers import csrf_of as _csrf
+from tests.unit.web.helpers import page_text as _text
 from tests.unit.web.training_support import TRIGGER, ready_dataset
 
 OUR_TEMPLATES = ("preprocess.html", "run_new.html", "run.html", "jobs.html", "partials/lint.html",
                  "partials/run_fields.html", "partials/preprocess_body.html", "partials/jobs_table.html",
                  "partials/dataset_training.html")
-
-
-def _csrf(client, path: str) -> str:
-    html = client.get(path).text
-    return re.search(r'<meta name="csrf-token" content="([^"]+)"', html).group(1)
-
-
-def _text(html: str) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
-
-
-def _yaml_of(html: str) -> str:
-    import html as html_module
-
-    body = re.search(r'<textarea id="config-yaml"[^>]*>(.*?)</textarea>', html, re.S).group(1)
-    return html_module.unescape(body)
 
 
 def _queue_button(html: str) -> str:
