@@ -49,7 +49,7 @@ def test_a_killed_embedded_worker_is_restarted_and_the_run_resumes(studio_env, t
     env = {**studio_env, "AVLORA_HEARTBEAT_TIMEOUT_S": "10", "AVLORA_SWEEP_INTERVAL_S": "0.5"}
     data_dir = Path(env["AVLORA_DATA_DIR"])
     log = tmp_path / "serve.log"
-    steps, interval = 30, 10
+    steps, interval = 80, 10  # long enough that the run is still going well after its first checkpoint
     with web_server(env, log, with_worker=True) as url:
         token = (data_dir / "api_token").read_text().strip()
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
