@@ -175,20 +175,7 @@ def test_an_unreadable_sample_is_reported_not_retried(api, seeded):
 def test_a_video_to_audio_sample_is_compared_with_the_lora_off_one_of_its_clip(api, seeded):
     """v2a-lora is flagged against v2a-base of the same training clip, never the text-prompt base:
     both v2a samples buzz alike, so nothing dropped, while the clean text base would flag it."""
-    from core.config import get_settings
-    from core.db import session_scope
-    from core.models import Sample
-    from tests.unit.web.compare_support import speech_wav
-
-    data_dir = get_settings().data_dir
-    with session_scope() as session:
-        for variant, step in (("v2a-base", 0), ("v2a-lora", CLEAN_STEP)):
-            wav = speech_wav(data_dir / f"runs/{seeded.run_id}/samples/{variant}.wav", buzz_db=12.0)
-            session.add(Sample(run_id=seeded.run_id, step=step, prompt_index=0, seed=42, variant=variant,
-                               wav=str(wav.relative_to(data_dir)), mp4="", metrics={}, source_clip_id=1))
-        session.commit()
-    api.post(f"/api/v1/runs/{seeded.run_id}/sample-metrics")
-    assert run_pending_jobs() == ["succeeded"]
+    _add_buzzing_samples_and_measure(api, seeded, "v2a-base", "v2a-lora")
     samples = {(s["variant"], s["step"], s["prompt_index"]): s for s in api.get(f"/api/v1/runs/{seeded.run_id}").json()["samples"]}
     v2a = samples[("v2a-lora", CLEAN_STEP, 0)]["metrics"]
     assert "quality_dropped" not in [f["code"] for f in v2a["flags"]], v2a["flags"]
@@ -200,20 +187,7 @@ def test_reference_voice_samples_get_their_own_rows_verdict_and_base(api, browse
     """ref-lora is flagged against ref-base (the LoRA off, given the same reference), never the
     plain base; each gets the voice verdict against its reference clip; the compare grid shows
     them in rows of their own, the reference clip first, and the prompt rows keep the plain base."""
-    from core.config import get_settings
-    from core.db import session_scope
-    from core.models import Sample
-    from tests.unit.web.compare_support import speech_wav
-
-    data_dir = get_settings().data_dir
-    with session_scope() as session:
-        for variant, step in (("ref-base", 0), ("ref-lora", CLEAN_STEP)):
-            wav = speech_wav(data_dir / f"runs/{seeded.run_id}/samples/{variant}.wav", buzz_db=12.0)
-            session.add(Sample(run_id=seeded.run_id, step=step, prompt_index=0, seed=42, variant=variant,
-                               wav=str(wav.relative_to(data_dir)), mp4="", metrics={}, source_clip_id=1))
-        session.commit()
-    api.post(f"/api/v1/runs/{seeded.run_id}/sample-metrics")
-    assert run_pending_jobs() == ["succeeded"]
+    _add_buzzing_samples_and_measure(api, seeded, "ref-base", "ref-lora")
     run = api.get(f"/api/v1/runs/{seeded.run_id}").json()
     samples = {(s["variant"], s["step"], s["prompt_index"]): s for s in run["samples"]}
     ref_lora = samples[("ref-lora", CLEAN_STEP, 0)]["metrics"]
@@ -238,3 +212,22 @@ def test_reference_voice_samples_get_their_own_rows_verdict_and_base(api, browse
     html = browser_client.get(f"/runs/{seeded.run_id}/compare").text
     assert 'id="reference-rows"' in html and html.count('class="reference-row"') == 1
     assert "the dataset&#39;s reference: take0.mp4" in html
+
+
+def _add_buzzing_samples_and_measure(api, seeded, off_variant: str, on_variant: str) -> None:
+    """Add a LoRA-off (step 0) and a LoRA-on (step 4) sample of prompt 1, both buzzing, sampled with
+    training clip 1 as their source, then run the sample_metrics job."""
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.models import Sample
+    from tests.unit.web.compare_support import speech_wav
+
+    data_dir = get_settings().data_dir
+    with session_scope() as session:
+        for variant, step in ((off_variant, 0), (on_variant, CLEAN_STEP)):
+            wav = speech_wav(data_dir / f"runs/{seeded.run_id}/samples/{variant}.wav", buzz_db=12.0)
+            session.add(Sample(run_id=seeded.run_id, step=step, prompt_index=0, seed=42, variant=variant,
+                               wav=str(wav.relative_to(data_dir)), mp4="", metrics={}, source_clip_id=1))
+        session.commit()
+    api.post(f"/api/v1/runs/{seeded.run_id}/sample-metrics")
+    assert run_pending_jobs() == ["succeeded"]
