@@ -34,6 +34,8 @@ FINGERPRINT_FIELDS: tuple[str, ...] = (
     "data.trigger",
 )
 
+GLOBAL_BATCH = "the global batch (optimization.batch_size x optimization.num_processes)"
+
 
 def fingerprint_payload(config: RunConfig) -> dict[str, Any]:
     """The settings the fingerprint covers, by dotted name."""
@@ -44,6 +46,8 @@ def fingerprint_payload(config: RunConfig) -> dict[str, Any]:
         for part in dotted.split("."):
             value = value[part]
         payload[dotted] = value
+    # the global batch, whatever the number of processes: a run resumes on another count with the same data
+    payload["optimization.batch_size"] = config.optimization.batch_size * config.optimization.num_processes
     # the training-mode settings at their defaults hash as before they existed: older checkpoints resume
     training = payload["training"]
     for name, default in (("mode", "audio_video"), ("video_frozen", False)):
@@ -62,7 +66,7 @@ def resume_differences(saved: RunConfig, current: RunConfig) -> list[str]:
     """Readable lines naming each fingerprinted setting that differs (empty: safe to resume)."""
     before, after = _flatten(fingerprint_payload(saved)), _flatten(fingerprint_payload(current))
     return [
-        f"{key}: was {before.get(key)!r}, now {after.get(key)!r}"
+        f"{GLOBAL_BATCH if key == 'optimization.batch_size' else key}: was {before.get(key)!r}, now {after.get(key)!r}"
         for key in sorted(set(before) | set(after))
         if before.get(key) != after.get(key)
     ]

@@ -89,6 +89,11 @@ class OptimizationSettings(_Section):
     steps: int = Field(2000, ge=1, le=1_000_000, description="Optimizer steps to train in total.")
     batch_size: int = Field(1, ge=1, le=64, description="Clips per step. Must be 1 when several buckets are used.")
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024, description="Steps whose gradients are summed per update.")
+    num_processes: int = Field(
+        1, ge=1, le=64,
+        description="Processes (one per GPU) training this run together, each on batch_size clips: the global "
+        "batch is batch_size x num_processes (avlora train --gpus N / --num-processes N override it).",
+    )
     learning_rate: float = Field(1e-4, gt=0.0, le=1.0, description="Peak learning rate (official LoRA default 1e-4).")
     optimizer: Literal["adamw", "adamw8bit"] = Field(
         "adamw", description="adamw, or adamw8bit (bitsandbytes 8-bit states: about a quarter of the memory)."

@@ -21,33 +21,25 @@ so the loss curve continues as if the run had never stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from core.files import atomic_write
-from core.names import LORA_OFF_VARIANTS
 from core.recipe.fingerprint import config_fingerprint
 from core.recipe.run_config import RunConfig, run_config_to_yaml
-from worker.engine.data.dataset import PrecomputedDataset, batch_indices, collate
+from worker.engine.data.dataset import PrecomputedDataset, collate
 from worker.engine.data.prompt_cache import move_pipeline_except_text_encoder
 from worker.engine.data.reference import reference_source
-from worker.engine.lora.adapters import DEFAULT_ADAPTER, add_lora, families_of, trainable_parameters
-from worker.engine.lora.checkpoint import (
-    CheckpointPaths,
-    latest_checkpoint_step,
-    list_checkpoint_steps,
-    load_training_state,
-    prune_checkpoints,
-    restore_lora_tensors,
-    restore_rng_states,
-    snapshot_adapter,
-    write_checkpoint,
-)
+from worker.engine.distributed.group import rank_device, rank_from_env
+from worker.engine.distributed.parallel import DataParallel, SingleProcess
+from worker.engine.distributed.shards import shape_keys, step_indices
+from worker.engine.lora.adapters import add_lora, families_of, trainable_parameters
+from worker.engine.lora.checkpoint import list_checkpoint_steps
 from worker.engine.lora.names import side_of_family
 from worker.engine.lora.writer import CheckpointWriter
-from worker.engine.progress import CancelToken, CheckpointEvent, ControlRequests, EtaClock, ProgressEvent, TrainCallbacks
+from worker.engine.progress import CancelToken, ControlRequests, EtaClock, ProgressEvent, TrainCallbacks
 from worker.engine.step.compiling import begin_compiled_step
 from worker.engine.step.flow import forward_backward, ready_for_step
 from worker.engine.step.graphed import GraphedStep, GraphUnavailable
@@ -63,21 +55,17 @@ from worker.engine.step.quantize import (
 )
 from worker.engine.step.setup import choose_levers, device_and_dtype, planned_optimization, set_up_levers
 from worker.engine.step.timesteps import sampler_for
+from worker.engine.train_rounds import TrainerRounds, TrainingError
 from worker.engine.validate import (
     RUN_CONFIG_NAME,
     encode_plan_prompts,
     plan_from_config,
-    run_validation,
     trigger_warnings,
 )
 
 LORA_INIT_SEED_OFFSET = 7919
 # Each clip shape's CUDA graph keeps its own activations' memory: at most this many are recorded
 MAX_GRAPHED_SHAPES = 4
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot start or continue; the message tells a person what to change."""
 
 
 @dataclass
@@ -93,7 +81,7 @@ class TrainResult:
     losses: list[tuple[int, float | None, float | None]] = field(default_factory=list)
 
 
-class Trainer:
+class Trainer(TrainerRounds):
     """One training run; build it, then call :meth:`run` (see the module docstring)."""
 
     def __init__(
@@ -109,12 +97,21 @@ class Trainer:
         compile_blocks: bool = False,
         control: ControlRequests | None = None,
     ):
+        self.rank_info = rank_from_env()  # one of several processes (worker.engine.distributed)
+        world = self.rank_info.world if self.rank_info else 1
+        if config.optimization.num_processes != world:  # the processes there are: the global batch
+            config = config.model_copy(update={"optimization": config.optimization.model_copy(
+                update={"num_processes": world})})
         self.config = config
         self.callbacks = callbacks or TrainCallbacks()
         self.cancel = cancel or CancelToken()
         self.control = control or ControlRequests()
         self.output_dir = Path(config.output_dir)
         self.fingerprint = config_fingerprint(config)
+        if self.rank_info is not None:
+            device = rank_device(self.rank_info, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            if not self.rank_info.is_main:  # rank 0 reports, writes and samples for every rank
+                self.callbacks = TrainCallbacks()
         self.device, self.dtype = device_and_dtype(config.optimization.mixed_precision, device, pipeline)
         try:  # refuse before loading anything
             check_mode(config)
@@ -133,6 +130,9 @@ class Trainer:
         self.sampler = sampler_for(config.training.timesteps)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.graphed = self._graphed_step()
+        self.parallel = SingleProcess() if self.rank_info is None else DataParallel(
+            self.rank_info, self.device, self.params, overlap=self.graphed is None)  # no collective in a graph
+        self._shapes: tuple | None = None
         self.eta = EtaClock.for_config(config, self.plan, len(self.dataset))  # steps and samples left
         self.writer = CheckpointWriter()  # checkpoint files are written while the steps go on
 
@@ -260,8 +260,15 @@ class Trainer:
 
     def run(self, *, resume: bool = False) -> TrainResult:
         """Train until ``optimization.steps`` or a cancel; returns how it ended, every checkpoint written."""
-        with self.writer.draining():
-            return self._run(resume)
+        try:
+            with self.writer.draining():
+                return self._run(resume)
+        finally:
+            self.parallel.close()
+
+    def _cancelled(self) -> bool:
+        """Whether the run stops here: rank 0's cancel, agreed by every rank."""
+        return self.parallel.agree([self.cancel.is_cancelled()])[0]
 
     def _run(self, resume: bool) -> TrainResult:
         total = self.config.optimization.steps
@@ -272,7 +279,8 @@ class Trainer:
                 f"{self.output_dir} already holds checkpoints: resume the run (--resume) or choose a new output_dir."
             )
         config_text = run_config_to_yaml(self.config)
-        atomic_write(self.output_dir / RUN_CONFIG_NAME, lambda tmp: tmp.write_text(config_text))
+        if self.parallel.is_main:
+            atomic_write(self.output_dir / RUN_CONFIG_NAME, lambda tmp: tmp.write_text(config_text))
         for warning in trigger_warnings(self.plan.prompts, self.config.data.trigger):
             self._log("warning", warning)
         result = TrainResult("completed", start, total, self.output_dir, list_checkpoint_steps(self.output_dir))
@@ -283,7 +291,7 @@ class Trainer:
         checkpoint_steps = set(self.config.checkpoint_steps())
         for step in range(start, total):
             self.writer.poll()  # a checkpoint written meanwhile: its row now, or its error
-            if self.cancel.is_cancelled():
+            if self._cancelled():
                 if step not in result.checkpoints and step > 0:
                     self._checkpoint(step, result)
                 self._log("info", f"Cancelled at step {step}; resume continues from here.")
@@ -303,7 +311,7 @@ class Trainer:
                     memory_bytes=peak_memory_bytes(self.device), eta_s=self.eta.eta_s(done),
                 )
             )
-            if done < total and self.cancel.is_cancelled():
+            if done < total and self._cancelled():
                 continue  # the loop's top checkpoints this step and stops; its samples are made on resume
             interval = self.config.validation.interval
             sampled = False
@@ -319,8 +327,8 @@ class Trainer:
         return result
 
     def _serve_requests(self, step: int, result: TrainResult, sampled: bool) -> None:
-        """Carry out "checkpoint now" / "sample now" asked during the step just finished."""
-        requests = self.control.take()
+        """Carry out "checkpoint now" / "sample now" asked during the step just finished (rank 0)."""
+        requests = self.control.take() if self.parallel.is_main else set()
         if ControlRequests.CHECKPOINT in requests:
             if step not in result.checkpoints:
                 self._log("info", f"Checkpoint asked for at step {step}.")
@@ -337,14 +345,18 @@ class Trainer:
 
     def _train_step(self, step: int) -> tuple[float, float | None, float | None, float]:
         opt, training = self.config.optimization, self.config.training
-        accumulation = opt.gradient_accumulation_steps
+        accumulation, per_rank = opt.gradient_accumulation_steps, opt.batch_size
         self.optimizer.zero_grad(set_to_none=True)
         totals, videos, audios = [], [], []
         for micro in range(accumulation):
             begin_compiled_step(self.levers.compile_mode)  # each forward + backward: one CUDA graph step
-            indices = batch_indices(step * accumulation + micro, opt.batch_size, len(self.dataset), self.config.seed)
+            self.parallel.accumulating(micro == accumulation - 1)
+            # the global batch, noised as one process would; then this rank's rows of it
+            indices = step_indices(step * accumulation + micro, per_rank * self.parallel.world, self._shape_keys(),
+                                   self.config.seed)
             batch = collate([self.dataset[i] for i in indices], self.device, self.dtype)
             batch, inputs = micro_step_inputs(batch, training, self.sampler, self.generator)
+            batch, inputs, indices = self.parallel.shard(batch, inputs, indices, per_rank)
             batch = ready_for_step(self.transformer, batch, drop_all_ones_mask=self.levers.drop_all_ones_text_mask)
             if self.references is not None:
                 batch, inputs = self.references.prepend(self.transformer, batch, inputs, indices)
@@ -355,66 +367,24 @@ class Trainer:
                 videos.append(losses.video_loss)
             if losses.audio_loss is not None:
                 audios.append(losses.audio_loss)
+        self.parallel.finish_gradients()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, opt.max_grad_norm))
         if not torch.isfinite(torch.tensor(grad_norm)):
             raise TrainingError(f"The gradient became {grad_norm} at step {step + 1}: lower the learning rate.")
         self.optimizer.step()
         self.scheduler.step()
-        return float(torch.stack(totals).mean()), mean_or_none(videos), mean_or_none(audios), grad_norm
+        loss, video, audio = self.parallel.mean([float(torch.stack(totals).mean()), mean_or_none(videos),
+                                                 mean_or_none(audios)])
+        return loss, video, audio, grad_norm
 
-    # --- checkpoints, resume, validation ------------------------------------------------------
+    def _shape_keys(self) -> tuple:
+        """Each sample's shape, read once where a step takes several clips (they share a bucket)."""
+        if self.config.optimization.batch_size * self.parallel.world == 1:
+            return (None,) * len(self.dataset)
+        if self._shapes is None:
+            self._shapes = shape_keys(self.dataset)
+        return self._shapes
 
-    def _checkpoint(self, step: int, result: TrainResult) -> None:
-        """Copied off the device now; written in the background, its callback once the files are whole."""
-        self.callbacks.on_phase("checkpoint_write")
-        snapshot = snapshot_adapter(
-            self.transformer, DEFAULT_ADAPTER, step, optimizer=self.optimizer, scheduler=self.scheduler,
-            generator=self.generator, fingerprint=self.fingerprint,
-            metadata={"avlora_model": self.config.model, "avlora_trigger": self.config.data.trigger,
-                      "avlora_training_mode": self.config.training.mode},
-        )
-        result.checkpoints.append(step)
-        self.writer.submit(lambda: write_checkpoint(self.output_dir, snapshot), self._checkpoint_written)
-
-    def _checkpoint_written(self, paths: CheckpointPaths) -> None:
-        prune_checkpoints(self.output_dir, self.config.checkpoints.keep_last_n)
-        self.callbacks.on_checkpoint(CheckpointEvent(paths.step, paths.official, paths.diffusers, paths.state, dict(self.lora_families)))
-        self._log("info", f"Checkpoint at step {paths.step}: {paths.official.name}")
-
-    def _resume(self) -> int:
-        step = latest_checkpoint_step(self.output_dir)
-        if step is None:
-            self._log("info", f"No checkpoint in {self.output_dir}: starting from step 0.")
-            return 0
-        try:
-            state = load_training_state(self.output_dir, step, self.fingerprint)
-        except ValueError as exc:
-            raise TrainingError(str(exc)) from exc
-        restore_lora_tensors(self.transformer, state["lora"], DEFAULT_ADAPTER)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        restore_rng_states(state["rng"], self.generator)
-        self._log("info", f"Resumed from step {step}.")
-        return int(state["step"])
-
-    def _samples_due(self, step: int) -> bool:
-        validation = self.config.validation
-        return step > 0 and (validation.at_checkpoints or bool(validation.interval and step % validation.interval == 0))
-
-    def _validate(self, step: int, include_base: bool = False, missing_only: bool = False) -> None:
-        if not self.plan.samples_anything:
-            return
-        self.callbacks.on_phase("sampling")
-        if self.graphed is not None:  # the graph's memory goes back for sampling; the next step records again
-            self.graphed.release()
-        plan = self.plan
-        if not include_base:  # LoRA-off samples never change: step 0 has them
-            plan = replace(plan, variants=[v for v in plan.variants if v not in LORA_OFF_VARIANTS])
-        started = time.perf_counter()
-        events = run_validation(self.pipe, plan, self.output_dir / "samples", step, callbacks=self.callbacks,
-                                prompt_cache=self.prompt_cache, clips=self.dataset, cancel=self.cancel,
-                                missing_only=missing_only)
-        self.eta.round_done(time.perf_counter() - started, len(events))
 
 
 def train_run(

@@ -1,4 +1,4 @@
-"""``avlora train CONFIG.yaml [--resume] [--force] [--json]``.
+"""``avlora train CONFIG.yaml [--resume] [--force] [--json] [--gpus N | --num-processes N]``.
 
 Trains a LoRA as the run config says: checkpoints/ (official + diffusers LoRA files and a
 resumable state) and samples/ under the config's output_dir. The run form's linter checks the
@@ -6,8 +6,12 @@ config first and training is refused on its errors (LoRA targets that reach no a
 with_audio is on, an empty trigger, ...), each named, unless --force. A ``.precomputed`` cache
 made for another model (its preprocess_report.json names the preset) is always refused. Ctrl-C
 stops after the current step and writes a checkpoint, so ``--resume`` continues the same run.
-Exit status: 0 when the run completed, 1 when training failed, 2 for a bad config (linter errors
-included), a cache of another model or missing model weights, 130 when cancelled.
+With --gpus N (one process per GPU) or --num-processes N (on the CPU: gloo), or the config's
+optimization.num_processes, N processes train the run together, each on batch_size clips of every
+step (data parallel); rank 0 prints, checkpoints and samples; when one process dies the others are
+ended and the run is interrupted (resume with any number of processes, the same global batch).
+Exit status: 0 when the run completed, 1 when training failed or a process died, 2 for a bad
+config (linter errors included), a cache of another model or missing model weights, 130 when cancelled.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
     parser.add_argument("--compile", action="store_true", help="torch.compile each transformer block (GPU; faster steps)")
     parser.add_argument("--log-every", type=int, default=10, help="print a progress line every N steps")
+    parallel = parser.add_mutually_exclusive_group()
+    parallel.add_argument("--gpus", type=int, default=None,
+                          help="train on N GPUs of this host, one process each (data parallel)")
+    parallel.add_argument("--num-processes", type=int, default=None,
+                          help="N processes on the device given (--device cpu: gloo; for tests and CPU hosts)")
     parser.set_defaults(func=run)
 
 
@@ -99,7 +108,10 @@ def _lint_allows(config, args: argparse.Namespace) -> bool:
     """Run the run form's linter on ``config``, print what it finds (as JSON lines with --json);
     False when it found errors and --force was not given."""
     from core.recipe.lint import lint_run_config
+    from worker.engine.distributed.group import rank_from_env
 
+    if rank_from_env() is not None:  # a rank of a launched run: the launcher checked the config
+        return True
     issues = lint_run_config(config)
     errors = [issue for issue in issues if issue.severity == "error"]
     for issue in issues:
@@ -122,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
     from core.config import Settings
     from core.model_files import ModelFilesMissing
     from worker.engine.data.dataset import DatasetError, check_cache_model
+    from worker.engine.distributed.group import rank_from_env
+    from worker.engine.distributed.launch import exit_with_launcher
     from worker.engine.progress import CancelToken
     from worker.engine.step.optim import OptimizerUnavailable
     from worker.engine.train import TrainingError, train_run
@@ -129,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
     config = _read_config(args.config)
     if config is None or not _lint_allows(config, args):
         return 2
+    world = args.gpus or args.num_processes or config.optimization.num_processes
+    if world > 1 and rank_from_env() is None:
+        return _launch(args, config, world)
+    exit_with_launcher()  # a rank: gone with its launcher
     settings = Settings()
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
@@ -160,3 +178,40 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.status} at step {result.step}/{result.total}; checkpoints {result.checkpoints} "
               f"in {result.output_dir}/checkpoints")
     return 0 if result.status == "completed" else 130
+
+
+def _rank_arguments(args: argparse.Namespace) -> list[str]:
+    """The ``avlora train`` arguments every rank gets (this command's, less the process count)."""
+    arguments = ["train", args.config, "--log-every", str(args.log_every)]
+    arguments += [flag for flag, on in (("--resume", args.resume), ("--force", args.force), ("--json", args.json),
+                                        ("--compile", args.compile)) if on]
+    for flag, value in (("--data-dir", args.data_dir), ("--model-dir", args.model_dir),
+                        ("--device", "cuda" if args.gpus else args.device)):
+        if value:
+            arguments += [flag, str(value)]
+    return arguments
+
+
+def _launch(args: argparse.Namespace, config, world: int) -> int:
+    """Run ``world`` ranks of this command and report how they ended."""
+    from pathlib import Path
+
+    from worker.engine.distributed.launch import launch, rank_command
+
+    on_cpu = args.device == "cpu" and not args.gpus
+    if not on_cpu:
+        import torch
+
+        have = torch.cuda.device_count()
+        if have < world:
+            print(f"error: {world} processes need {world} GPUs; this host has {have} "
+                  "(on the CPU: --device cpu --num-processes N)", file=sys.stderr)
+            return 2
+    print(f"training on {world} processes ({'CPU, gloo' if on_cpu else f'{world} GPUs, NCCL'}); global batch "
+          f"{config.optimization.batch_size * world}", file=sys.stderr)
+    result = launch(rank_command(_rank_arguments(args)), world, Path(config.output_dir) / "ranks", on_cpu=on_cpu)
+    if result.message:
+        print(f"{'error' if result.status == 'interrupted' else 'info'}: {result.message}", file=sys.stderr)
+    if args.json and result.status == "interrupted":
+        print(json.dumps({"event": "result", "status": "interrupted", "message": result.message}), flush=True)
+    return result.returncode
