@@ -11,6 +11,11 @@ Stripping is done on the file's bytes without torch: tensors are copied unchange
 rewritten with new offsets, the digest ``avlora_tensor_sha256`` is recomputed the way
 ``worker.engine.lora.files.tensor_digest`` computes it (so ``verify-lora`` still proves the file
 unaltered), and the diffusers header's ``target_modules`` lists only the modules kept.
+
+A ``reference_voice`` run's zip also holds the reference clip its validation used
+(``reference_voice.wav``, cut as training fed it) and a README section saying which ComfyUI node
+takes which file (:mod:`core.recipe.reference_export`); its LoRA file's header gets
+``avlora_reference_audio``, a note of that clip and where the node puts it.
 """
 
 from __future__ import annotations
@@ -30,9 +35,12 @@ from core.disk import ensure_free
 from core.errors import Conflict, InvalidInput, NotFound
 from core.files import atomic_write
 from core.models import TrainingRun
+from core.recipe import reference_export
 from core.recipe.architecture import AUDIO_FAMILIES, module_family
+from core.recipe.modes import MODE_REFERENCE_VOICE
 from core.recipe.run_config import expand_trigger
 from core.services import lora_check
+from core.services.preprocess_runs import PRECOMPUTED, run_dir
 from core.services.votes import vote_summary
 
 LAYOUTS = {"comfy": "official", "diffusers": "diffusers"}
@@ -107,10 +115,11 @@ def _kept_target_modules(metadata: dict[str, str], kept_keys: Iterable[str]) -> 
     return {**metadata, PEFT_METADATA_KEY: json.dumps(peft, sort_keys=True)}
 
 
-def write_lora_subset(source: Path, out, modules: str) -> dict[str, Any]:
+def write_lora_subset(source: Path, out, modules: str, extra_metadata: dict[str, str] | None = None) -> dict[str, Any]:
     """Write the tensors of ``source`` selected by ``modules`` as a safetensors file to the binary
-    stream ``out``. Returns ``{"kept", "dropped"}`` key counts. Raises :class:`InvalidInput` when
-    nothing would be left (e.g. ``audio-only`` of a LoRA without audio-side keys)."""
+    stream ``out``, with ``extra_metadata`` added to its header. Returns ``{"kept", "dropped"}``
+    key counts. Raises :class:`InvalidInput` when nothing would be left (e.g. ``audio-only`` of a
+    LoRA without audio-side keys)."""
     if modules not in MODULE_SELECTIONS:
         raise InvalidInput("invalid_modules",
                            f"Unknown module selection {modules!r}: use {', '.join(MODULE_SELECTIONS)}.")
@@ -126,7 +135,7 @@ def write_lora_subset(source: Path, out, modules: str) -> dict[str, Any]:
         new_entries[key] = {"dtype": kept[key]["dtype"], "shape": kept[key]["shape"],
                             "data_offsets": [offset, offset + end - begin]}
         offset += end - begin
-    metadata = dict(metadata)
+    metadata = {**metadata, **(extra_metadata or {})}
     if modules != "all":
         metadata = _kept_target_modules(metadata, kept)
         metadata["avlora_modules"] = modules
@@ -216,8 +225,11 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- LoRA: rank {lora.get('rank')}, alpha {lora.get('alpha')}, targets {lora.get('target_modules')}",
              f"- Learning rate {card['optimization'].get('learning_rate')}, buckets {card['buckets']}",
              "", "## Files", ""]
-    lines += [f"- `{card['files'][0]}`: the LoRA ({LAYOUT_NOTES[card['layout']]}, modules {card['modules']})",
-              "- `README.md`: this card", "- `model_card.json`: the same facts, for scripts"]
+    lines += [f"- `{card['files'][0]}`: the LoRA ({LAYOUT_NOTES[card['layout']]}, modules {card['modules']})"]
+    if reference_export.REFERENCE_WAV_NAME in card["files"]:
+        lines.append(f"- `{reference_export.REFERENCE_WAV_NAME}`: the reference clip of the voice (for "
+                     f"{reference_export.REFERENCE_NODE})")
+    lines += ["- `README.md`: this card", "- `model_card.json`: the same facts, for scripts"]
     lines += ["", "## Validation prompts", ""]
     lines += [f"{i + 1}. {prompt}" for i, prompt in enumerate(card["validation_prompts"])]
     lines += ["", "## Audio metrics at this step (base model in brackets)", "",
@@ -232,6 +244,9 @@ def card_markdown(card: dict[str, Any]) -> str:
     if report:
         verdict = "every key loads" if report["ok"] else "NOT verified"
         lines += ["", f"Key report: {report['status']}, {verdict}."]
+    if card.get("reference_voice"):
+        lines += reference_export.workflow_lines(card["reference_voice"], card["files"][0], card["layout"],
+                                                 card["model"])
     lines.append("")
     return "\n".join(lines)
 
@@ -244,6 +259,17 @@ def _lora_file_name(name: str, layout: str) -> str:
 def _zip_name(run: TrainingRun, step: int, layout: str, modules: str) -> str:
     suffix = "" if modules == "all" else f"_{modules}"
     return f"run{run.id}_step{step:05d}_{layout}{suffix}"
+
+
+def run_reference(run: TrainingRun) -> reference_export.ReferenceExport | None:
+    """The reference clip a ``reference_voice`` run's export ships (None for any other mode)."""
+    if ((run.config or {}).get("training") or {}).get("mode") != MODE_REFERENCE_VOICE:
+        return None
+    prep = run.preprocess_run
+    if prep is None or not prep.output_dir:
+        return reference_export.ReferenceExport(None, why="the run has no preprocess run to take its clips from")
+    folder = run_dir(prep)
+    return reference_export.prepare_reference(folder, folder / PRECOMPUTED, prep.clip_results or [])
 
 
 def build_export(session: Session, run: TrainingRun, step: int, layout: str = "comfy",
@@ -260,8 +286,15 @@ def build_export(session: Session, run: TrainingRun, step: int, layout: str = "c
     source = _checkpoint_source(run, step, layout)
     name = _zip_name(run, step, layout, modules)
     card = model_card(session, run, step, layout, modules)
+    reference = run_reference(run)
+    wav = reference.cut.wav_bytes() if reference is not None and reference.cut is not None else None
+    header = {reference_export.REFERENCE_INFO_KEY: reference_export.header_note(reference)} if reference else None
+    if reference is not None:
+        card["reference_voice"] = reference_export.card_entry(reference)
+        if wav is not None:
+            card["files"].insert(1, reference_export.REFERENCE_WAV_NAME)
     folder = get_settings().data_dir / EXPORT_FOLDER
-    ensure_free(folder, source.stat().st_size)  # the zip holds at most the LoRA file and a small card
+    ensure_free(folder, source.stat().st_size + len(wav or b""))  # the LoRA file, a short clip, a small card
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.zip"
     lora_name = _lora_file_name(name, layout)
@@ -269,7 +302,9 @@ def build_export(session: Session, run: TrainingRun, step: int, layout: str = "c
     def write_zip(temp: Path) -> None:
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED) as archive:
             with archive.open(f"{name}/{lora_name}", "w", force_zip64=True) as out:
-                write_lora_subset(source, out, modules)
+                write_lora_subset(source, out, modules, header)
+            if wav is not None:
+                archive.writestr(f"{name}/{reference_export.REFERENCE_WAV_NAME}", wav)
             archive.writestr(f"{name}/README.md", card_markdown(card))
             archive.writestr(f"{name}/model_card.json", json.dumps(card, indent=2, default=str))
 
