@@ -159,6 +159,7 @@ def report_to_dict(row: LoraKeyReport) -> dict[str, Any]:
             "families": report.get("families", {}), "problems": report.get("problems", []),
             "reasons": report.get("reasons", {}), "loader_messages": report.get("loader_messages", []),
             "sides": _sides(report) if status == "done" else None,
+            "training_mode": report.get("training_mode"), "reference_voice": report.get("reference_voice"),
             "created_at": row.created_at.isoformat() if row.created_at else None}
 
 

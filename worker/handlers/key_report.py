@@ -5,6 +5,11 @@ official and diffusers files, or an uploaded file), runs
 :func:`worker.engine.lora.verify.verify_lora_file` with a FRESH pipeline of the row's preset per file
 (a pipeline that already holds an adapter would hide a dropped key) and stores the report, or
 the reason none could be made. Idempotent: running it again overwrites the rows' reports.
+
+A file trained in the ``reference_voice`` mode (its header's ``avlora_training_mode``) gets a
+``reference_voice`` part: that it needs a reference clip when generating, and whether its keys
+load in the official layout ComfyUI's reference-audio workflow loads
+(:func:`core.recipe.reference_export.key_report_note`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ def key_report(ctx: JobContext, params: dict[str, Any]) -> dict | None:
         report, error = None, None
         try:
             report = verify_lora_file(path, fresh_pipeline, require_audio=True).to_dict()
+            report["training_mode"], report["reference_voice"] = _mode_notes(path, report["ok"])
         except FileNotFoundError:
             error = f"The file {name} is gone (checkpoints pruned by keep_last_n lose their files)."
         except (ValueError, ModelFilesMissing, UnknownPreset) as exc:
@@ -57,3 +63,12 @@ def key_report(ctx: JobContext, params: dict[str, Any]) -> dict | None:
         outcome[str(report_id)] = bool(report and report["ok"])
     ctx.progress(len(report_ids), len(report_ids), "key reports written")
     return {"reports": outcome}
+
+
+def _mode_notes(path, loaded: bool) -> tuple[str | None, dict | None]:
+    """The training mode a file's header names, and the reference-voice note (None for other modes)."""
+    from core.recipe.reference_export import MODE_KEY, key_report_note
+    from core.services.lora_check import read_safetensors_header
+
+    entries, metadata, _ = read_safetensors_header(path)
+    return metadata.get(MODE_KEY), key_report_note(entries, metadata, loaded)
