@@ -52,6 +52,16 @@ class JobInterrupted(BaseException):
     ``except BaseException`` clean-ups (temporary files, database sessions) still run."""
 
 
+class JobRanksLost(Exception):
+    """A process of a run on several processes died and the others were ended: the job ends
+    ``interrupted`` (resumable, like a job whose worker died); the message says which and how."""
+
+
+class JobRequeued(Exception):
+    """This worker cannot run the job (e.g. its host has too few GPUs): the job goes back to the
+    queue, its message saying what it waits for, and is sent again to the workers later."""
+
+
 # A cancel not taken up by a cancellation point within this long interrupts the handler.
 CANCEL_GRACE_S = 3.0
 # An interrupt that did not end the handler is raised again this often: one that lands in a weakref
@@ -332,6 +342,11 @@ def run_job(job_id: int, handlers: dict[str, Callable[[JobContext, dict[str, Any
             ctx.interrupter.disarm()  # inside the outer try: an interrupt delivered here is still caught
     except (JobCancelled, JobInterrupted):
         status = JobStatus.cancelled
+    except JobRanksLost as exc:
+        status, error = JobStatus.interrupted, str(exc)
+    except JobRequeued as exc:
+        status, error = JobStatus.queued, None
+        result = {"waiting": str(exc)}
     except JobFailed as exc:
         status, error = JobStatus.failed, str(exc)
     except OSError as exc:  # disk full, permissions, ...: say what it is
@@ -351,6 +366,8 @@ def run_job(job_id: int, handlers: dict[str, Callable[[JobContext, dict[str, Any
         job.error = error
         job.finished_at = _now()
         job.requests = None  # what was still asked of it ends with it
+        if status is JobStatus.queued:  # given back: any worker may take it (the sweeper sends it again)
+            job.finished_at, job.worker, job.message = None, None, (result or {}).get("waiting")
         if status is JobStatus.succeeded:
             job.progress = 1.0
             job.eta_s = 0.0

@@ -46,6 +46,7 @@ FORM_FIELDS: dict[str, tuple[str, Any]] = {
     "buckets": ("data.buckets", str),
     "trigger": ("data.trigger", str),
     "steps": ("optimization.steps", int),
+    "num_processes": ("optimization.num_processes", int),
     "learning_rate": ("optimization.learning_rate", float),
     "rank": ("lora.rank", int),
     "checkpoint_interval": ("checkpoints.interval", int),

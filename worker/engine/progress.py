@@ -191,3 +191,28 @@ class ControlRequests:
 
     def done(self, name: str, step: int) -> None:
         """Called once request ``name`` was carried out at ``step``."""
+
+
+class FileControlRequests(ControlRequests):
+    """Requests read from a file (one name a line) that another process appends to: how the job
+    worker asks rank 0 of a run on several processes for "checkpoint now" / "sample now"; each
+    carried out is printed as a ``control_done`` event by ``avlora train --json``."""
+
+    def __init__(self, path: str | Path, on_done=None) -> None:
+        super().__init__()
+        self.path, self._on_done = Path(path), on_done
+
+    def take(self) -> set[str]:
+        taken = super().take()
+        try:
+            claimed = self.path.with_suffix(".taken")
+            self.path.rename(claimed)  # atomic: lines appended from now go to a new file
+        except OSError:
+            return taken
+        taken |= {line.strip() for line in claimed.read_text().splitlines() if line.strip() in self.NAMES}
+        claimed.unlink(missing_ok=True)
+        return taken
+
+    def done(self, name: str, step: int) -> None:
+        if self._on_done is not None:
+            self._on_done(name, step)

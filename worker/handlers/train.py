@@ -100,10 +100,12 @@ class RowRecorder(TrainCallbacks):
         self.ctx, self.run_id, self.data_dir, self.cancel, self.gpu = ctx, run_id, data_dir, cancel, gpu
         self.clip_ids = clip_ids or {}
         self.step: int | None = None  # the last step trained in this attempt
+        self.patience_s = 0.0  # how long a cancel waits for the next step boundary
 
     def on_progress(self, event: ProgressEvent) -> None:
         self.step = event.step
-        self.ctx.allow_time_to_stop(STEP_PATIENCE * event.step_time_s)
+        self.patience_s = STEP_PATIENCE * event.step_time_s
+        self.ctx.allow_time_to_stop(self.patience_s)
         with session_scope() as session:
             current = session.get(TrainingRun, self.run_id).job_id
         if current != self.ctx.job_id:  # declared dead and resumed elsewhere: two writers must not share a run
@@ -232,12 +234,6 @@ def _record_start(job_id: int, config: RunConfig, resume_step: int | None, gpu: 
 
 def train(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     """Train run ``params["run_id"]`` (continuing from its latest checkpoint if it has one)."""
-    import torch
-
-    from core.model_files import ModelFilesMissing
-    from worker.engine.train import TrainingError, train_run
-    from worker.engine.validate import validate_run
-
     run_id = int(params["run_id"])
     settings = get_settings()
     data_dir = settings.data_dir
@@ -258,17 +254,44 @@ def train(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     _record_start(ctx.job_id, config, resume_step, gpu)
     cancel = JobCancelToken(ctx)
     recorder = RowRecorder(ctx, run_id, data_dir, cancel, gpu, clip_ids)
+    from worker.handlers.train_ranks import own_gpu_reserved, train_on_ranks
+
+    if config.optimization.num_processes > 1:  # the ranks are processes of their own: cancel goes to rank 0
+        return train_on_ranks(ctx, run_id, config, data_dir=data_dir, model_dir=settings.model_dir,
+                              resume=resume_step is not None, recorder=recorder, cancel=cancel,
+                              control=JobControlRequests(ctx))
+    with own_gpu_reserved(ctx, run_id, recorder):  # no run on several GPUs takes this worker's GPU meanwhile
+        result = _train_here(ctx, run_id, config, resume_step, recorder, len(clip_ids))
+    if result.status == "cancelled":
+        raise JobCancelled()
+    with session_scope() as session:
+        run_records.add_log_line(session, ctx.job_id, "info",
+                                 f"Finished at step {result.step}; checkpoints {result.checkpoints}.")
+    return {"run_id": run_id, "step": result.step, "checkpoints": result.checkpoints}
+
+
+def _train_here(ctx: JobContext, run_id: int, config: RunConfig, resume_step: int | None, recorder: RowRecorder,
+                clip_count: int):
+    """The run in this process (one GPU, or the CPU): the trainer's result."""
+    import torch
+
+    from core.model_files import ModelFilesMissing
+    from worker.engine.train import TrainingError, train_run
+    from worker.engine.validate import validate_run
+
+    settings = get_settings()
+    data_dir, output_dir = settings.data_dir, Path(config.output_dir)
     ctx.interrupt_on_cancel()  # loading, compiling, sampling: a cancel does not wait for them
     try:
-        missing = _missing_samples(config, run_id, resume_step, len(clip_ids)) if resume_step else []
+        missing = _missing_samples(config, run_id, resume_step, clip_count) if resume_step else []
         if missing:
             recorder.on_log("info", f"Sampling the checkpoint at step {resume_step} again ({', '.join(missing)}): "
                             "its validation was cut short.")
             validate_run(output_dir, data_dir=data_dir, model_dir=settings.model_dir, step=resume_step,
                          variants=missing, callbacks=recorder)
-        result = train_run(config, data_dir=data_dir, model_dir=settings.model_dir,
-                           resume=resume_step is not None, callbacks=recorder, cancel=cancel,
-                           control=JobControlRequests(ctx))
+        return train_run(config, data_dir=data_dir, model_dir=settings.model_dir,
+                         resume=resume_step is not None, callbacks=recorder, cancel=recorder.cancel,
+                         control=JobControlRequests(ctx))
     except (TrainingError, ModelFilesMissing) as exc:
         raise JobFailed(str(exc)) from exc
     except torch.cuda.OutOfMemoryError as exc:
@@ -277,9 +300,3 @@ def train(ctx: JobContext, params: dict[str, Any]) -> dict | None:
     except JobInterrupted:
         recorder.on_log("info", _interrupted_message(recorder.step, resume_step))
         raise
-    if result.status == "cancelled":
-        raise JobCancelled()
-    with session_scope() as session:
-        run_records.add_log_line(session, ctx.job_id, "info",
-                                 f"Finished at step {result.step}; checkpoints {result.checkpoints}.")
-    return {"run_id": run_id, "step": result.step, "checkpoints": result.checkpoints}

@@ -21,6 +21,8 @@ import json
 import signal
 import sys
 
+CONTROL_FILE_ENV = "AVLORA_CONTROL_FILE"
+
 
 def register(subparsers) -> None:
     """Add the ``train`` subcommand to an argparse subparsers object."""
@@ -68,14 +70,16 @@ def _callbacks(args: argparse.Namespace):
         def on_checkpoint(self, event) -> None:
             if args.json:
                 emit("checkpoint", {"step": event.step, "official": event.official_path,
-                                    "diffusers": event.diffusers_path, "state": event.state_path})
+                                    "diffusers": event.diffusers_path, "state": event.state_path,
+                                    "key_counts": event.key_counts})
             else:
                 print(f"checkpoint {event.step}: {event.official_path}", file=sys.stderr)
 
         def on_sample(self, event) -> None:
             if args.json:
                 emit("sample", {"step": event.step, "prompt": event.prompt_index, "variant": event.variant,
-                                "mp4": event.mp4_path, "wav": event.wav_path})
+                                "mp4": event.mp4_path, "wav": event.wav_path, "seed": event.seed,
+                                "source": event.source})
 
         def on_log(self, level: str, message: str) -> None:
             if args.json:
@@ -84,6 +88,24 @@ def _callbacks(args: argparse.Namespace):
                 print(f"{level}: {message}", file=sys.stderr)
 
     return CliCallbacks()
+
+
+def _control(args: argparse.Namespace):
+    """Where "checkpoint now" / "sample now" come from: the file the job worker names in
+    ``AVLORA_CONTROL_FILE`` (a run on several processes), else nowhere."""
+    import os
+
+    from worker.engine.progress import ControlRequests, FileControlRequests
+
+    path = os.environ.get(CONTROL_FILE_ENV)
+    if not path:
+        return ControlRequests()
+
+    def done(name: str, step: int) -> None:
+        if args.json:
+            print(json.dumps({"event": "control_done", "name": name, "step": step}), flush=True)
+
+    return FileControlRequests(path, on_done=done)
 
 
 def _read_config(path: str):
@@ -160,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             callbacks=_callbacks(args),
             cancel=cancel,
+            control=_control(args),
             compile_blocks=args.compile,
         )
     except (ModelFilesMissing, DatasetError, OptimizerUnavailable) as exc:

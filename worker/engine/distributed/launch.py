@@ -100,23 +100,24 @@ class RankProcesses:
     """The running ranks of one run."""
 
     def __init__(self, command: list[str], world: int, log_dir: Path, *, rank0_stdout=None,
-                 cpu_threads: int | None = None):
+                 cpu_threads: int | None = None, env: dict[str, str] | None = None):
         self.world, self.log_dir = world, Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         self.procs: list[subprocess.Popen] = []
         self._logs = []
         for rank in range(world):
-            env = rank_environment(rank, world, port, cpu_threads=cpu_threads)
-            if rank == 0:
-                out, err = rank0_stdout, None
-            else:
+            rank_env = rank_environment(rank, world, port, cpu_threads=cpu_threads, base={**os.environ, **(env or {})})
+            if rank == 0 and rank0_stdout is None:  # the launcher's own output
+                out, err = None, None
+            else:  # its log; rank 0's events, when captured, on the pipe
                 log = open(self.log_path(rank), "w")  # noqa: SIM115 - closed in wait()
                 self._logs.append(log)
-                out = err = log
-            self.procs.append(subprocess.Popen(command, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                out, err = (rank0_stdout if rank == 0 else log), log
+            self.procs.append(subprocess.Popen(command, env=rank_env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                                start_new_session=True))
         self._cancel = threading.Event()
+        self._signalled = False
 
     def log_path(self, rank: int) -> Path:
         return self.log_dir / f"rank-{rank}.log"
@@ -138,27 +139,36 @@ class RankProcesses:
                 proc.kill()
                 proc.wait()
 
+    def check(self) -> LaunchResult | None:
+        """One look at the ranks: how the run ended, or None while it goes on. Passes a cancel to
+        rank 0; ends the other ranks when one failed."""
+        if self._cancel.is_set() and not self._signalled and self.procs[0].poll() is None:
+            self.procs[0].send_signal(signal.SIGINT)
+            self._signalled = True
+        codes = [proc.poll() for proc in self.procs]
+        if all(code is not None for code in codes):
+            return self._result(codes, [])
+        failed = [RankEnding(r, c) for r, c in enumerate(codes) if c not in (None, 0, CANCELLED_EXIT)]
+        if failed:
+            self.terminate()
+            return self._result([proc.returncode for proc in self.procs], failed)
+        return None
+
     def wait(self) -> LaunchResult:
         """Watch the ranks until all have ended; end the rest when one fails."""
-        signalled = False
         try:
-            while True:
-                if self._cancel.is_set() and not signalled and self.procs[0].poll() is None:
-                    self.procs[0].send_signal(signal.SIGINT)
-                    signalled = True
-                codes = [proc.poll() for proc in self.procs]
-                if all(code is not None for code in codes):
-                    return self._result(codes, [])
-                failed = [RankEnding(r, c) for r, c in enumerate(codes) if c not in (None, 0, CANCELLED_EXIT)]
-                if failed:
-                    self.terminate()
-                    return self._result([proc.returncode for proc in self.procs], failed)
+            while (result := self.check()) is None:
                 time.sleep(POLL_S)
+            return result
         finally:
-            if any(proc.poll() is None for proc in self.procs):
-                self.terminate()
-            for log in self._logs:
-                log.close()
+            self.close()
+
+    def close(self) -> None:
+        """End any rank still running and close the rank logs."""
+        if any(proc.poll() is None for proc in self.procs):
+            self.terminate()
+        for log in self._logs:
+            log.close()
 
     def _result(self, codes: list[int], failed: list[RankEnding]) -> LaunchResult:
         endings = [RankEnding(r, c) for r, c in enumerate(codes)]
@@ -168,12 +178,20 @@ class RankProcesses:
             return LaunchResult("cancelled", CANCELLED_EXIT, "the run was cancelled; --resume continues it",
                                 endings=endings)
         first = next((e for e in failed if e.returncode < 0), failed[0])  # a killed rank is the cause
-        if first.rank == 0 and first.returncode > 0 and len(failed) == 1:
-            return LaunchResult("failed", first.returncode, endings=endings)  # rank 0 said why itself
+        if first.rank == 0 and first.returncode > 0 and len(failed) == 1:  # rank 0 said why itself
+            return LaunchResult("failed", first.returncode, self._error_of_rank0(), endings=endings)
         tail = self.log_tail(first.rank) if first.rank else ""
         message = (f"{first.describe()}; the other ranks were ended. The run is interrupted: --resume continues "
                    f"from its latest checkpoint.")
         return LaunchResult("interrupted", 1, message + (f"\n{tail}" if tail else ""), endings=endings)
+
+    def _error_of_rank0(self) -> str:
+        """Rank 0's last ``error:`` line where its output was captured (else it was printed)."""
+        if not self.log_path(0).exists():
+            return ""
+        errors = [line for line in self.log_path(0).read_text(errors="replace").splitlines()
+                  if line.startswith("error: ")]
+        return errors[-1][len("error: "):] if errors else ""
 
     def log_tail(self, rank: int) -> str:
         try:
