@@ -2,8 +2,10 @@
 
 MODEL_DIR holds either a diffusers-format pipeline directory or the official weights: for LTX-2.3 /
 LTX-2 the single-file checkpoint with a Gemma-3 directory beside it, for LTX-2.5 one file per
-component (``core.model_files_25``). A diffusers directory of another LTX generation than the
-preset's is reported, not loaded. ``resolve_real_model`` says which, or raises
+component (``core.model_files_25``). A diffusers directory or an official checkpoint (the 2.5
+transformer file included) of another LTX generation than the preset's is reported, not loaded:
+the generation is read from the file's header (``core.model_files_25.other_generation``), so the
+web refuses the job before it is queued. ``resolve_real_model`` says which, or raises
 ``ModelFilesMissing`` listing exactly what to put where. The web's preflight and the engine's
 loader both use it.
 """
@@ -14,7 +16,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.model_files_25 import SPLIT_FILES_25, TRANSFORMER_FOLDER_25, diffusers_dir_version, find_file, split_layout_lines
+from core.model_files_25 import (
+    SPLIT_FILES_25,
+    TRANSFORMER_FOLDER_25,
+    diffusers_dir_version,
+    find_file,
+    other_generation,
+    split_layout_lines,
+)
 from core.presets import PRESETS, PresetInfo
 
 PIPELINE_COMPONENTS = (
@@ -109,14 +118,17 @@ def resolve_real_model(info: PresetInfo, model_dir: Path | None) -> RealModelLoc
         version = diffusers_dir_version(model_dir)
         if version in (None, info.version):
             return RealModelLocation("diffusers", model_dir)
-        other = next((p.name for p in PRESETS.values() if not p.is_toy and p.version == version), version)
-        found.append(f"a diffusers-format LTX-{version} pipeline (preset {other!r}), not LTX-{info.version}")
+        found.append(f"a diffusers-format LTX-{version} pipeline (preset {_preset_of(version)!r}), "
+                     f"not LTX-{info.version}")
     elif (model_dir / "model_index.json").is_file():
         absent = [c for c in PIPELINE_COMPONENTS if not (model_dir / c).is_dir()]
         found.append("model_index.json without the folders " + ", ".join(absent))
     if info.version == "2.5":
         return _resolve_split_25(info, model_dir, found)
-    checkpoint = next((model_dir / n for n in info.single_file_names if (model_dir / n).is_file()), None)
+    checkpoints = [(model_dir / n, _another_generation(info, model_dir / n))
+                   for n in info.single_file_names if (model_dir / n).is_file()]
+    found += [refused for _, refused in checkpoints if refused]
+    checkpoint = next((path for path, refused in checkpoints if not refused), None)
     if checkpoint is not None:
         gemma = find_gemma_dir(model_dir)
         if gemma is not None:
@@ -125,14 +137,32 @@ def resolve_real_model(info: PresetInfo, model_dir: Path | None) -> RealModelLoc
     raise ModelFilesMissing(missing_files_message(info, model_dir, "; ".join(found)))
 
 
+def _preset_of(version: str) -> str:
+    """The real preset that loads LTX generation ``version`` (the version itself when none does)."""
+    return next((p.name for p in PRESETS.values() if not p.is_toy and p.version == version), version)
+
+
+def _another_generation(info: PresetInfo, checkpoint: Path) -> str:
+    """What to say when official file ``checkpoint`` is of another LTX generation than ``info``'s, else ""."""
+    known = tuple(sorted({p.version for p in PRESETS.values()}))
+    version = other_generation(checkpoint, info.version, known)
+    if version is None:
+        return ""
+    return (f"{checkpoint.name} is an LTX-{version} checkpoint (preset {_preset_of(version)!r}), "
+            f"not LTX-{info.version}")
+
+
 def _resolve_split_25(info: PresetInfo, model_dir: Path, found: list[str]) -> RealModelLocation:
     """LTX-2.5's official files: all present, or ``ModelFilesMissing`` naming the ones found."""
     parts = [("transformer", find_file(model_dir, TRANSFORMER_FOLDER_25, info.single_file_names))]
     parts += [(component, find_file(model_dir, folder, names)) for component, folder, names in SPLIT_FILES_25]
     present = [(component, path) for component, path in parts if path is not None]
-    if len(present) == len(parts):
+    refused = _another_generation(info, parts[0][1]) if parts[0][1] is not None else ""
+    if refused:
+        found.append(refused)
+    elif len(present) == len(parts):
         return RealModelLocation("split", present[0][1], files=tuple(present))
-    if present:
-        missing = [component for component, path in parts if path is None]
+    missing = [component for component, path in parts if path is None]
+    if present and missing:
         found.append(", ".join(p.name for _, p in present) + f" but no {', '.join(missing)} file")
     raise ModelFilesMissing(missing_files_message(info, model_dir, "; ".join(found)))

@@ -67,8 +67,8 @@ def version_from_metadata(metadata: dict) -> str | None:
     """The LTX generation an official checkpoint's metadata declares (``model_version`` "2.5.0"
     -> "2.5", else the 2.5 transformer flags in its ``config``), or ``None`` when it says nothing."""
     declared = str(metadata.get("model_version") or "")
-    if declared:
-        parts = declared.lstrip("v").split(".")
+    if declared:  # "2.5.0", "2.3.rc1", "2.4-rc2" (ltx-pipelines reads "-" as ".")
+        parts = declared.lstrip("v").replace("-", ".").split(".")
         if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
             return f"{int(parts[0])}.{int(parts[1])}"
     config = metadata.get("config")
@@ -83,18 +83,46 @@ def version_from_metadata(metadata: dict) -> str | None:
     return None
 
 
-def checkpoint_version(path: Path) -> str | None:
-    """The LTX generation of an official checkpoint file, from its header alone."""
-    header = read_safetensors_header(path)
-    version = version_from_metadata(header.get("__metadata__") or {})
-    if version:
-        return version
-    keys = [k for k in header if k != "__metadata__"]
-    if any(m in k for k in keys for m in ("prompt_adaln_single", "video_aggregate_embed", "bwe_generator")):
+MARKERS_23 = ("prompt_adaln_single", "video_aggregate_embed", "bwe_generator")
+# What only a combined LTX-2.3 checkpoint holds, never an LTX-2.5 transformer file (whose names are
+# 2.0's and, as diffusers reads the 2.5 checkpoint, may include prompt_adaln_single).
+COMBINED_MARKERS_23 = ("video_aggregate_embed", "bwe_generator")
+
+
+def version_from_tensor_names(keys) -> str | None:
+    """"2.3" when a 2.3 marker is there (prompt AdaLN, per-modality text projection, BWE vocoder),
+    "2.0" for other ``model.diffusion_model.`` tensors, else ``None``."""
+    keys = [k for k in keys if k != "__metadata__"]
+    if any(m in k for k in keys for m in MARKERS_23):
         return "2.3"
     if any(k.startswith("model.diffusion_model.") for k in keys):
         return "2.0"
     return None
+
+
+def checkpoint_version(path: Path) -> str | None:
+    """The LTX generation of an official checkpoint file, from its header alone."""
+    header = read_safetensors_header(path)
+    return version_from_metadata(header.get("__metadata__") or {}) or version_from_tensor_names(header)
+
+
+def other_generation(path: Path, expected: str, known: tuple[str, ...]) -> str | None:
+    """The generation of official file ``path`` when it is told and is not ``expected``, else ``None``.
+
+    The metadata's generation counts when it is one of ``known`` (a version no preset has, "2.4"
+    say, is left to the tensor names); else the tensor names'. For an LTX-2.5 transformer file only
+    a combined 2.3 checkpoint's markers count (by its names it would read "2.0"). A file whose
+    generation cannot be told (no header, no LTX tensors) is never refused.
+    """
+    header = read_safetensors_header(path)
+    version = version_from_metadata(header.get("__metadata__") or {})
+    if version not in known:
+        keys = [k for k in header if k != "__metadata__"]
+        if expected == "2.5":
+            version = "2.3" if any(m in k for k in keys for m in COMBINED_MARKERS_23) else None
+        else:
+            version = version_from_tensor_names(keys)
+    return version if version not in (None, expected) else None
 
 
 def diffusers_dir_version(path: Path) -> str | None:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.model_files import ModelFilesMissing, resolve_real_model
+from core.model_files import ModelFilesMissing, RealModelLocation, resolve_real_model
 from core.presets import PRESETS
 from tests.unit.engine._official_25 import AUDIO_VAE, TEXT_ENCODER, TRANSFORMER, VIDEO_VAE, write_official_25
 from worker.engine.model.packed_gemma import gemma_key
@@ -128,8 +128,14 @@ def test_another_generation_or_missing_weights_are_refused(official25, toy25, tm
     _copy_dir(model_dir, older, skip={TRANSFORMER})
     (older / TRANSFORMER).parent.mkdir(parents=True, exist_ok=True)
     save_file(transformer, str(older / TRANSFORMER), metadata={"model_version": "2.3.0"})
+    with pytest.raises(ModelFilesMissing, match=r"is an LTX-2\.3 checkpoint \(preset 'ltx-2\.3'\), not LTX-2\.5"):
+        _load(older, toy25)  # the preflight's refusal; the loader says it too when called without it
+    unchecked = RealModelLocation("split", older / TRANSFORMER, files=tuple(
+        (component, older / relative) for component, relative in (("transformer", TRANSFORMER),
+                                                                  ("text_encoder", TEXT_ENCODER),
+                                                                  ("vae", VIDEO_VAE), ("audio_vae", AUDIO_VAE))))
     with pytest.raises(CheckpointMismatch, match=r"LTX-2\.3 transformer .* use --preset ltx-2\.3"):
-        _load(older, toy25)
+        load_split_pipeline(PRESETS["ltx-2.5"], unchecked, dtype=torch.float32, component_configs=_toy_configs(toy25))
 
     gemma3 = tmp_path / "gemma3"
     gemma3.mkdir()
