@@ -242,11 +242,79 @@ SCHEDULER: dict[str, Any] = {
 
 # LTX-2.5 ("22b", like 2.3): the 2.3 flags, no video feed-forward bias and a timestep-free prompt
 # modulation (ltx-core's LTXModelConfigurator: ff_bias, use_prompt_adaln_single; CHANGELOG 1.2.0).
-# Its conv video VAE and 48 kHz BWE vocoder are taken as 2.3's: the 2.5 files carry their own
-# config in their metadata, which a loader must prefer (docs/corrections.md, "LTX-2.5").
+# Its conv video VAE and 48 kHz BWE vocoder are taken as 2.3's. These tables are the fallback only:
+# the official 2.5 files carry their config in their metadata, which ``single_file_25`` reads
+# (the ``*_FROM_METADATA`` rows below; docs/corrections.md, "LTX-2.5").
 LTX25_FLAGS = {**LTX23_FLAGS, "ff_bias": False, "audio_ff_bias": True, "use_prompt_adaln_single": False}
 VIDEO_VAE["2.5"] = VIDEO_VAE["2.3"]
 VOCODER["2.5"] = VOCODER["2.3"]
+
+
+# The official files' ``config`` metadata (ltx-core's layout) -> diffusers: rows of (ltx-core key,
+# diffusers key, the default ltx-core's configurators use when the key is absent). Read in ltx-core
+# ``model/transformer/model_configurator.py`` (section "transformer"),
+# ``text_encoders/gemma/embeddings_connector.py`` (the connectors, same section, keys ``connector_*``
+# and ``audio_connector_*``), ``model/audio_vae/model_configurator.py`` ("audio_vae": its
+# ``model.params.ddconfig``; "vocoder": ``vocoder`` and ``bwe``). What ltx-core does not read from the
+# config (patch sizes, scale factors, timestep multipliers, ...) stays the table's.
+TRANSFORMER_FROM_METADATA: tuple[tuple[str, str, Any], ...] = (
+    ("num_layers", "num_layers", 48),
+    ("num_attention_heads", "num_attention_heads", 32),
+    ("attention_head_dim", "attention_head_dim", 128),
+    ("in_channels", "in_channels", 128),
+    ("out_channels", "out_channels", 128),
+    ("cross_attention_dim", "cross_attention_dim", 4096),
+    ("norm_eps", "norm_eps", 1e-6),
+    ("audio_num_attention_heads", "audio_num_attention_heads", 32),
+    ("audio_attention_head_dim", "audio_attention_head_dim", 64),
+    ("audio_in_channels", "audio_in_channels", 128),
+    ("audio_out_channels", "audio_out_channels", 128),
+    ("audio_cross_attention_dim", "audio_cross_attention_dim", 2048),
+    ("positional_embedding_theta", "rope_theta", 10000.0),
+    ("rope_type", "rope_type", "split"),
+    ("apply_gated_attention", "gated_attn", False),
+    ("apply_gated_attention", "audio_gated_attn", False),
+    ("cross_attention_adaln", "cross_attn_mod", False),
+    ("cross_attention_adaln", "audio_cross_attn_mod", False),
+    ("use_prompt_adaln_single", "use_prompt_adaln_single", True),
+    ("ff_bias", "ff_bias", True),
+    ("audio_ff_bias", "audio_ff_bias", True),
+    ("use_keyframes_abs_pos_embedding", "use_keyframes_abs_pos_embedding", False),
+)
+# Each side's connector: ``connector_<key>`` (the audio side: ``audio_connector_<key>``, else the
+# video side's) -> ``<side>_connector_<key>``.
+CONNECTOR_FROM_METADATA: tuple[tuple[str, Any], ...] = (
+    ("num_attention_heads", 30), ("attention_head_dim", 128), ("num_layers", 2))
+AUDIO_VAE_FROM_METADATA: tuple[tuple[str, str, Any], ...] = (
+    ("ch", "base_channels", 128),
+    ("out_ch", "output_channels", 2),
+    ("ch_mult", "ch_mult", (1, 2, 4)),
+    ("num_res_blocks", "num_res_blocks", 2),
+    ("attn_resolutions", "attn_resolutions", (8, 16, 32)),
+    ("in_channels", "in_channels", 2),
+    ("resolution", "resolution", 256),
+    ("z_channels", "latent_channels", 8),
+    ("norm_type", "norm_type", "pixel"),
+    ("causality_axis", "causality_axis", "height"),
+    ("dropout", "dropout", 0.0),
+    ("mid_block_add_attention", "mid_block_add_attention", True),
+    ("double_z", "double_z", True),
+)
+# The vocoder and its bandwidth extender (diffusers key prefixed ``bwe_`` for the latter).
+VOCODER_FROM_METADATA: tuple[tuple[str, str, Any], ...] = (
+    ("upsample_initial_channel", "hidden_channels", 1024),
+    ("upsample_rates", "upsample_factors", [6, 5, 2, 2, 2]),
+    ("upsample_kernel_sizes", "upsample_kernel_sizes", [16, 15, 8, 4, 4]),
+    ("resblock_kernel_sizes", "resnet_kernel_sizes", [3, 7, 11]),
+    ("resblock_dilation_sizes", "resnet_dilations", [[1, 3, 5], [1, 3, 5], [1, 3, 5]]),
+    ("activation", "act_fn", "snake"),
+    ("use_bias_at_final", "final_bias", True),
+)
+# ltx-core's video VAE blocks (``encoder_blocks`` / ``decoder_blocks``) -> diffusers' sampling types.
+ENCODER_DOWNSAMPLES = {"compress_space_res": "spatial", "compress_time_res": "temporal",
+                       "compress_all_res": "spatiotemporal"}
+DECODER_UPSAMPLES = {"compress_space": "spatial", "compress_time": "temporal", "compress_all": "spatiotemporal"}
+SAMPLING_STRIDES = {"spatial": (1, 2), "temporal": (2, 1), "spatiotemporal": (2, 2)}  # (time, space)
 
 
 def transformer_config(version: str, num_layers: int) -> dict[str, Any]:
