@@ -1,5 +1,6 @@
 """``avlora bench train --preset P [--random-weights] --size WxHxF [--steps N] [--json]``,
-``avlora bench preprocess --preset P --size WxHxF [--json]`` and
+``avlora bench preprocess --preset P --size WxHxF [--json]``,
+``avlora bench preprocess --preset P [--random-weights] --clips DIR | --generate N [--json]`` and
 ``avlora bench run --preset P [--random-weights] --size WxHxF --steps N --checkpoints K [--json]``.
 
 Times LoRA training steps of the transformer on synthetic latents: median seconds per step after
@@ -9,12 +10,15 @@ run). ``--random-weights`` builds the full-size model with random weights direct
 in bf16 (no model files needed). ``--baseline`` times the straightforward diffusers + peft step
 (no engine levers) for comparison; ``--low-vram`` the int8 base + 8-bit AdamW configuration.
 ``bench preprocess`` times video VAE encodes and caption embeddings (Gemma-3 + connectors) per
-second. ``bench run`` runs the real ``avlora train`` path end to end (the sanity preset shortened
-to N steps and K checkpoints, a synthetic preprocessed dataset) and reports the wall time of
-each phase: model build or load, text encoding, compile and CUDA-graph capture, training steps,
-checkpoint writes, validation sampling (denoising, VAE decode, audio decode, mp4/wav writing)
-and the total. Exit status: 0 on success, 1 when the step does not fit in memory (or the run
-did not complete), 2 for bad arguments.
+second; with ``--clips DIR`` (or ``--generate N`` real-sized test clips) it runs the real
+``avlora preprocess`` path over a folder of clips and reports clips per second and each phase's
+time (decode, resize, VAE encodes, audio, captions, cache writes). ``bench run`` runs the real
+``avlora train`` path end to end (the sanity preset shortened to N steps and K checkpoints, a
+synthetic preprocessed dataset) and reports the wall time of each phase: model build or load,
+text encoding, compile and CUDA-graph capture, training steps, checkpoint writes, validation
+sampling (denoising, VAE decode, audio decode, mp4/wav writing) and the total. Exit status: 0 on
+success, 1 when the step does not fit in memory (or the run did not complete, or a clip could not
+be preprocessed), 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -85,13 +89,35 @@ def register(subparsers) -> None:
 
 
 def _register_preprocess(kinds) -> None:
-    pre = kinds.add_parser("preprocess", help="time VAE encodes and caption embeddings")
+    pre = kinds.add_parser(
+        "preprocess", help="time preprocessing: a folder of clips (--clips/--generate), or VAE encodes and captions",
+        description="Without --clips or --generate: time video VAE encodes of random pixels and caption embeddings. "
+                    "With them: run the real `avlora preprocess` path over every clip of a folder into a fresh "
+                    ".precomputed cache and report clips per second and where the time goes, phase by phase.")
     pre.add_argument("--preset", default="ltx-2.3", help=f"{PRESET_HELP} (full size: random weights)")
-    pre.add_argument("--size", default="512x512x49", help="clip size WxHxF (default 512x512x49)")
-    pre.add_argument("--repeats", type=int, default=5, help="timed repeats (default 5)")
+    pre.add_argument("--size", default="512x512x49", help="clip size WxHxF (default 512x512x49; not with --clips)")
+    pre.add_argument("--repeats", type=int, default=5, help="timed repeats (default 5; not with --clips)")
+    pre.add_argument("--clips", default=None, metavar="DIR",
+                     help="preprocess every video in DIR (a DIR/<clip>.txt is its caption); with --generate the "
+                          "generated clips are written into DIR and kept")
+    pre.add_argument("--generate", type=int, default=0, metavar="N",
+                     help="first write N test clips (H.264 + AAC speech-like audio; default a temporary folder)")
+    pre.add_argument("--generate-size", default="1920x1080", metavar="WxH", help="generated clips' size (default 1920x1080)")
+    pre.add_argument("--generate-fps", type=int, default=30, help="generated clips' frame rate (default 30)")
+    pre.add_argument("--generate-seconds", type=float, default=3.0, help="generated clips' length (default 3)")
+    pre.add_argument("--buckets", default=None, help="with --clips: the resolution buckets (default: the studio's, "
+                                                     "512x512x49;512x512x89)")
+    pre.add_argument("--random-weights", action="store_true",
+                     help="with --clips: full-size VAEs, Gemma and connectors with random weights (no files)")
+    pre.add_argument("--decode", action="store_true",
+                     help="with --clips: also write the decoded previews, as the studio's preprocess job does")
+    pre.add_argument("--out", default=None, help="with --clips: keep the cache here (default: a temporary folder)")
+    pre.add_argument("--progress", action="store_true", help="with --clips: print each clip to stderr as it goes")
     pre.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
     pre.add_argument("--json", action="store_true", help="print the result as JSON")
     pre.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
+    pre.add_argument("--model-dir", default=None, help="with --clips: MODEL_DIR for real weights "
+                                                       "(default: AVLORA_MODEL_DIR)")
     pre.set_defaults(func=run_preprocess)
 
 
@@ -233,6 +259,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_preprocess(args: argparse.Namespace) -> int:
     """Handle ``avlora bench preprocess``; returns the exit status."""
+    if args.clips is not None or args.generate:
+        return run_preprocess_clips(args)
     from core.config import Settings
     from core.presets import UnknownPreset
     from worker.engine.bench.preprocess import bench_preprocess
@@ -256,6 +284,35 @@ def run_preprocess(args: argparse.Namespace) -> int:
             f"(peak {result.text_peak_memory_bytes / 2**30:.2f} GiB)"
         )
     return 0
+
+
+def run_preprocess_clips(args: argparse.Namespace) -> int:
+    """Handle ``avlora bench preprocess --clips DIR`` / ``--generate N``; returns the exit status."""
+    from core.config import Settings
+    from core.model_files import ModelFilesMissing
+    from core.presets import UnknownPreset
+    from core.recipe.buckets import DEFAULT_BUCKETS_STRING
+    from worker.engine.bench.clip_phases import clips_table
+    from worker.engine.bench.preprocess_clips import ClipsBenchSpec, bench_preprocess_clips
+    from worker.engine.data.preprocess import PreprocessError
+
+    settings = Settings()
+    try:
+        width, height = (int(v) for v in args.generate_size.lower().split("x"))
+        spec = ClipsBenchSpec(
+            preset=args.preset, clips=args.clips, generate=args.generate, generate_size=(width, height),
+            generate_fps=args.generate_fps, generate_seconds=args.generate_seconds,
+            buckets=args.buckets or DEFAULT_BUCKETS_STRING, random_weights=args.random_weights, decode=args.decode,
+            device=args.device, output_dir=args.out,
+            progress=(lambda i, n, m: print(f"[{i}/{n}] {m}", file=sys.stderr, flush=True)) if args.progress else None,
+        )
+        result = bench_preprocess_clips(spec, data_dir=args.data_dir or settings.data_dir,
+                                        model_dir=args.model_dir or settings.model_dir)
+    except (ValueError, UnknownPreset, ModelFilesMissing, PreprocessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.to_dict(), indent=2) if args.json else clips_table(result.to_dict()))
+    return 0 if result.clips_ok == result.clips and not result.errors else 1
 
 
 def run_run(args: argparse.Namespace) -> int:
