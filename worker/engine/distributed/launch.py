@@ -118,6 +118,7 @@ class RankProcesses:
                                                start_new_session=True))
         self._cancel = threading.Event()
         self._signalled = False
+        self._ended: LaunchResult | None = None
 
     def log_path(self, rank: int) -> Path:
         return self.log_dir / f"rank-{rank}.log"
@@ -141,18 +142,20 @@ class RankProcesses:
 
     def check(self) -> LaunchResult | None:
         """One look at the ranks: how the run ended, or None while it goes on. Passes a cancel to
-        rank 0; ends the other ranks when one failed."""
+        rank 0; ends the other ranks when one failed. Once ended, the same result every time."""
+        if self._ended is not None:
+            return self._ended
         if self._cancel.is_set() and not self._signalled and self.procs[0].poll() is None:
             self.procs[0].send_signal(signal.SIGINT)
             self._signalled = True
         codes = [proc.poll() for proc in self.procs]
-        if all(code is not None for code in codes):
-            return self._result(codes, [])
         failed = [RankEnding(r, c) for r, c in enumerate(codes) if c not in (None, 0, CANCELLED_EXIT)]
         if failed:
             self.terminate()
-            return self._result([proc.returncode for proc in self.procs], failed)
-        return None
+            self._ended = self._result([proc.returncode for proc in self.procs], failed)
+        elif all(code is not None for code in codes):
+            self._ended = self._result(codes, [])
+        return self._ended
 
     def wait(self) -> LaunchResult:
         """Watch the ranks until all have ended; end the rest when one fails."""
@@ -177,21 +180,22 @@ class RankProcesses:
                 return LaunchResult("completed", 0, endings=endings)
             return LaunchResult("cancelled", CANCELLED_EXIT, "the run was cancelled; --resume continues it",
                                 endings=endings)
-        first = next((e for e in failed if e.returncode < 0), failed[0])  # a killed rank is the cause
-        if first.rank == 0 and first.returncode > 0 and len(failed) == 1:  # rank 0 said why itself
-            return LaunchResult("failed", first.returncode, self._error_of_rank0(), endings=endings)
+        killed = [e for e in failed if e.returncode < 0]  # a killed rank is the cause
+        if not killed and failed[0].rank == 0:  # rank 0 failed and said why (the others then lost it)
+            return LaunchResult("failed", failed[0].returncode, self._error_of_rank0(), endings=endings)
+        first = killed[0] if killed else failed[0]
         tail = self.log_tail(first.rank) if first.rank else ""
         message = (f"{first.describe()}; the other ranks were ended. The run is interrupted: --resume continues "
                    f"from its latest checkpoint.")
         return LaunchResult("interrupted", 1, message + (f"\n{tail}" if tail else ""), endings=endings)
 
     def _error_of_rank0(self) -> str:
-        """Rank 0's last ``error:`` line where its output was captured (else it was printed)."""
+        """Rank 0's last ``error:`` line (or last line) where its output was captured (else it was printed)."""
         if not self.log_path(0).exists():
             return ""
-        errors = [line for line in self.log_path(0).read_text(errors="replace").splitlines()
-                  if line.startswith("error: ")]
-        return errors[-1][len("error: "):] if errors else ""
+        lines = [line for line in self.log_path(0).read_text(errors="replace").splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error: ")]
+        return errors[-1][len("error: "):] if errors else (lines[-1] if lines else "")  # else a traceback's last line
 
     def log_tail(self, rank: int) -> str:
         try:
