@@ -109,7 +109,11 @@ def _rows(run_id: int):
 
 
 def test_preprocess_train_cancel_and_job_requests_on_a_real_worker(production_env, tmp_path, tmp_path_factory):
-    from tests.integration.worker_scenarios import cancel_during_set_up, checkpoint_now_and_sample_now
+    from tests.integration.worker_scenarios import (
+        cancel_during_set_up,
+        checkpoint_now_and_sample_now,
+        two_processes_cancel_and_kill,
+    )
     from tests.media_factory import MediaFactory
 
     media = MediaFactory(tmp_path_factory.mktemp("media"))
@@ -142,6 +146,7 @@ def test_preprocess_train_cancel_and_job_requests_on_a_real_worker(production_en
         assert [step for step, _ in checkpoints] == [job["step"]]  # saved where it stopped: resume continues
 
         checkpoint_now_and_sample_now(client, data_dir, dataset_id)
+        two_processes_cancel_and_kill(client, data_dir, dataset_id)
         cancel_during_set_up(client, data_dir, dataset_id)
     # the worker's log through all this says what it did, without noise nobody can act on
     log = (tmp_path / "worker.log").read_text()

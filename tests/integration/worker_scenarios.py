@@ -3,6 +3,8 @@ by ``test_training_jobs.test_preprocess_train_cancel_and_job_requests_on_a_real_
 one worker, one probe and one preprocess serve them all.
 
 - :func:`checkpoint_now_and_sample_now`: "checkpoint now" and "sample now" on a running training.
+- :func:`two_processes_cancel_and_kill`: a run on two processes (issue 18) cancelled, and another
+  whose rank 1 is killed with SIGKILL.
 - :func:`cancel_during_set_up`: cancel is honoured within seconds while a training sets up.
   Before its first step a run loads the model, encodes its validation prompts and samples the
   base model at step 0; on a real model that takes minutes, and a cancel used to wait for it
@@ -12,6 +14,8 @@ one worker, one probe and one preprocess serve them all.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -84,3 +88,48 @@ def cancel_during_set_up(client, data_dir: Path, dataset_id: int) -> None:
     job = _wait(lambda: (j := _job(client, short["job_id"]))["status"] in ("succeeded", "failed") and j,
                 90, "the next run to finish")
     assert job["status"] == "succeeded", job
+
+
+def _rank_pids(run_id: int) -> dict[int, int]:
+    """``rank -> pid`` of the live rank processes of run ``run_id`` (read from /proc)."""
+    ranks = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            environ = dict(v.split(b"=", 1) for v in (proc / "environ").read_bytes().split(b"\0") if b"=" in v)
+            state = (proc / "stat").read_text().split()[2]
+        except (OSError, ValueError):
+            continue
+        if f"/runs/{run_id}/ranks/".encode() in environ.get(b"AVLORA_CONTROL_FILE", b"") and state != "Z":
+            ranks[int(environ[b"RANK"])] = int(proc.name)
+    return ranks
+
+
+def _two_process_run(client, dataset_id: int) -> dict:
+    config = _config(client, dataset_id, steps=5000, interval=2500)
+    config["optimization"]["num_processes"] = 2
+    created = client.post("/api/v1/runs", json={"dataset_id": dataset_id, "config": config})
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def two_processes_cancel_and_kill(client, data_dir: Path, dataset_id: int) -> None:
+    run = _two_process_run(client, dataset_id)
+    _wait(lambda: _job(client, run["job_id"])["step"] >= 3, 90, "the two-process training to reach step 3")
+    assert sorted(_rank_pids(run["id"])) == [0, 1]
+    log = [line["text"] for line in client.get(f"/api/v1/jobs/{run['job_id']}/log").json()]
+    assert "Training on 2 processes (cpu, gloo); global batch 2." in log
+    asked = time.monotonic()
+    assert client.post(f"/api/v1/jobs/{run['job_id']}/cancel").json()["status"] == "cancelling"
+    job = _wait_final(client, run["job_id"], timeout=30)
+    assert job["status"] == "cancelled" and time.monotonic() - asked < 20, job
+    (step, files), = _rows(run["id"])[0]  # rank 0 checkpointed where the run stopped
+    assert step == job["step"] and (data_dir / files["state"]).is_file()
+    _wait(lambda: not _rank_pids(run["id"]), 10, "every rank to end")
+
+    killed = _two_process_run(client, dataset_id)
+    _wait(lambda: _job(client, killed["job_id"])["step"] >= 3, 90, "the second two-process training")
+    os.kill(_rank_pids(killed["id"])[1], signal.SIGKILL)
+    job = _wait_final(client, killed["job_id"], timeout=30)
+    assert job["status"] == "interrupted", job
+    assert "rank 1 was killed by SIGKILL; the other ranks were ended" in job["error"], job
+    _wait(lambda: not _rank_pids(killed["id"]), 10, "rank 0 to be ended too")
