@@ -207,3 +207,17 @@ def test_take_rows_keeps_this_ranks_rows_of_every_batch_tensor():
     mine = take_rows(batch, slice(2, 4), 4)
     assert mine.video.flatten().tolist() == [2.0, 3.0] and mine.text_mask.shape == (2, 2)
     assert mine.latent_frames == 1 and mine.audio is None
+
+
+def test_the_engine_also_runs_under_torchrun(tmp_path, engine_data_dir, dataset):
+    config = _config(tmp_path / "run", dataset, batch_size=1, steps=2)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "avlora.cli", "train", str(_write(config, tmp_path / "run.yaml")), "--json", "--device", "cpu",
+               "--data-dir", str(engine_data_dir)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    steps = [e["step"] for e in _events(done.stdout, "progress")]
+    assert steps == [1, 2]  # torchrun prints every rank's output: only rank 0 reports
+    saved = yaml.safe_load((tmp_path / "run" / "training_config.yaml").read_text())
+    assert saved["optimization"]["num_processes"] == 2
