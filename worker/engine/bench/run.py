@@ -59,6 +59,7 @@ class RunBenchSpec:
     device: str | None = None
     output_dir: str | None = None
     echo: Callable[[str], None] | None = None  # told a line as each phase ends
+    samples: bool = True  # False: no validation samples (the training steps alone: the scaling bench)
 
 
 @dataclass
@@ -90,6 +91,8 @@ class RunBenchResult:
     intervals: list[list] = field(default_factory=list)  # every phase mark's [name, seconds, step, sample]
     logs: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)
+    processes: int = 1  # ranks training the run together (worker.engine.distributed); this is rank 0's view
+    tokens_per_step: int = 0  # video + audio tokens of one step's global batch
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -135,6 +138,8 @@ def bench_run_config(spec: RunBenchSpec, output_dir: Path, precomputed: Path):
         raise ValueError(f"checkpoints must be between 1 and the steps ({spec.steps}), got {spec.checkpoints}")
     size = "x".join(str(v) for v in spec.size)
     validation: dict = {"video_dims": spec.size}
+    if not spec.samples:
+        validation.update(at_checkpoints=False, interval=None)
     if spec.inference_steps is not None:
         validation["inference_steps"] = spec.inference_steps
     if spec.prompts is not None:
@@ -182,18 +187,23 @@ def bench_run(spec: RunBenchSpec, *, data_dir=None, model_dir=None) -> RunBenchR
     """
     from core.presets import get_preset
     from worker.engine.bench.suite import environment
+    from worker.engine.distributed.group import rank_device, rank_from_env
     from worker.engine.model.loading import default_device, default_dtype
 
     info = get_preset(spec.preset)
     if info.is_toy and data_dir is None:
         raise ValueError("data_dir is needed to load the toy")
     device = spec.device or default_device()
+    rank = rank_from_env()  # one of several processes: its own GPU, its own copy of the (seeded) data
+    if rank is not None:
+        device = rank_device(rank, device)
     dtype = default_dtype(device)
     with _run_folder(spec.output_dir) as folder:
         prepared = time.perf_counter()
         model = transformer_config(spec.preset, random_weights=spec.random_weights, data_dir=data_dir,
                                    model_dir=model_dir)
-        precomputed = write_synthetic_precomputed(folder / "data", model, spec.size, spec.clips,
+        data_name = "data" if rank is None else f"data-rank-{rank.rank}"
+        precomputed = write_synthetic_precomputed(folder / data_name, model, spec.size, spec.clips,
                                                   info.max_sequence_length)
         config = bench_run_config(spec, folder / "run", precomputed)
         prepare_s = time.perf_counter() - prepared
@@ -213,4 +223,14 @@ def bench_run(spec: RunBenchSpec, *, data_dir=None, model_dir=None) -> RunBenchR
             output_dir=str(folder / "run") if spec.output_dir is not None else "",
             files=_written_files(folder / "run"), logs=callbacks.logs, environment=environment(),
             intervals=[[i.name, i.seconds, i.step, i.sample] for i in callbacks.intervals],
+            processes=rank.world if rank else 1,
+            tokens_per_step=(rank.world if rank else 1) * config.optimization.batch_size * _clip_tokens(precomputed),
         )
+
+
+def _clip_tokens(precomputed: Path) -> int:
+    """Video + audio tokens of one synthetic clip (every clip has the same shape)."""
+    first = sorted((precomputed / "latents").glob("*.pt"))[0]
+    video = torch.load(first)["latents"]
+    audio = torch.load(precomputed / "audio_latents" / first.name)["latents"]
+    return int(video[0].numel() + audio.shape[1])

@@ -146,7 +146,24 @@ def _register_run(kinds) -> None:
     run.add_argument("--progress", action="store_true", help="print each phase's time to stderr as it ends")
     run.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
     run.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
+    run.add_argument("--no-samples", action="store_true",
+                     help="no validation samples: the training steps alone (what `bench scaling` times)")
     run.set_defaults(func=run_run)
+
+    scaling = kinds.add_parser("scaling", help="tokens/s and scaling efficiency of one run on 1, 2, 4... processes",
+                               description="Run `avlora bench run --no-samples` once per process count, each as "
+                                           "that many ranks (one GPU each, or gloo on the CPU), and report tokens "
+                                           "per second and the scaling efficiency against one process.")
+    scaling.add_argument("--processes", default="1,2", help="process counts, comma-separated (default 1,2)")
+    scaling.add_argument("--preset", default="ltx-2.3", help=f"{PRESET_HELP} (default ltx-2.3)")
+    scaling.add_argument("--random-weights", action="store_true", help="full-size model with random weights")
+    scaling.add_argument("--size", default="512x512x49", help="clip size WxHxF (default 512x512x49)")
+    scaling.add_argument("--steps", type=int, default=20, help="training steps per count (default 20)")
+    scaling.add_argument("--device", default="cuda", help="cuda (one GPU per process) | cpu (default cuda)")
+    scaling.add_argument("--json", action="store_true", help="print the result as JSON")
+    scaling.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
+    scaling.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
+    scaling.set_defaults(func=run_scaling)
 
 
 def _ratio(text: str) -> float:
@@ -335,6 +352,7 @@ def run_run(args: argparse.Namespace) -> int:
             checkpoints=args.checkpoints, run_preset=args.run_preset, inference_steps=args.inference_steps,
             prompts=args.prompts, clips=args.clips, device=args.device, output_dir=args.out,
             echo=(lambda line: print(line, file=sys.stderr, flush=True)) if args.progress else None,
+            samples=not args.no_samples,
         )
         result = bench_run(spec, data_dir=args.data_dir or settings.data_dir, model_dir=model_dir)
     except (ValueError, UnknownPreset, ModelFilesMissing) as exc:
@@ -345,6 +363,34 @@ def run_run(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(result.to_dict(), indent=2) if args.json else run_table(result.to_dict()))
     return 0 if result.status == "completed" else 1
+
+
+def run_scaling(args: argparse.Namespace) -> int:
+    """Handle ``avlora bench scaling``; returns the exit status."""
+    from core.config import Settings
+    from worker.engine.bench.scaling import bench_scaling, scaling_table
+
+    try:
+        counts = [int(part) for part in args.processes.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        print(f"error: --processes takes counts like 1,2,4, got {args.processes!r}", file=sys.stderr)
+        return 2
+    if args.device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.device_count() < max(counts):
+            print(f"error: {max(counts)} processes need {max(counts)} GPUs; this host has "
+                  f"{torch.cuda.device_count()} (on the CPU: --device cpu)", file=sys.stderr)
+            return 2
+    settings = Settings()
+    result = bench_scaling(counts, preset=args.preset, size=args.size, steps=args.steps, device=args.device,
+                           random_weights=args.random_weights, data_dir=args.data_dir or settings.data_dir,
+                           model_dir=args.model_dir or settings.model_dir,
+                           echo=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(result.to_dict(), indent=2) if args.json else scaling_table(result.to_dict()))
+    return 0 if all(p.status == "completed" for p in result.points) else 1
 
 
 def run_table(result: dict) -> str:
