@@ -125,13 +125,17 @@ def worker_to_dict(row: Worker) -> dict[str, Any]:
 
 
 def waiting_for(job: Job, served: set[str] | None = None) -> str | None:
-    """Why a queued job is not taken, when no live worker serves its queue (None otherwise).
+    """Why a queued job is not taken: a worker gave it back saying why, or no live worker serves
+    its queue (None otherwise).
 
     ``served`` is :func:`served_queues` when the caller has it; else it is read through the
     job's own session.
     """
     if job.status != JobStatus.queued.value:
         return None
+    given_back = (job.result or {}).get("waiting")  # a worker gave it back (e.g. too few GPUs on its host)
+    if given_back:
+        return given_back
     if served is None:
         session = object_session(job)
         if session is None:

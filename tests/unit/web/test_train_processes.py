@@ -34,7 +34,8 @@ def test_a_two_process_run_trains_and_writes_its_rows_once(api, media, migrated_
     assert api.get(run["checkpoints"][-1]["downloads"]["comfy"]).status_code == 200
 
 
-def test_a_host_with_too_few_gpus_gives_the_job_back_to_the_queue(api, media, monkeypatch, migrated_env):
+def test_a_host_with_too_few_gpus_gives_the_job_back_to_the_queue(api, browser_client, media, monkeypatch,
+                                                                 migrated_env):
     import worker.handlers.train_ranks as train_ranks
 
     monkeypatch.setattr(train_ranks, "host_gpu_indices", lambda: [0])  # a one-GPU host
@@ -43,6 +44,9 @@ def test_a_host_with_too_few_gpus_gives_the_job_back_to_the_queue(api, media, mo
     job = api.get(f"/api/v1/jobs/{created['job_id']}").json()
     assert job["status"] == "queued"
     assert "trains on 2 GPUs of one host; this worker's host has 1" in job["message"]
+    assert job["waiting_for"] == job["message"]  # the jobs page and the run page say what it waits for
+    page = browser_client.get(f"/runs/{created['id']}").text
+    assert "It waits for a worker on a host with 2 GPUs." in page
     assert api.get(f"/api/v1/runs/{created['id']}").json()["checkpoints"] == []
 
 
