@@ -270,6 +270,11 @@ class ValidationSettings(_Section):
         "trainer's default 3.0): above 1 each denoising step makes a third pass with the cross-modal attention off. "
         "1 turns it off: sampling takes about a third less time.",
     )
+    identity_guidance_scale: float = Field(
+        3.0, ge=0.0, le=20.0, description="reference_voice samples: identity guidance, as ComfyUI's "
+        "LTXVReferenceAudio applies it (its default 3): each step one more pass without the reference, and the "
+        "output pushed away from it by this much, towards the reference's voice. 0 turns it off.",
+    )
     variants: list[SampleVariant] = Field(
         default_factory=lambda: [VARIANT_LORA], min_length=1, max_length=len(SAMPLE_VARIANTS),
         description="What to sample: lora, base (LoRA off), lora-audio-off (LoRA on the video side only), and "

@@ -20,6 +20,9 @@ here denoising both streams from noise as ``LTX2Pipeline.__call__`` does, step f
   the negative prompt, and modality isolation (a pass with the cross-modal attentions off, at the
   spec's ``modality_scale``, 3 by default; none at 1), then ``rescale_noise_cfg`` at 0.7; the
   reference is in context in every pass; STG off, as the validation samples have it;
+- identity guidance as ComfyUI's ``LTXVReferenceAudio`` node applies it: with a reference and
+  ``spec.identity_guidance_scale`` above 0, one more pass without the reference each step, and the
+  guided estimate plus ``scale x (conditional with reference - conditional without)`` on both streams;
 - decoding as the pipeline does with its defaults (decode timestep 0, no decode noise):
   :func:`worker.engine.data.latents.decode_video` and :func:`~worker.engine.data.latents.decode_audio`.
 
@@ -133,6 +136,14 @@ class ReferenceSampler:
         audio_v = audio_v[:, audio_v.shape[1] - n_audio:]  # the reference's prediction is not output
         return video - video_v.float() * sigma, audio - audio_v.float() * sigma
 
+    def _identity(self, batch, video, audio, sigma, reference, spec: SampleSpec, video_c, audio_c):
+        """The identity guidance's push (video, audio), or None (no reference, or scale 0)."""
+        scale = spec.identity_guidance_scale
+        if reference is None or scale <= 0:
+            return None
+        video_n, audio_n = self._x0(batch, video, audio, sigma, None)
+        return scale * (video_c - video_n), scale * (audio_c - audio_n)
+
     @torch.no_grad()
     def denoise(self, spec: SampleSpec, reference: torch.Tensor | None = None, on_step=None):
         """``(batch, video tokens, audio tokens)`` denoised from ``spec.seed``'s noise, with
@@ -157,6 +168,7 @@ class ReferenceSampler:
             if on_step is not None:
                 on_step(index, sigma, audio.shape[1] + (0 if reference is None else reference.shape[1]))
             video_x0, audio_x0 = self._x0(batch, video, audio, sigma, reference)
+            identity = self._identity(batch, video, audio, sigma, reference, spec, video_x0, audio_x0)
             video_u = audio_u = None
             if negative is not None:
                 video_u, audio_u = self._x0(negative, video, audio, sigma, reference)
@@ -167,6 +179,8 @@ class ReferenceSampler:
                                spec.modality_scale)
             audio_x0 = _guided(audio_x0, audio_u, audio_i, spec.audio_guidance_scale, AUDIO_GUIDANCE_RESCALE,
                                spec.modality_scale)
+            if identity is not None:
+                video_x0, audio_x0 = video_x0 + identity[0], audio_x0 + identity[1]
             video = video_scheduler.step((video - video_x0) / sigma, t, video, return_dict=False)[0]
             audio = audio_scheduler.step((audio - audio_x0) / sigma, t, audio, return_dict=False)[0]
         return batch, video, audio

@@ -42,6 +42,7 @@ class SampleSpec:
     negative_prompt: str = ""
     stg_scale: float = 0.0
     modality_scale: float = 3.0  # the pipeline's default; 1 drops the third (modality-isolation) pass per step
+    identity_guidance_scale: float = 0.0  # with a reference in context (reference_sampling): 0 = no extra pass
 
 
 @dataclass

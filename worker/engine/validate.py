@@ -67,6 +67,7 @@ class ValidationPlan:
     variants: list[str]
     modality_scale: float = 3.0
     v2a_clips: int = 0
+    identity_guidance_scale: float = 3.0  # the reference variants only
 
     @property
     def prompt_variants(self) -> list[str]:
@@ -110,6 +111,7 @@ class ValidationPlan:
             audio_guidance_scale=self.audio_guidance_scale,
             negative_prompt=self.negative_prompt,
             modality_scale=self.modality_scale,
+            identity_guidance_scale=self.identity_guidance_scale,
         )
 
 
@@ -139,6 +141,7 @@ def plan_from_config(config: RunConfig) -> ValidationPlan:
         variants=plan_variants(config),
         modality_scale=v.modality_guidance_scale,
         v2a_clips=v.v2a_clips,
+        identity_guidance_scale=v.identity_guidance_scale,
     )
 
 

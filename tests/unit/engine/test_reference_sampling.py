@@ -111,3 +111,30 @@ def test_the_sampler_runs_with_no_lora_loaded(toy_pipeline, trainer):  # noqa: F
     reference = _tokens(trainer, trainer.dataset.names[1])
     sample = ReferenceSampler(toy_pipeline).generate(replace(SPEC, seed=7), reference)
     assert sample.audio.shape[1] > 0 and np.isfinite(sample.audio).all()
+
+
+def test_identity_guidance_adds_one_pass_without_the_reference_as_comfyui_does(trainer):  # noqa: F811
+    pairs = PairPlan.from_json((trainer.dataset.root / REFERENCE_PAIRS_NAME).read_text())
+    sampler = ReferenceSampler(trainer.pipe, trainer.prompt_cache)
+    reference = _tokens(trainer, pairs.pairs["clips/low_0.pt"])
+    spec = trainer.plan.spec(trainer.plan.prompts[0])
+    assert spec.identity_guidance_scale == 3.0  # validation.identity_guidance_scale, ComfyUI's default
+    calls = []
+    original = sampler._x0
+
+    def counted(batch, video, audio, sigma, ref):
+        calls.append(ref is not None)
+        return original(batch, video, audio, sigma, ref)
+
+    sampler._x0 = counted
+    guided = sampler.generate(spec, reference)
+    per_step = len(calls) // spec.num_inference_steps
+    # conditional, negative and modality-isolation passes with the reference, one more without it
+    assert calls[:per_step].count(False) == 1 and calls[:per_step].count(True) == per_step - 1
+    calls.clear()
+    plain = sampler.generate(replace(spec, identity_guidance_scale=0.0), reference)
+    assert False not in calls and len(calls) == (per_step - 1) * spec.num_inference_steps
+    assert np.abs(guided.audio - plain.audio).max() > 1e-4  # the push changes the sample
+    calls.clear()
+    sampler.generate(spec)  # no reference: no identity pass
+    assert False in calls and True not in calls and len(calls) == (per_step - 1) * spec.num_inference_steps
