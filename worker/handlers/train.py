@@ -219,6 +219,15 @@ def _gpu_name() -> str:
     return "cpu"
 
 
+def _ranks_label(world: int) -> str:
+    """What a run on ``world`` processes runs on, e.g. ``2 x NVIDIA H200`` or ``2 processes (cpu)``;
+    read with nvidia-smi: this process makes no CUDA context on a GPU the ranks may need."""
+    from worker.announce import visible_gpus
+
+    names = visible_gpus()
+    return f"{world} x {names[0]}" if names else f"{world} processes (cpu)"
+
+
 def _record_start(job_id: int, config: RunConfig, resume_step: int | None, gpu: str) -> None:
     """The job row's GPU, step and total, and the log's first line, before anything loads."""
     with session_scope() as session:
@@ -250,7 +259,8 @@ def train(ctx: JobContext, params: dict[str, Any]) -> dict | None:
         raise JobFailed(f"The preprocessed data of run #{run_id} is gone ({config.data.preprocessed_dir}): "
                         "preprocess the dataset again and start a new run.")
     resume_step = _reconcile_checkpoints(run_id, output_dir, data_dir)
-    gpu = _gpu_name()
+    world = config.optimization.num_processes
+    gpu = _gpu_name() if world == 1 else _ranks_label(world)
     _record_start(ctx.job_id, config, resume_step, gpu)
     cancel = JobCancelToken(ctx)
     recorder = RowRecorder(ctx, run_id, data_dir, cancel, gpu, clip_ids)

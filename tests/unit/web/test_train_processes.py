@@ -28,7 +28,7 @@ def test_a_two_process_run_trains_and_writes_its_rows_once(api, media, migrated_
                                                                         (4, "lora")]
     assert [m["step"] for m in run["metrics"]] == [1, 2, 3, 4]  # rank 0 reports each step once
     job = api.get(f"/api/v1/jobs/{created['job_id']}").json()
-    assert job["status"] == "succeeded" and job["step"] == 4
+    assert job["status"] == "succeeded" and job["step"] == 4 and job["gpu"] == "2 processes (cpu)"
     log = [line["text"] for line in api.get(f"/api/v1/jobs/{created['job_id']}/log").json()]
     assert "Training on 2 processes (cpu, gloo); global batch 2." in log
     assert api.get(run["checkpoints"][-1]["downloads"]["comfy"]).status_code == 200
