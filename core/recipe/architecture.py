@@ -66,10 +66,11 @@ LTX23_FULL_CONFIG: dict[str, Any] = {
     "perturbed_attn": True,
     "use_prompt_embeddings": False,
 }
-# LTX-2.5 keeps the 2.3 layout; its video feed-forward has no bias and its prompt cross-attention
-# modulation is a static per-layer table (no timestep MLP: no prompt_adaln / audio_prompt_adaln),
-# as ltx-core's LTXModelConfigurator reads a 2.5 checkpoint (ff_bias, use_prompt_adaln_single).
-LTX25_FULL_CONFIG: dict[str, Any] = {**LTX23_FULL_CONFIG, "ff_bias": False, "use_prompt_adaln_single": False}
+# LTX-2.5 keeps the 2.3 layout, prompt AdaLN included (the released files carry prompt_adaln_single);
+# its video feed-forward has no bias, and it adds the learned keyframe embedding, a parameter and no
+# module (nothing a LoRA can target), as ltx-core's LTXModelConfigurator reads the released 2.5
+# transformer's config (ff_bias, use_keyframes_abs_pos_embedding; docs/corrections.md, "LTX-2.5").
+LTX25_FULL_CONFIG: dict[str, Any] = {**LTX23_FULL_CONFIG, "ff_bias": False, "use_keyframes_abs_pos_embedding": True}
 MODEL_CONFIGS: dict[str, dict[str, Any]] = {
     "ltx-2.3": LTX23_FULL_CONFIG,
     "ltx-2": LTX2_FULL_CONFIG,

@@ -6,11 +6,12 @@ trainer reads it from the checkpoint since 1.2.0), so buckets stay ``WxHxF`` wit
 of 32 and F = 8k+1 (:data:`VAE_SCALE_FACTORS` pins this against :mod:`core.recipe.buckets`), the
 audio VAE reads the same 16 kHz log-mel, and captions are cut at the same 1,024 Gemma tokens.
 
-What differs is the transformer, so LoRA ``target_modules``: LTX-2.5 has no ``prompt_adaln`` /
-``audio_prompt_adaln`` (its prompt modulation is a fixed per-layer table) and a bias-free video
-feed-forward; LTX-2 has no gated attention and keeps the caption projection in the transformer.
-A target that reaches layers in another version but none in this one gets ``targets_other_version``
-with the reason. (A cache preprocessed for another version is refused where a run is queued: the
+What differs is the transformer, so LoRA ``target_modules``: LTX-2 has no gated attention and no
+prompt modulation (``prompt_adaln`` / ``audio_prompt_adaln``) and keeps the caption projection in
+the transformer. LTX-2.5 has every Linear of LTX-2.3 (its video feed-forward only lost its bias, which
+a LoRA does not train, and its keyframe embedding is a parameter, not a layer), so a target reaches
+the same layers in both. A target that reaches layers in another version but none in this one gets
+``targets_other_version`` with the reason. (A cache preprocessed for another version is refused where a run is queued: the
 text conditions come from another Gemma; see ``app/views/training_pages.py``.) Pure Python.
 """
 
@@ -34,8 +35,8 @@ assert set(VAE_SCALE_FACTORS.values()) == {(TEMPORAL_MULTIPLE, SPATIAL_MULTIPLE,
     "a version with another VAE compression needs model-aware bucket rules (core/recipe/buckets.py)")
 # Why a module a LoRA may name exists in one version and not another, by its top-level name.
 WHY_ABSENT = {
-    "prompt_adaln": "LTX-2.5 modulates the prompt cross-attention with a fixed per-layer table (no timestep MLP), "
-                    "and LTX-2 has no prompt modulation",
+    "prompt_adaln": "the timestep-dependent prompt modulation (prompt_adaln) came with LTX-2.3, and LTX-2.5 keeps it; "
+                    "LTX-2 has no prompt modulation",
     "to_gate_logits": "gated attention (to_gate_logits) came with LTX-2.3",
     "caption_projection": "only LTX-2 projects the caption inside the transformer; LTX-2.3 and 2.5 do it in the "
                           "text connectors",

@@ -23,9 +23,11 @@ TRANSFORMER = "diffusion_models/ltx-2.5-22b-dev-transformer-bf16.safetensors"
 TEXT_ENCODER = "text_encoders/gemma4-12b-with-proj-ltx-2.5-bf16.safetensors"
 VIDEO_VAE = "vae/ltx-2.5-video-vae-conv-bf16.safetensors"
 AUDIO_VAE = "vae/ltx-2.5-audio-vae-bf16.safetensors"
+# The flags the released 2.5 transformer's config declares (use_prompt_adaln_single and audio_ff_bias
+# absent: ltx-core's defaults, true; docs/corrections.md "LTX-2.5").
 TRANSFORMER_METADATA = {
     "model_version": "2.5.0",
-    "config": json.dumps({"transformer": {"ff_bias": False, "audio_ff_bias": True, "use_prompt_adaln_single": False}}),
+    "config": json.dumps({"transformer": {"ff_bias": False, "use_keyframes_abs_pos_embedding": True}}),
 }
 
 

@@ -1,6 +1,6 @@
 """LTX-2.5: the ``toy-2.5`` preset is the real diffusers 2.5 architecture (Gemma 4 text encoder, no
-video feed-forward bias, timestep-free prompt modulation), and it goes end to end: preprocess a
-generated clip, train, sample, export the LoRA in both layouts and verify them."""
+video feed-forward bias, 2.3's prompt AdaLN, the keyframe embedding), and it goes end to end:
+preprocess a generated clip, train, sample, export the LoRA in both layouts and verify them."""
 
 from __future__ import annotations
 
@@ -33,13 +33,19 @@ def test_toy_25_is_the_ltx25_architecture_saved_in_diffusers_layout(engine_data_
     transformer = toy25.transformer
     config = transformer.config
     assert config.ff_bias is False and config.audio_ff_bias is True
-    assert config.use_prompt_adaln_single is False
+    assert config.use_prompt_adaln_single is True and config.use_keyframes_abs_pos_embedding is True
     for flag in ("gated_attn", "audio_gated_attn", "cross_attn_mod", "audio_cross_attn_mod", "perturbed_attn"):
         assert config[flag] is True, flag
     block = transformer.transformer_blocks[0]
-    assert block.ff.net[2].bias is None and block.audio_ff.net[2].bias is not None
-    assert not hasattr(transformer, "prompt_adaln") and not hasattr(transformer, "audio_prompt_adaln")
-    assert block.prompt_scale_shift_table.shape[0] == 2  # the static per-layer table remains
+    assert block.ff.net[0].proj.bias is None and block.ff.net[2].bias is None
+    assert block.audio_ff.net[2].bias is not None
+    # The timestep-dependent prompt modulation is there (as in 2.3), on top of the per-layer table.
+    inner, audio_inner = (config.num_attention_heads * config.attention_head_dim,
+                          config.audio_num_attention_heads * config.audio_attention_head_dim)
+    assert transformer.prompt_adaln.linear.out_features == 2 * inner
+    assert transformer.audio_prompt_adaln.linear.out_features == 2 * audio_inner
+    assert block.prompt_scale_shift_table.shape[0] == 2
+    assert tuple(transformer.keyframes_abs_pos_embedding.shape) == (1, inner)
     assert toy25.connectors.config.per_modality_projections is True
     assert isinstance(toy25.vocoder, LTX2VocoderWithBWE)
     assert model_identity("toy-2.5", data_dir=engine_data_dir).startswith("toy-2.5@2.5:")
@@ -196,7 +202,7 @@ def test_ltx25_loads_a_diffusers_pipeline_and_refuses_another_generation(tmp_pat
     shutil.copytree(resolve_model_path("toy-2.5", data_dir=engine_data_dir), model_dir)
     pipe = load_pipeline("ltx-2.5", data_dir=tmp_path, model_dir=model_dir, device="cpu")
     assert type(pipe.text_encoder).__name__ == "Gemma4UnifiedForConditionalGeneration"
-    assert pipe.transformer.config.use_prompt_adaln_single is False
+    assert pipe.transformer.config.ff_bias is False and pipe.transformer.config.use_prompt_adaln_single is True
 
     older = tmp_path / "ltx-2.3"
     shutil.copytree(resolve_model_path("toy", data_dir=engine_data_dir), older)

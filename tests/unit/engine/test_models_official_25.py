@@ -76,8 +76,14 @@ def test_packed_gemma_names_become_transformers_names(official, expected):
 
 def test_official_25_files_load_every_weight_and_sample_like_the_toy(official25, toy25):
     model_dir, paths = official25
-    transformer_keys = load_file(str(paths[TRANSFORMER])).keys()
-    assert not any("prompt_adaln" in k for k in transformer_keys)  # 2.5: no prompt AdaLN
+    transformer_keys = set(load_file(str(paths[TRANSFORMER])).keys())
+    # The released 2.5 transformer's names: 2.3's prompt AdaLN, the keyframe embedding, no video FF bias.
+    prefix = "model.diffusion_model."
+    assert {f"{prefix}prompt_adaln_single.linear.weight", f"{prefix}audio_prompt_adaln_single.linear.weight",
+            f"{prefix}keyframes_abs_pos_embedding"} <= transformer_keys
+    assert f"{prefix}transformer_blocks.0.ff.net.0.proj.weight" in transformer_keys
+    assert f"{prefix}transformer_blocks.0.ff.net.0.proj.bias" not in transformer_keys
+    assert f"{prefix}transformer_blocks.0.audio_ff.net.0.proj.bias" in transformer_keys
     assert any("embeddings_connector" in k for k in transformer_keys)
     assert not any(k.startswith("vae.") for k in load_file(str(paths[VIDEO_VAE])))  # the prefix-less form
 

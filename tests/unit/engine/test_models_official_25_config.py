@@ -77,7 +77,8 @@ def ltx_core_sections(pipe) -> dict:
         "audio_cross_attention_dim": t.audio_cross_attention_dim, "positional_embedding_theta": 10000.0,
         "positional_embedding_max_pos": [20, 2048, 2048], "rope_type": "split", "frequencies_precision": "float32",
         "apply_gated_attention": True, "cross_attention_adaln": True, "caption_proj_before_connector": True,
-        "use_prompt_adaln_single": t.use_prompt_adaln_single, "ff_bias": t.ff_bias, "audio_ff_bias": t.audio_ff_bias,
+        # As the released 2.5 file: use_prompt_adaln_single and audio_ff_bias left to ltx-core's defaults (true).
+        "ff_bias": t.ff_bias, "use_keyframes_abs_pos_embedding": t.use_keyframes_abs_pos_embedding,
         "connector_num_attention_heads": c.video_connector_num_attention_heads,
         "connector_attention_head_dim": c.video_connector_attention_head_dim,
         "connector_num_layers": c.video_connector_num_layers,
@@ -140,6 +141,9 @@ def test_official_25_files_are_built_at_the_size_their_metadata_says(small_vae_p
     loaded = load_split_pipeline(PRESETS["ltx-2.5"], _write(pipe, tmp_path, with_config=True), dtype=torch.float32)
 
     assert loaded.transformer.config.num_layers == 2 != cfg.TRANSFORMER_COMMON["num_layers"]
+    flags = loaded.transformer.config
+    assert (flags.use_prompt_adaln_single, flags.ff_bias, flags.audio_ff_bias,
+            flags.use_keyframes_abs_pos_embedding) == (True, False, True, True)  # the absent keys: ltx-core's defaults
     assert loaded.transformer.config.attention_head_dim == pipe.transformer.config.attention_head_dim == 8
     assert loaded.connectors.config.video_connector_num_layers == 1 != cfg.CONNECTORS["2.3"]["video_connector_num_layers"]
     assert loaded.connectors.config.video_connector_num_learnable_registers == 8  # from the tensor's shape
@@ -167,6 +171,24 @@ def test_without_config_metadata_the_full_size_tables_are_used(small_vae_pipe, t
     location = _write(small_vae_pipe, tmp_path, with_config=False)
     with pytest.raises(RuntimeError, match="size mismatch"):  # a 22B-sized transformer for the toy's weights
         load_split_pipeline(PRESETS["ltx-2.5"], location, dtype=torch.float32)
+
+
+def test_without_config_metadata_the_transformer_flags_come_from_its_tensor_names(small_vae_pipe, tmp_path):
+    from worker.engine.model.single_file_25 import default_split_configs, flags_from_names
+
+    paths = write_official_25(small_vae_pipe, tmp_path)
+    names = list(load_file(str(paths[TRANSFORMER])).keys())
+    gemma = small_vae_pipe.text_encoder.config.text_config
+    table = default_split_configs({"transformer": names, "vae": []}, gemma)["transformer"]
+    assert {key: table[key] for key in ("use_prompt_adaln_single", "ff_bias", "audio_ff_bias",
+                                         "use_keyframes_abs_pos_embedding")} == {
+        "use_prompt_adaln_single": True, "ff_bias": False, "audio_ff_bias": True,
+        "use_keyframes_abs_pos_embedding": True}
+    # A file without the keyframe embedding or the prompt AdaLN is built without them, not refused as
+    # missing weights (diffusers' converter says the embedding is in "2.5.1+" files).
+    fewer = [n for n in names if "keyframes_abs_pos" not in n and "prompt_adaln_single" not in n]
+    assert flags_from_names(fewer) == {"use_prompt_adaln_single": False, "use_keyframes_abs_pos_embedding": False,
+                                       "ff_bias": False, "audio_ff_bias": True}
 
 
 def _blanked(table: dict, keys) -> dict:

@@ -25,8 +25,8 @@ FLAGS_23 = {
     "rope_type": "split",
 }
 FLAGS_20 = {"rope_type": "split"}
-# LTX-2.5: the 2.3 flags, a bias-free video feed-forward, no timestep MLP for the prompt modulation.
-FLAGS_25 = {**FLAGS_23, "ff_bias": False, "audio_ff_bias": True, "use_prompt_adaln_single": False}
+# LTX-2.5: the 2.3 flags (prompt AdaLN kept), a bias-free video feed-forward, the keyframe embedding.
+FLAGS_25 = {**FLAGS_23, "ff_bias": False, "audio_ff_bias": True, "use_keyframes_abs_pos_embedding": True}
 CONFIGS = {
     "2.3": {**SMALL_SHAPE, **FLAGS_23},
     "2.0": {**SMALL_SHAPE, **FLAGS_20},

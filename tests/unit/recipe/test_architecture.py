@@ -50,21 +50,27 @@ def test_flags_change_the_layer_list():
     assert "caption_projection.linear_1" in names_20 - names_23
 
 
-def test_ltx25_drops_the_prompt_timestep_mlp_and_the_video_ff_bias():
-    names_23 = set(linear_module_names(CONFIGS["2.3"]))
-    names_25 = set(linear_module_names(CONFIGS["2.5"]))
-    assert names_23 - names_25 == {"prompt_adaln.emb.timestep_embedder.linear_1",
-                                   "prompt_adaln.emb.timestep_embedder.linear_2", "prompt_adaln.linear",
-                                   "audio_prompt_adaln.emb.timestep_embedder.linear_1",
-                                   "audio_prompt_adaln.emb.timestep_embedder.linear_2", "audio_prompt_adaln.linear"}
-    assert names_25 <= names_23  # every block module a 2.3 LoRA targets exists in 2.5
+def test_ltx25_has_every_ltx23_layer_and_only_the_video_ff_loses_its_bias():
+    modules_23 = {m.name: m for m in transformer_modules(CONFIGS["2.3"])}
+    modules_25 = {m.name: m for m in transformer_modules(CONFIGS["2.5"])}
+    assert modules_25.keys() == modules_23.keys()  # prompt AdaLN included: a 2.3 target reaches 2.5 alike
+    assert "prompt_adaln.linear" in modules_25 and "audio_prompt_adaln.linear" in modules_25
+    changed = {name for name in modules_23 if modules_23[name] != modules_25[name]}
+    assert changed == {f"transformer_blocks.{i}.ff.net.{j}" for i in range(2) for j in ("0.proj", "2")}
+    assert all(modules_23[name].bias is True and modules_25[name].bias is False for name in changed)
     by_name = {m.name: m for m in transformer_modules("ltx-2.5")}
     assert by_name["transformer_blocks.0.ff.net.0.proj"].bias is False
-    assert by_name["transformer_blocks.0.ff.net.2"].bias is False
     assert by_name["transformer_blocks.0.audio_ff.net.2"].bias is True
-    assert by_name["transformer_blocks.0.attn1.to_k"].bias is True
-    assert family_linear_counts("ltx-2.5") == {**family_linear_counts("ltx-2.3"),
-                                               "other": family_linear_counts("ltx-2.3")["other"] - 6}
+    assert by_name["prompt_adaln.emb.timestep_embedder.linear_1"].bias is True
+    assert family_linear_counts("ltx-2.5") == family_linear_counts("ltx-2.3")
+
+
+def test_the_ltx25_keyframe_embedding_is_a_parameter_of_the_real_model_not_a_layer():
+    torch.manual_seed(0)
+    model = diffusers.LTX2VideoTransformer3DModel(**CONFIGS["2.5"])
+    assert tuple(model.keyframes_abs_pos_embedding.shape) == (1, 16)  # (1, inner_dim)
+    assert not any("keyframes" in name for name, _ in model.named_modules())
+    assert model.transformer_blocks[0].ff.net[0].proj.bias is None and model.prompt_adaln is not None
 
 
 def test_full_size_counts_match_the_published_model():

@@ -21,21 +21,23 @@ def test_the_official_targets_lint_clean_on_ltx25(model):
     assert "targets_other_version" not in issues
 
 
-def test_a_prompt_adaln_target_is_explained_on_ltx25_only():
+def test_a_prompt_adaln_target_reaches_ltx25_like_ltx23_and_is_explained_on_ltx2():
     targets = [*DEFAULT_TARGET_MODULES, "prompt_adaln.linear"]
-    issue = issues_of("ltx-2.5", targets)["targets_other_version"]
+    for model in ("ltx-2.5", "toy-2.5", "ltx-2.3"):
+        issues = issues_of(model, targets)
+        assert "targets_other_version" not in issues and "targets_unused" not in issues, model
+    issue = issues_of("ltx-2", targets)["targets_other_version"]
     assert issue.severity == "warning"
-    assert "'prompt_adaln.linear' reaches no layer of LTX-2.5 (ltx-2.5)" in issue.message
-    assert "LTX-2.3" in issue.message and "fixed per-layer table" in issue.message
-    assert issue.detail["versions"] == ["2.3"]
-    assert "targets_unused" in issues_of("ltx-2.5", targets)  # the generic rule still lists it
-    assert "targets_other_version" not in issues_of("ltx-2.3", targets)
+    assert "'prompt_adaln.linear' reaches no layer of LTX-2 (ltx-2)" in issue.message
+    assert "LTX-2.3, LTX-2.5" in issue.message and "LTX-2.5 keeps it" in issue.message
+    assert issue.detail["versions"] == ["2.3", "2.5"]
 
 
 def test_a_regex_that_only_reaches_another_version_is_explained():
-    issues = issues_of("ltx-2.5", r"(audio_)?prompt_adaln\.linear")
+    issues = issues_of("ltx-2", r"(audio_)?prompt_adaln\.linear")
     assert issues["targets_match_nothing"].severity == "error"
     assert "prompt_adaln" in issues["targets_other_version"].detail["modules"]
+    assert "targets_match_nothing" not in issues_of("ltx-2.5", r"(audio_)?prompt_adaln\.linear")
 
 
 def test_gated_attention_targets_on_ltx2():

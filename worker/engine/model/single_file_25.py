@@ -3,9 +3,10 @@
 Which tensors each file holds (ltx-core ``loader``/configurators and ltx-pipelines
 ``utils/model_paths.py``, ``ModelPaths.from_split``; docs/corrections.md "LTX-2.5"):
 
-- transformer file: ``model.diffusion_model.*`` (the 2.3 names, without ``prompt_adaln_single``),
-  the video / audio embeddings connectors included (same prefix); its ``model_version`` /
-  ``config`` metadata say the generation;
+- transformer file: ``model.diffusion_model.*`` (the 2.3 names, ``prompt_adaln_single`` included,
+  less the video feed-forward biases, plus ``keyframes_abs_pos_embedding``), the video / audio
+  embeddings connectors included (same prefix); its ``model_version`` / ``config`` metadata say the
+  generation;
 - packed text encoder: Gemma 4, its config and tokenizer, and the text projection
   (``text_embedding_projection.*``: the connectors' ``video_text_proj_in`` / ``audio_text_proj_in``),
   converted by :mod:`worker.engine.model.packed_gemma`; connector tensors are taken from either file;
@@ -101,9 +102,24 @@ def check_transformer_generation(info: PresetInfo, path: Path) -> None:
         )
 
 
+def flags_from_names(keys) -> dict:
+    """The 2.5 transformer flags that add or drop tensors, read from the file's tensor names (for a
+    file without ``config`` metadata): the prompt AdaLN, the video / audio feed-forward biases and
+    the keyframe embedding are there or not, whatever a table assumes."""
+    names = set(keys)
+    block = "model.diffusion_model.transformer_blocks.0."
+    flags = {"use_prompt_adaln_single": "model.diffusion_model.prompt_adaln_single.linear.weight" in names,
+             "use_keyframes_abs_pos_embedding": "model.diffusion_model.keyframes_abs_pos_embedding" in names}
+    for flag, family in (("ff_bias", "ff"), ("audio_ff_bias", "audio_ff")):
+        if f"{block}{family}.net.0.proj.weight" in names:
+            flags[flag] = f"{block}{family}.net.0.proj.bias" in names
+    return flags
+
+
 def default_split_configs(keys_of: dict[str, list[str]], gemma_text_config) -> dict[str, dict]:
-    """Full-size configs: the 2.5 transformer and 2.3-shaped parts, layer counts from the files,
-    the connectors' input width from the packed Gemma config (hidden size x (layers + 1))."""
+    """Full-size configs: the 2.5 transformer (its flags from the tensor names) and 2.3-shaped parts,
+    layer counts from the files, the connectors' input width from the packed Gemma config (hidden
+    size x (layers + 1))."""
     transformer_keys = keys_of["transformer"]
     layers = count_layers(transformer_keys, r"^model\.diffusion_model\.transformer_blocks\.(\d+)\.") or 48
     connectors = dict(cfg.CONNECTORS["2.3"])
@@ -116,7 +132,7 @@ def default_split_configs(keys_of: dict[str, list[str]], gemma_text_config) -> d
     vae = dict(cfg.VIDEO_VAE["2.5"])
     vae["timestep_conditioning"] = any("last_time_embedder" in key for key in keys_of["vae"])
     return {
-        "transformer": cfg.transformer_config("2.5", layers),
+        "transformer": {**cfg.transformer_config("2.5", layers), **flags_from_names(transformer_keys)},
         "connectors": connectors,
         "vae": vae,
         "audio_vae": dict(cfg.AUDIO_VAE),

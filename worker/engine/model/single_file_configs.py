@@ -240,12 +240,15 @@ SCHEDULER: dict[str, Any] = {
 }
 
 
-# LTX-2.5 ("22b", like 2.3): the 2.3 flags, no video feed-forward bias and a timestep-free prompt
-# modulation (ltx-core's LTXModelConfigurator: ff_bias, use_prompt_adaln_single; CHANGELOG 1.2.0).
-# Its conv video VAE and 48 kHz BWE vocoder are taken as 2.3's. These tables are the fallback only:
-# the official 2.5 files carry their config in their metadata, which ``single_file_25`` reads
-# (the ``*_FROM_METADATA`` rows below; docs/corrections.md, "LTX-2.5").
-LTX25_FLAGS = {**LTX23_FLAGS, "ff_bias": False, "audio_ff_bias": True, "use_prompt_adaln_single": False}
+# LTX-2.5 ("22b", like 2.3): the 2.3 flags (the prompt AdaLN included), no video feed-forward bias
+# and the learned keyframe embedding, as the released 2.5 transformer's ``config`` declares them
+# (ltx-core's LTXModelConfigurator: ff_bias, use_keyframes_abs_pos_embedding; use_prompt_adaln_single
+# absent, so true). Its conv video VAE and 48 kHz BWE vocoder are taken as 2.3's. These tables are the
+# fallback only: the official 2.5 files carry their config in their metadata, which ``single_file_25``
+# reads (the ``*_FROM_METADATA`` rows below; docs/corrections.md, "LTX-2.5"), and for a file without
+# one ``single_file_25.flags_from_names`` reads these flags from its tensor names.
+LTX25_FLAGS = {**LTX23_FLAGS, "ff_bias": False, "audio_ff_bias": True, "use_prompt_adaln_single": True,
+               "use_keyframes_abs_pos_embedding": True}
 VIDEO_VAE["2.5"] = VIDEO_VAE["2.3"]
 VOCODER["2.5"] = VOCODER["2.3"]
 

@@ -9,9 +9,14 @@ and changes, as diffusers 0.42.1 and the official ltx-core read a 2.5 checkpoint
   tokenizer does not either (``worker/engine/data/text.py`` adds it, as ltx-core's
   ``LTXGemmaTokenizer`` does);
 - the video feed-forward layers have no bias (``ff_bias=False``; the audio ones keep theirs);
-- the prompt cross-attention modulation no longer depends on the timestep
-  (``use_prompt_adaln_single=False``: no ``prompt_adaln`` / ``audio_prompt_adaln`` modules, the
-  static per-layer ``prompt_scale_shift_table`` only), so cross-attention K/V can be cached.
+- a learned keyframe absolute-position embedding (``use_keyframes_abs_pos_embedding=True``: one
+  ``(1, inner_dim)`` parameter, ``keyframes_abs_pos_embedding``), which inference adds to the tokens
+  of single-pixel-frame latents; the official trainer never marks a token, so training ignores it.
+
+The prompt cross-attention modulation is 2.3's (``prompt_adaln`` / ``audio_prompt_adaln``, the
+timestep MLP, on top of the per-layer ``prompt_scale_shift_table``): the released 2.5 files carry
+``prompt_adaln_single`` and their config leaves ``use_prompt_adaln_single`` at its default, true
+(docs/corrections.md, "LTX-2.5").
 
 The duration head (``LTX2DurationHead``) is an optional pipeline component that only predicts a
 clip length from the caption; training never uses it, so the toy has none.
@@ -25,10 +30,12 @@ MODULATED_VERSIONS = ("2.3", "2.5")
 
 
 def transformer_flags_25(version: str) -> dict:
-    """The transformer arguments that differ in 2.5 (empty for 2.3 and 2.0: the class defaults)."""
+    """The transformer arguments 2.5 sets (empty for 2.3 and 2.0: the class defaults). The prompt
+    AdaLN is the default, kept, named here so that no one reads its absence as "dropped"."""
     if version != "2.5":
         return {}
-    return {"ff_bias": False, "audio_ff_bias": True, "use_prompt_adaln_single": False}
+    return {"ff_bias": False, "audio_ff_bias": True, "use_prompt_adaln_single": True,
+            "use_keyframes_abs_pos_embedding": True}
 
 
 def build_toy_gemma4(*, vocab_size: int, hidden: int, layers: int):

@@ -18,7 +18,7 @@ from core.model_files import is_diffusers_dir
 from core.presets import PresetInfo, toy_dir
 
 # Bump when worker/engine/model/toy.py changes the architecture or the weights it produces.
-TOY_BUILD = 1
+TOY_BUILD = 2  # 2: toy-2.5 has the prompt AdaLN and the keyframe embedding (issue 15)
 MARKER = "toy_build.json"
 
 
