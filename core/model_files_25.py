@@ -14,6 +14,7 @@ checkpoint's safetensors header (its ``model_version`` / ``config`` metadata, el
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -64,13 +65,21 @@ def read_safetensors_header(path: Path) -> dict:
 
 
 def version_from_metadata(metadata: dict) -> str | None:
-    """The LTX generation an official checkpoint's metadata declares (``model_version`` "2.5.0"
-    -> "2.5", else the 2.5 transformer flags in its ``config``), or ``None`` when it says nothing."""
+    """The LTX generation an official checkpoint's metadata declares, or ``None`` when it says nothing.
+
+    ``model_version`` ("2.5.0" -> "2.5") first; else what only LTX-2.5 files declare: a
+    ``gemma_source_checkpoint`` (the Gemma 4 its text encoder was fine-tuned from; ltx-core
+    ``encoder_configurator._check_gemma_version``: "LTX 2.5 / gemma4") or ``ff_bias`` false in the
+    transformer ``config`` ("LTX 2.5 (gemma4) sets ff_bias=false", ltx-core's configurator). The
+    prompt AdaLN is no marker: 2.5 keeps it, as 2.3.
+    """
     declared = str(metadata.get("model_version") or "")
     if declared:  # "2.5.0", "2.3.rc1", "2.4-rc2" (ltx-pipelines reads "-" as ".")
         parts = declared.lstrip("v").replace("-", ".").split(".")
         if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
             return f"{int(parts[0])}.{int(parts[1])}"
+    if metadata.get("gemma_source_checkpoint"):
+        return "2.5"
     config = metadata.get("config")
     if isinstance(config, str):
         try:
@@ -78,21 +87,33 @@ def version_from_metadata(metadata: dict) -> str | None:
         except json.JSONDecodeError:
             config = None
     transformer = config.get("transformer", {}) if isinstance(config, dict) else {}
-    if transformer.get("ff_bias") is False or transformer.get("use_prompt_adaln_single") is False:
+    if isinstance(transformer, dict) and transformer.get("ff_bias") is False:
         return "2.5"
     return None
 
 
-MARKERS_23 = ("prompt_adaln_single", "video_aggregate_embed", "bwe_generator")
-# What only a combined LTX-2.3 checkpoint holds, never an LTX-2.5 transformer file (whose names are
-# 2.0's and, as diffusers reads the 2.5 checkpoint, may include prompt_adaln_single).
+# What only a combined LTX-2.3 checkpoint holds (the per-modality text projection, the BWE vocoder),
+# never an LTX-2.5 transformer file; prompt_adaln_single is in 2.3 and 2.5 files alike.
 COMBINED_MARKERS_23 = ("video_aggregate_embed", "bwe_generator")
+MARKERS_23 = ("prompt_adaln_single", *COMBINED_MARKERS_23)
+# LTX-2.5's video feed-forward has no bias: its first Linear's weight is stored, its bias is not.
+VIDEO_FF_WEIGHT = re.compile(r"^model\.diffusion_model\.transformer_blocks\.\d+\.ff\.net\.0\.proj\.weight$")
+
+
+def has_bias_free_video_ff(keys) -> bool:
+    """Whether official tensor names ``keys`` hold a video feed-forward weight without its bias (LTX-2.5)."""
+    names = set(keys)
+    weights = [k for k in names if VIDEO_FF_WEIGHT.match(k)]
+    return bool(weights) and not any(k[: -len("weight")] + "bias" in names for k in weights)
 
 
 def version_from_tensor_names(keys) -> str | None:
-    """"2.3" when a 2.3 marker is there (prompt AdaLN, per-modality text projection, BWE vocoder),
-    "2.0" for other ``model.diffusion_model.`` tensors, else ``None``."""
+    """"2.5" when the video feed-forward has no bias; "2.3" when a 2.3 marker is there (prompt
+    AdaLN, per-modality text projection, BWE vocoder); "2.0" for other ``model.diffusion_model.``
+    tensors; else ``None``."""
     keys = [k for k in keys if k != "__metadata__"]
+    if has_bias_free_video_ff(keys):
+        return "2.5"
     if any(m in k for k in keys for m in MARKERS_23):
         return "2.3"
     if any(k.startswith("model.diffusion_model.") for k in keys):
@@ -110,15 +131,16 @@ def other_generation(path: Path, expected: str, known: tuple[str, ...]) -> str |
     """The generation of official file ``path`` when it is told and is not ``expected``, else ``None``.
 
     The metadata's generation counts when it is one of ``known`` (a version no preset has, "2.4"
-    say, is left to the tensor names); else the tensor names'. For an LTX-2.5 transformer file only
-    a combined 2.3 checkpoint's markers count (by its names it would read "2.0"). A file whose
-    generation cannot be told (no header, no LTX tensors) is never refused.
+    say, is left to the tensor names); else the tensor names'. An LTX-2.5 transformer file whose
+    names hold no video feed-forward (nothing tells 2.5 from 2.3 then: both have the prompt AdaLN)
+    is held only to a combined 2.3 checkpoint's markers. A file whose generation cannot be told (no
+    header, no LTX tensors) is never refused.
     """
     header = read_safetensors_header(path)
     version = version_from_metadata(header.get("__metadata__") or {})
     if version not in known:
         keys = [k for k in header if k != "__metadata__"]
-        if expected == "2.5":
+        if expected == "2.5" and not any(VIDEO_FF_WEIGHT.match(k) for k in keys):
             version = "2.3" if any(m in k for k in keys for m in COMBINED_MARKERS_23) else None
         else:
             version = version_from_tensor_names(keys)
@@ -126,14 +148,15 @@ def other_generation(path: Path, expected: str, known: tuple[str, ...]) -> str |
 
 
 def diffusers_dir_version(path: Path) -> str | None:
-    """The LTX generation of a diffusers pipeline directory: 2.5 has a Gemma 4 text encoder; 2.3 a
-    transformer with cross-attention modulation; 2.0 neither."""
+    """The LTX generation of a diffusers pipeline directory: 2.5 has a Gemma 4 text encoder (and a
+    bias-free video feed-forward, ``ff_bias`` false); 2.3 a transformer with cross-attention
+    modulation; 2.0 neither."""
     try:
         index = json.loads((path / "model_index.json").read_text())
         transformer = json.loads((path / "transformer" / "config.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
     encoder = index.get("text_encoder") or [None, None]
-    if "gemma4" in str(encoder[-1]).lower() or transformer.get("use_prompt_adaln_single") is False:
+    if "gemma4" in str(encoder[-1]).lower() or transformer.get("ff_bias") is False:
         return "2.5"
     return "2.3" if transformer.get("cross_attn_mod") else "2.0"

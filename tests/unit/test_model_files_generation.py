@@ -22,6 +22,14 @@ NAMES_23 = ("model.diffusion_model.transformer_blocks.0.attn1.to_q.weight",
             "model.diffusion_model.prompt_adaln_single.linear.weight",
             "text_embedding_projection.video_aggregate_embed.weight", "vocoder.bwe_generator.conv_pre.weight")
 NAMES_25 = ("model.diffusion_model.transformer_blocks.0.attn1.to_q.weight",)
+# A transformer file's names as LTX-2.3 and LTX-2.5 write them: both have the prompt AdaLN; only
+# 2.5's video feed-forward has no bias (its audio one keeps it) and 2.5 adds the keyframe embedding.
+_FF = tuple(f"model.diffusion_model.transformer_blocks.0.{f}.net.{n}" for f in ("ff", "audio_ff") for n in ("0.proj", "2"))
+TRANSFORMER_23 = ("model.diffusion_model.prompt_adaln_single.linear.weight",
+                  *(f"{m}.{p}" for m in _FF for p in ("weight", "bias")))
+TRANSFORMER_25 = ("model.diffusion_model.prompt_adaln_single.linear.weight",
+                  "model.diffusion_model.keyframes_abs_pos_embedding",
+                  *(f"{m}.weight" for m in _FF), *(f"{m}.bias" for m in _FF if ".audio_ff." in m))
 SPLIT_25 = {"text_encoders/gemma4-12b-with-proj-ltx-2.5-bf16.safetensors": ("model.embed_tokens.weight",),
             "vae/ltx-2.5-video-vae-conv-bf16.safetensors": ("encoder.conv_in.conv.weight",),
             "vae/ltx-2.5-audio-vae-bf16.safetensors": ("audio_vae.encoder.conv_in.conv.weight",)}
@@ -113,10 +121,28 @@ def test_the_ltx25_transformer_file_is_checked_the_same_way(tmp_path):
     _split_25(tmp_path / "combined", NAMES_23, None)  # a combined 2.3 checkpoint renamed
     assert "is an LTX-2.3 checkpoint (preset 'ltx-2.3')" in _refused("ltx-2.5", tmp_path / "combined")
 
-    # Without metadata the 2.5 transformer's names read as 2.0's, and diffusers' 2.5 conversion keeps
-    # prompt_adaln_single: neither is held against it.
-    for names in (NAMES_25, (*NAMES_25, "model.diffusion_model.prompt_adaln_single.linear.weight")):
+    # Without metadata: a real 2.5 transformer's names (prompt AdaLN included) say 2.5, and names
+    # that show no feed-forward cannot tell 2.5 from 2.3 or 2.0: neither is held against it.
+    for names in (TRANSFORMER_25, NAMES_25, (*NAMES_25, "model.diffusion_model.prompt_adaln_single.linear.weight")):
         _split_25(tmp_path / "plain", names, None)
         assert resolve_real_model(PRESETS["ltx-2.5"], tmp_path / "plain").kind == "split"
     _split_25(tmp_path / "plain", NAMES_25, {"model_version": "2.5.1"})
     assert resolve_real_model(PRESETS["ltx-2.5"], tmp_path / "plain").kind == "split"
+
+    # An LTX-2.3 transformer (its video feed-forward has its bias) is refused, metadata or not.
+    _split_25(tmp_path / "only23", TRANSFORMER_23, None)
+    assert "is an LTX-2.3 checkpoint (preset 'ltx-2.3')" in _refused("ltx-2.5", tmp_path / "only23")
+
+
+def test_a_2_5_transformer_is_told_by_what_only_2_5_has(tmp_path):
+    """Not by the prompt AdaLN, which 2.3 and 2.5 files both carry: by the bias-free video
+    feed-forward, a declared ``ff_bias`` false or the Gemma 4 ``gemma_source_checkpoint``."""
+    assert checkpoint_version(_checkpoint(tmp_path / "a.safetensors", TRANSFORMER_25)) == "2.5"
+    assert checkpoint_version(_checkpoint(tmp_path / "b.safetensors", TRANSFORMER_23)) == "2.3"
+    source = {"gemma_source_checkpoint": json.dumps({"gemma_version": "gemma4-12b-ltx-v1"})}
+    assert checkpoint_version(_checkpoint(tmp_path / "c.safetensors", NAMES_23, source)) == "2.5"
+
+    _gemma3(tmp_path)
+    _checkpoint(tmp_path / "ltx-2.3-22b-dev.safetensors", TRANSFORMER_25)  # no metadata: the names say it
+    said = _refused("ltx-2.3", tmp_path)
+    assert "ltx-2.3-22b-dev.safetensors is an LTX-2.5 checkpoint (preset 'ltx-2.5'), not LTX-2.3" in said
