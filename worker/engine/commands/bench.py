@@ -1,7 +1,8 @@
 """``avlora bench train --preset P [--random-weights] --size WxHxF [--steps N] [--json]``,
 ``avlora bench preprocess --preset P --size WxHxF [--json]``,
-``avlora bench preprocess --preset P [--random-weights] --clips DIR | --generate N [--json]`` and
-``avlora bench run --preset P [--random-weights] --size WxHxF --steps N --checkpoints K [--json]``.
+``avlora bench preprocess --preset P [--random-weights] --clips DIR | --generate N [--json]``,
+``avlora bench run --preset P [--random-weights] --size WxHxF --steps N --checkpoints K [--json]`` and
+``avlora bench load --preset P [--device D] [--dtype T] [--repeats N] [--warm] [--json]``.
 
 Times LoRA training steps of the transformer on synthetic latents: median seconds per step after
 warm-up, tokens per second, peak memory, and model FLOP utilisation (FLOPs counted with
@@ -16,7 +17,8 @@ time (decode, resize, VAE encodes, audio, captions, cache writes). ``bench run``
 ``avlora train`` path end to end (the sanity preset shortened to N steps and K checkpoints, a
 synthetic preprocessed dataset) and reports the wall time of each phase: model build or load,
 text encoding, compile and CUDA-graph capture, training steps, checkpoint writes, validation
-sampling (denoising, VAE decode, audio decode, mp4/wav writing) and the total. Exit status: 0 on
+sampling (denoising, VAE decode, audio decode, mp4/wav writing) and the total. ``bench load`` loads the
+model from local files as a training run does, against the disk's read of the same files. Exit status: 0 on
 success, 1 when the step does not fit in memory (or the run did not complete, or a clip could not
 be preprocessed), 2 for bad arguments.
 """
@@ -86,6 +88,7 @@ def register(subparsers) -> None:
     train.set_defaults(func=run_train)
     _register_preprocess(kinds)
     _register_run(kinds)
+    _register_load(kinds)
 
 
 def _register_preprocess(kinds) -> None:
@@ -164,6 +167,31 @@ def _register_run(kinds) -> None:
     scaling.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
     scaling.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
     scaling.set_defaults(func=run_scaling)
+
+
+def _register_load(kinds) -> None:
+    load = kinds.add_parser("load", help="time loading the model from local files against the disk's speed",
+                            description="Load the preset's weights as a training run does (the pipeline without "
+                                        "the text encoder, moved to the device; then the text encoder alone) and "
+                                        "report per component the bytes, wall time and GB/s against the disk's "
+                                        "sequential read of the same files, host memory, and dtype passes.")
+    load.add_argument("--preset", default="ltx-2.3", help=f"{PRESET_HELP} (default ltx-2.3)")
+    load.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    load.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"],
+                      help="the weights' dtype (default: the trainer's, bfloat16 on a GPU, float32 on the CPU)")
+    load.add_argument("--repeats", type=int, default=1, help="measured repeats, each cold (default 1)")
+    load.add_argument("--warm", action="store_true", help="keep the files in the page cache (default: dropped)")
+    load.add_argument("--json", action="store_true", help="print the result as JSON")
+    load.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
+    load.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
+    load.set_defaults(func=run_load)
+
+
+def run_load(args: argparse.Namespace) -> int:
+    """Handle ``avlora bench load``; returns the exit status."""
+    from worker.engine.bench.load import run_load_command
+
+    return run_load_command(args)
 
 
 def _ratio(text: str) -> float:
