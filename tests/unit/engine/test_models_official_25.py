@@ -168,3 +168,29 @@ def load_metadata(path) -> dict:
 
     with safe_open(str(path), framework="pt") as handle:
         return handle.metadata() or {}
+
+
+def test_the_trainers_load_reads_no_gemma_yet_the_same_connectors(official25, toy25, monkeypatch):
+    """A run loads its pipeline without the text encoder: Gemma 4 is then neither built nor read
+    from the packed file (before, it was built, cast and dropped), yet the connectors' projection
+    it also holds is loaded as with the text encoder."""
+    import worker.engine.model.single_file_25 as split
+
+    model_dir, _paths = official25
+    location = resolve_real_model(PRESETS["ltx-2.5"], model_dir)
+    whole = load_split_pipeline(PRESETS["ltx-2.5"], location, dtype=torch.float32,
+                                component_configs=_toy_configs(toy25))
+
+    def no_gemma(*_args, **_kwargs):
+        raise AssertionError("Gemma 4 was built for a load without the text encoder")
+
+    monkeypatch.setattr(split, "read_packed_gemma", no_gemma)
+    lean = load_split_pipeline(PRESETS["ltx-2.5"], location, dtype=torch.float32,
+                               component_configs=_toy_configs(toy25), with_text_encoder=False)
+    assert lean.text_encoder is None
+    caption = "ema_voice, a red square hums"
+    assert lean.tokenizer(caption).input_ids == whole.tokenizer(caption).input_ids
+    for component in ("connectors", "transformer"):
+        ours, theirs = getattr(lean, component).state_dict(), getattr(whole, component).state_dict()
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[k], v) for k, v in theirs.items()), component

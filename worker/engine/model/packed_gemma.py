@@ -149,6 +149,23 @@ def read_packed_gemma(path: Path, *, dtype) -> tuple[object, object, dict]:
     return model.eval(), tokenizer, others
 
 
+def read_packed_parts(path: Path) -> tuple[object, object, dict]:
+    """``(Gemma text config, tokenizer, other tensors by official name)`` from a packed file,
+    without building or reading Gemma: what a pipeline loaded without its text encoder needs
+    (the connectors' projection and sizes)."""
+    from safetensors import safe_open
+    from transformers import Gemma4UnifiedConfig
+
+    path = Path(path)
+    config = Gemma4UnifiedConfig.from_dict(read_gemma_config(path))
+    with safe_open(str(path), framework="pt") as handle:
+        keys = set(handle.keys())
+        tokenizer = _read_tokenizer(handle, keys, path.name)
+        others = {key: handle.get_tensor(key) for key in sorted(keys)
+                  if gemma_key(key) is None and key.startswith(FOREIGN_PREFIXES)}
+    return config.text_config, tokenizer, others
+
+
 def _tie_lm_head(model, state: dict) -> None:
     """Gemma's output head shares the token embedding; packed files store the embedding only."""
     if "lm_head.weight" not in state:

@@ -89,9 +89,7 @@ def load_pipeline(
         elif location.kind == "split":
             from worker.engine.model.single_file_25 import load_split_pipeline
 
-            pipe = load_split_pipeline(info, location, dtype=dtype)
-            if not with_text_encoder:  # the packed file also holds the connectors' projection: read whole
-                pipe.text_encoder = None
+            pipe = load_split_pipeline(info, location, dtype=dtype, with_text_encoder=with_text_encoder)
         else:
             from worker.engine.model.single_file import load_single_file_pipeline
 

@@ -33,7 +33,7 @@ from core.model_files_25 import other_generation, read_safetensors_header
 from core.presets import PRESETS, PresetInfo
 from worker.engine.model import single_file_configs as cfg
 from worker.engine.model.loading import component_dtypes
-from worker.engine.model.packed_gemma import PackedGemmaError, read_packed_gemma
+from worker.engine.model.packed_gemma import PackedGemmaError, read_packed_gemma, read_packed_parts
 from worker.engine.model.single_file import (
     CheckpointMismatch,
     build_component,
@@ -301,10 +301,13 @@ def split_configs(files: dict[str, Path], keys_of: dict[str, list[str]], gemma_t
     return configs
 
 
-def load_split_pipeline(info: PresetInfo, location, *, dtype, component_configs: dict | None = None):
+def load_split_pipeline(info: PresetInfo, location, *, dtype, component_configs: dict | None = None,
+                        with_text_encoder: bool = True):
     """An ``LTX2Pipeline`` from LTX-2.5's official component files (``location.files``).
 
     ``component_configs`` overrides the full-size configs (used to test with a toy's files).
+    ``with_text_encoder`` False (the trainer's load): Gemma 4 is neither built nor read; the packed
+    file gives only its config, tokenizer and the connectors' projection.
     """
     from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline
 
@@ -312,13 +315,18 @@ def load_split_pipeline(info: PresetInfo, location, *, dtype, component_configs:
     check_transformer_generation(info, files["transformer"])
     dtypes = component_dtypes(dtype)
     try:
-        text_encoder, tokenizer, others = read_packed_gemma(files["text_encoder"], dtype=dtype)
+        if with_text_encoder:
+            text_encoder, tokenizer, others = read_packed_gemma(files["text_encoder"], dtype=dtype)
+            text_config = text_encoder.config.text_config
+        else:
+            text_encoder = None
+            text_config, tokenizer, others = read_packed_parts(files["text_encoder"])
     except PackedGemmaError as error:
         raise CheckpointMismatch(str(error)) from error
     state, keys_of = read_split_state(files, dtypes)
     for key, tensor in others.items():
         add_converted(state, "text_encoder", key, lambda t=tensor: t, dtypes)
-    configs = component_configs or split_configs(files, keys_of, text_encoder.config.text_config)
+    configs = component_configs or split_configs(files, keys_of, text_config)
     components = {}
     for name, cls in component_classes("2.5").items():
         if name not in state:
