@@ -28,7 +28,7 @@ PHASES: dict[str, str] = {
     "probe": "probe the container, pick the bucket, fingerprint inputs",
     "source_hash": "sha256 of the clip's file (the cache fingerprint)",
     "video_decode": "container decode: H.264 frames of the bucket to RGB (PyAV)",
-    "video_resize": "frames to floats, resize to cover the bucket (bicubic), centre crop",
+    "video_resize": "resize to cover the bucket (bicubic, uint8), centre crop, to floats",
     "video_vae_encode": "video VAE encode (pixels to the device, posterior mode, latents back)",
     "audio_decode": "audio decode and resample to 16 kHz stereo (PyAV)",
     "audio_mel": "log-mel spectrogram of the audio",

@@ -71,41 +71,66 @@ def probe_video(path: Path | str) -> VideoInfo:
 
 
 def read_frames(path: Path | str, max_frames: int) -> np.ndarray:
-    """The first ``max_frames`` frames of ``path`` as uint8 RGB ``[F, H, W, 3]``."""
+    """The first ``max_frames`` frames of ``path`` as uint8 RGB ``[F, H, W, 3]``.
+
+    Decoding stops at ``max_frames``; the frames go straight into one array (no list of frames
+    stacked afterwards: half the memory touched, and no copy of a clip's worth of 1080p frames).
+    """
     import av
 
     path = Path(path)
     container = _open(path)
-    frames: list[np.ndarray] = []
+    frames: np.ndarray | None = None
+    count = 0
     try:
         if not container.streams.video:
             raise VideoDecodeError(f"{path.name}: the file has no video stream")
         stream = container.streams.video[0]
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) >= max_frames:
+            image = frame.to_ndarray(format="rgb24")
+            if frames is None:
+                frames = np.empty((max(max_frames, 1), *image.shape), dtype=np.uint8)
+            elif image.shape != frames.shape[1:]:
+                raise VideoDecodeError(f"{path.name}: frame {count + 1} is {image.shape[1]}x{image.shape[0]}, "
+                                       f"the first was {frames.shape[2]}x{frames.shape[1]}")
+            frames[count] = image
+            count += 1
+            if count >= max_frames:
                 break
     except av.error.FFmpegError as exc:
         raise VideoDecodeError(f"{path.name}: video decoding failed ({exc})") from exc
     finally:
         container.close()
-    if not frames:
+    if frames is None:
         raise VideoDecodeError(f"{path.name}: the video stream decoded to no frames")
-    return np.stack(frames)
+    return frames[:count]
 
 
-def resize_and_center_crop(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Scale ``[F, 3, h, w]`` frames (floats in [0, 1]) to cover ``width`` x ``height``, crop the centre."""
-    _, _, current_h, current_w = frames.shape
-    if current_w / current_h > width / height:
-        new_h, new_w = height, int(current_w * height / current_h)
+def cover_size(source_width: int, source_height: int, width: int, height: int) -> tuple[int, int]:
+    """``(width, height)`` a ``source_width`` x ``source_height`` frame is scaled to, aspect kept, so it
+    covers ``width`` x ``height`` (the official trainer's rounding down, never below the bucket)."""
+    if source_width / source_height > width / height:
+        new_w, new_h = int(source_width * height / source_height), height
     else:
-        new_h, new_w = int(current_h * width / current_w), width
-    new_h, new_w = max(new_h, height), max(new_w, width)
+        new_w, new_h = width, int(source_height * width / source_width)
+    return max(new_w, width), max(new_h, height)
+
+
+def resize_and_center_crop(frames: np.ndarray | torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Scale uint8 RGB frames ``[F, h, w, 3]`` to cover ``width`` x ``height``, crop the centre.
+
+    Returns uint8 ``[F, 3, height, width]`` (a channels-last view). The scaling is torch's
+    antialiased bicubic, as over float frames, run on the uint8 channels-last frames (its
+    vectorised integer kernel): the result is the float path's rounded to the nearest level, give
+    or take one (tests/unit/engine/test_video_resize.py), at a fraction of the time and memory.
+    """
+    pixels = torch.as_tensor(frames).permute(0, 3, 1, 2)  # [F, 3, h, w], channels-last in memory
+    _, _, current_h, current_w = pixels.shape
+    new_w, new_h = cover_size(current_w, current_h, width, height)
     if (new_h, new_w) != (current_h, current_w):
-        frames = F.interpolate(frames, size=(new_h, new_w), mode="bicubic", align_corners=False, antialias=True)
+        pixels = F.interpolate(pixels, size=(new_h, new_w), mode="bicubic", align_corners=False, antialias=True)
     top, left = (new_h - height) // 2, (new_w - width) // 2
-    return frames[:, :, top : top + height, left : left + width].clamp(0.0, 1.0)
+    return pixels[:, :, top : top + height, left : left + width]
 
 
 def load_clip_pixels(path: Path | str, *, width: int, height: int, frames: int) -> torch.Tensor:
@@ -117,9 +142,8 @@ def load_clip_pixels(path: Path | str, *, width: int, height: int, frames: int) 
     raw = read_frames(path, frames)
     if raw.shape[0] < frames:
         raise VideoDecodeError(f"{path.name}: only {raw.shape[0]} frames decoded, the bucket needs {frames}")
-    pixels = torch.from_numpy(raw).permute(0, 3, 1, 2).float() / 255.0
-    pixels = resize_and_center_crop(pixels, width, height)
-    return (pixels * 2.0 - 1.0).permute(1, 0, 2, 3).contiguous()
+    pixels = resize_and_center_crop(raw, width, height).permute(1, 0, 2, 3).contiguous().float()
+    return pixels.div_(255.0).mul_(2.0).sub_(1.0)
 
 
 def write_mp4(path: Path | str, video: torch.Tensor, fps: float) -> Path:
