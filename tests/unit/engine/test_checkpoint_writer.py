@@ -14,6 +14,7 @@ import torch
 
 import worker.engine.lora.checkpoint as checkpoint
 import worker.engine.train as train
+import worker.engine.train_rounds as rounds  # where the trainer's checkpoints are written
 from core.errors import DiskFull
 from tests.unit.engine._train_data import build_precomputed, run_config
 from worker.engine.lora.checkpoint import checkpoint_paths, list_checkpoint_steps, save_checkpoint
@@ -75,13 +76,13 @@ def _assert_same(ours, theirs, where="") -> None:
 
 def _write_after(event: threading.Event, written: list, monkeypatch):
     """Make the background write wait until ``event`` (a later step finished): the run must not wait for it."""
-    real = train.write_checkpoint
+    real = rounds.write_checkpoint
 
     def slow_write(output_dir, snapshot):
         written.append((threading.current_thread(), event.wait(WAIT_S)))
         return real(output_dir, snapshot)
 
-    monkeypatch.setattr(train, "write_checkpoint", slow_write)
+    monkeypatch.setattr(rounds, "write_checkpoint", slow_write)
 
 
 def test_background_files_equal_a_synchronous_save_and_the_row_comes_after_them(
@@ -91,13 +92,13 @@ def test_background_files_equal_a_synchronous_save_and_the_row_comes_after_them(
     step3_done, written = threading.Event(), []
     _write_after(step3_done, written, monkeypatch)
     synchronous = tmp_path / "synchronous"
-    real_snapshot = train.snapshot_adapter
+    real_snapshot = rounds.snapshot_adapter
 
     def snapshot_and_save(transformer, adapter, step, **state):
         save_checkpoint(synchronous, step, extract_lora_weights(transformer, adapter), **state)
         return real_snapshot(transformer, adapter, step, **state)
 
-    monkeypatch.setattr(train, "snapshot_adapter", snapshot_and_save)
+    monkeypatch.setattr(rounds, "snapshot_adapter", snapshot_and_save)
     output = tmp_path / "run"
     recorder = Recorder(output, step3_done, at=3)
     config = run_config(output, precomputed, optimization={"steps": 4}, checkpoints={"interval": 2})
@@ -151,7 +152,7 @@ def test_a_cancel_during_the_write_ends_with_that_checkpoint_complete(tmp_path, 
     """Cancelled as step 2's checkpoint starts, its files still being written when the training thread
     sees the cancel: the run returns only once they are whole, with its row made."""
     cancel = CancelToken()
-    real = train.write_checkpoint
+    real = rounds.write_checkpoint
 
     def slow_write(output_dir, snapshot):
         threading.Event().wait(0.5)  # still writing when the loop's next boundary sees the cancel
@@ -162,7 +163,7 @@ def test_a_cancel_during_the_write_ends_with_that_checkpoint_complete(tmp_path, 
             if phase == "checkpoint_write":
                 cancel.cancel()
 
-    monkeypatch.setattr(train, "write_checkpoint", slow_write)
+    monkeypatch.setattr(rounds, "write_checkpoint", slow_write)
     output = tmp_path / "run"
     recorder = CancelAtCheckpoint(output)
     config = run_config(output, precomputed, optimization={"steps": 6}, checkpoints={"interval": 2})
