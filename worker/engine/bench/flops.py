@@ -3,7 +3,9 @@
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on one real step. Model FLOPs
 leave out the forward recomputed by gradient checkpointing (hardware FLOPs keep it), so MFU is
 comparable between runs with and without checkpointing; with a selective policy only the ops it
-does not keep are recomputed (and counted).
+does not keep are recomputed (and counted). The step counted is the training mode's
+(:mod:`worker.engine.bench.mode_step`): its LoRA layers, its inputs, and for ``reference_voice``
+the reference's audio tokens, which the transformer computes on though they are never scored.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
-from core.recipe.run_config import DEFAULT_TARGET_MODULES
+from core.recipe.modes import MODE_AUDIO_VIDEO
+from worker.engine.bench.mode_step import ModeStep, mode_lora_targets
 from worker.engine.bench.synthetic import build_on_device, synthetic_batch
 from worker.engine.lora.adapters import add_lora
 from worker.engine.step.checkpointing import enable_activation_checkpointing
-from worker.engine.step.flow import FlowBatch, compute_step_losses, prepare_flow_inputs
+from worker.engine.step.flow import compute_step_losses
 from worker.engine.step.measure import timed_calls
 from worker.engine.step.timesteps import ShiftedLogitNormalSampler
 
@@ -41,18 +44,18 @@ def count_flops(fn) -> float:
     return float(counter.get_total_flops())
 
 
-def _step_flops(transformer, batch: FlowBatch, gradient_checkpointing: bool,
+def _step_flops(transformer, step: ModeStep, gradient_checkpointing: bool,
                 checkpointing_policy: str = "full") -> tuple[float, float]:
-    """(forward + backward FLOPs, forward-only FLOPs) of one training step, counted."""
+    """(forward + backward FLOPs, forward-only FLOPs) of one training step of ``step``'s mode, counted."""
     sampler, generator = ShiftedLogitNormalSampler(), torch.Generator().manual_seed(0)
 
     def train_step() -> None:
-        inputs = prepare_flow_inputs(batch, sampler, generator, first_frame_p=0.0)
+        batch, inputs = step.inputs(transformer, sampler, generator)
         compute_step_losses(transformer, batch, inputs).total.backward()
 
     def forward_only() -> None:
         with torch.no_grad():
-            inputs = prepare_flow_inputs(batch, sampler, generator, first_frame_p=0.0)
+            batch, inputs = step.inputs(transformer, sampler, generator)
             compute_step_losses(transformer, batch, inputs)
 
     if gradient_checkpointing:
@@ -65,7 +68,9 @@ _FLOP_CACHE: dict[str, tuple[float, float]] = {}
 
 @dataclass(frozen=True)
 class FlopShape:
-    """What the FLOPs of one step depend on: the model (its config and depth), the clip, the LoRA."""
+    """What the FLOPs of one step depend on: the model (its config and depth), the clip, the LoRA,
+    the training mode (``target_modules`` None: the mode's default targets; narrowed by the mode)
+    and the reference's audio latents (``reference_voice``)."""
 
     config: dict
     layers: int
@@ -75,6 +80,8 @@ class FlopShape:
     dtype: torch.dtype
     rank: int
     target_modules: tuple[str, ...] | None
+    mode: str = MODE_AUDIO_VIDEO
+    reference_frames: int = 0
 
 
 def count_step_flops(shape: FlopShape, *, gradient_checkpointing: bool,
@@ -91,18 +98,20 @@ def count_step_flops(shape: FlopShape, *, gradient_checkpointing: bool,
     from diffusers import LTX2VideoTransformer3DModel
 
     key = repr((sorted(shape.config.items()), shape.layers, shape.size, shape.text_tokens, shape.device, shape.dtype,
-                shape.rank, shape.target_modules, gradient_checkpointing, checkpointing_policy))
+                shape.rank, shape.target_modules, shape.mode, shape.reference_frames, gradient_checkpointing,
+                checkpointing_policy))
     if key in _FLOP_CACHE:  # the same shapes count the same FLOPs: count once per process
         return _FLOP_CACHE[key]
     counts = []
     for depth in (1, 2):
         model = build_on_device(LTX2VideoTransformer3DModel, {**shape.config, "num_layers": depth}, shape.device,
                                 shape.dtype)
-        targets = list(shape.target_modules or DEFAULT_TARGET_MODULES)
+        targets, _ = mode_lora_targets(model, shape.mode, shape.target_modules)
         add_lora(model, rank=shape.rank, alpha=shape.rank, target_modules=targets)
         model.train()
-        batch = synthetic_batch(model, shape.size, shape.text_tokens, shape.device, shape.dtype)
-        counts.append(_step_flops(model, batch, gradient_checkpointing, checkpointing_policy))
+        clip = synthetic_batch(model, shape.size, shape.text_tokens, shape.device, shape.dtype)
+        step = ModeStep.build(clip, shape.mode, shape.reference_frames)
+        counts.append(_step_flops(model, step, gradient_checkpointing, checkpointing_policy))
         del model
     (step1, fwd1), (step2, fwd2) = counts
     layers = shape.layers

@@ -13,32 +13,29 @@ The step's levers are decided and set up by :mod:`worker.engine.step.setup`, as 
 ``quantization="int8"`` and ``optimizer_name="adamw8bit"`` time the low-VRAM configuration. Each
 result also says what holds the peak memory (weights, LoRA gradients, optimizer state,
 activations), which SDPA kernels run, and (``profile=True``) where one step's time goes.
-``docs/benchmarks.md`` has the H100 figures.
+``mode`` times a training mode's real step (:mod:`worker.engine.bench.mode_step`: its LoRA layers,
+its inputs, the reference in front for ``reference_voice``); the FLOPs and tokens per second
+count what that step computes. ``docs/benchmarks.md`` has the H100 figures.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
 from core.names import CheckpointPolicy
-from core.recipe.run_config import DEFAULT_TARGET_MODULES
+from core.recipe.modes import MODE_AUDIO_VIDEO
 from worker.engine.bench.flops import FlopShape, measure_matmul_rate, step_flops
+from worker.engine.bench.mode_step import ModeStep, mode_lora_targets, reference_frames
 from worker.engine.bench.profile import cuda_allocated, memory_breakdown, profile_step
 from worker.engine.bench.synthetic import build_on_device, build_random_transformer, synthetic_batch
-from worker.engine.lora.adapters import add_lora, trainable_parameters
+from worker.engine.lora.adapters import add_lora, families_of, trainable_parameters
 from worker.engine.step.compiling import begin_compiled_step
-from worker.engine.step.flow import (
-    FlowBatch,
-    compute_step_losses,
-    forward_backward,
-    prepare_flow_inputs,
-    ready_for_step,
-)
-from worker.engine.step.graphed import GraphedStep
+from worker.engine.step.flow import FlowBatch, compute_step_losses, forward_backward, ready_for_step
+from worker.engine.step.graphed import GraphedStep, GraphUnavailable
 from worker.engine.step.levers import StepLevers, sdpa_backends_used
 from worker.engine.step.measure import peak_memory_bytes, reset_peak, timed_calls
 from worker.engine.step.optim import build_optimizer
@@ -67,7 +64,9 @@ class BenchSpec:
     (:mod:`worker.engine.step.graphed`). ``memory_budget``: the compiled blocks choose their own
     recompute within this share of their activations, instead of gradient checkpointing (needs
     ``gradient_checkpointing=False`` and compiled blocks); its recompute is not counted (hardware
-    FLOPs = model FLOPs).
+    FLOPs = model FLOPs). ``mode``: the training mode whose step is timed (its LoRA layers from
+    ``target_modules``, None: the mode's defaults, narrowed as the trainer narrows them);
+    ``reference_seconds``: ``reference_voice``'s reference (None: as long as the clip).
     """
 
     preset: str = "ltx-2.3"
@@ -91,6 +90,8 @@ class BenchSpec:
     optimizer_name: str = "adamw"
     profile: bool = False
     device: str | None = None  # None: cuda when available
+    mode: str = MODE_AUDIO_VIDEO
+    reference_seconds: float | None = None
 
     def levers(self, device: str) -> StepLevers:
         """The step's levers on ``device``, decided as training decides them; ValueError when
@@ -109,14 +110,19 @@ class BenchResult:
     """Numbers of one training benchmark (JSON-ready through :meth:`to_dict`)."""
 
     preset: str
+    mode: str
     device: str
     dtype: str
     size: str
-    video_tokens: int
-    audio_tokens: int
+    video_tokens: int  # as the transformer takes them (audio_only: the one-token stand-in)
+    audio_tokens: int  # the target's, the scored ones
+    reference_audio_tokens: int  # in front of the target's, clean, not scored (reference_voice)
+    audio_tokens_in: int  # all the audio tokens the transformer takes
     text_tokens: int
     transformer_parameters: int
     lora_parameters: int
+    lora_families: dict  # how many layers of each block family have a LoRA
+    lora_left_out: int  # layers the targets matched that the mode keeps without a LoRA
     gradient_checkpointing: bool
     compiled: bool
     baseline: bool
@@ -141,6 +147,7 @@ class BenchResult:
     sdpa_backends: dict = field(default_factory=dict)
     sdpa_backends_with_mask: dict = field(default_factory=dict)
     profile: dict | None = None
+    notes: list = field(default_factory=list)  # a lever the mode's step could not use, and what ran instead
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -174,19 +181,20 @@ def parse_size(text: str) -> tuple[int, int, int]:
     return width, height, frames
 
 
-def attention_backends(config: dict, size, text_tokens: int, device: str, dtype) -> tuple[dict, dict]:
-    """SDPA implementations one forward of a 1-block copy of the model runs: (with the all-ones
-    text mask dropped, as the engine does; with the mask passed)."""
+def attention_backends(config: dict, size, text_tokens: int, device: str, dtype, mode: str = MODE_AUDIO_VIDEO,
+                       reference_audio_frames: int = 0) -> tuple[dict, dict]:
+    """SDPA implementations one forward of a 1-block copy of the model runs in ``mode``'s step:
+    (with the all-ones text mask dropped, as the engine does; with the mask passed)."""
     from diffusers import LTX2VideoTransformer3DModel
 
     model = build_on_device(LTX2VideoTransformer3DModel, {**config, "num_layers": 1}, device, dtype)
-    batch = synthetic_batch(model, size, text_tokens, device, dtype)
+    mode_step = ModeStep.build(synthetic_batch(model, size, text_tokens, device, dtype), mode, reference_audio_frames)
     sampler, generator = ShiftedLogitNormalSampler(), torch.Generator().manual_seed(0)
 
     def forward(drop: bool):
         def run():
             with torch.no_grad():
-                inputs = prepare_flow_inputs(batch, sampler, generator, first_frame_p=0.0)
+                batch, inputs = mode_step.inputs(model, sampler, generator)
                 compute_step_losses(model, batch, inputs, drop_all_ones_mask=drop)
         return run
 
@@ -201,6 +209,8 @@ class _Model:
     params: list
     optimizer: torch.optim.Optimizer
     modes: list[str]  # each block's checkpointing mode
+    lora_names: list[str]  # the layers with a LoRA
+    left_out: list[str]  # the layers the targets matched that the training mode keeps without one
 
 
 def _build_model(spec: BenchSpec, levers: StepLevers, device: str, dtype: torch.dtype, *, is_toy: bool,
@@ -215,47 +225,68 @@ def _build_model(spec: BenchSpec, levers: StepLevers, device: str, dtype: torch.
     else:
         transformer = build_random_transformer(spec.preset, device, dtype)
     quantize_frozen_base(transformer, spec.quantization)
-    add_lora(transformer, rank=spec.rank, alpha=spec.rank,
-             target_modules=list(spec.target_modules or DEFAULT_TARGET_MODULES))
+    targets, left_out = mode_lora_targets(transformer, spec.mode, spec.target_modules)
+    names = add_lora(transformer, rank=spec.rank, alpha=spec.rank, target_modules=targets)
     modes = set_up_levers(transformer, levers, gradient_checkpointing=spec.gradient_checkpointing)
     params = trainable_parameters(transformer)
     optimizer = build_optimizer(params, name=spec.optimizer_name, lr=1e-4, weight_decay=0.01,
                                 fused=levers.fused_optimizer)
-    return _Model(transformer, params, optimizer, modes)
+    return _Model(transformer, params, optimizer, modes, names, left_out)
 
 
-def _step_function(model: _Model, batch: FlowBatch, levers: StepLevers, dtype: torch.dtype, *,
-                   baseline: bool) -> tuple[Callable[[], None], GraphedStep | None, list[torch.Tensor]]:
-    """One optimizer step (the engine's, or the baseline's), the whole-step CUDA graph it replays
-    (when the levers have one), and the list each step appends its total loss to."""
+@dataclass
+class _Step:
+    """The timed step, the whole-step CUDA graph it replays (None: eager), the total loss of each
+    step, and notes on a lever that could not apply (the graph, when it cannot be recorded)."""
+
+    run: Callable[[], None]
+    graphed: GraphedStep | None
+    totals: list[torch.Tensor]
+    notes: list[str]
+
+
+def _step_function(model: _Model, mode_step: ModeStep, levers: StepLevers, dtype: torch.dtype, *,
+                   baseline: bool) -> _Step:
+    """One optimizer step of ``mode_step``'s mode (the engine's, or the baseline's). A whole-step
+    CUDA graph that cannot be recorded for the mode's step is noted and the steps run eagerly."""
     transformer, params, optimizer = model.transformer, model.params, model.optimizer
     sampler, generator = ShiftedLogitNormalSampler(), torch.Generator().manual_seed(0)
-    totals: list[torch.Tensor] = []
-    ready = None if baseline else ready_for_step(transformer, batch, drop_all_ones_mask=levers.drop_all_ones_text_mask)
+    ready = None if baseline else ready_for_step(transformer, mode_step.batch,
+                                                 drop_all_ones_mask=levers.drop_all_ones_text_mask)
 
     def engine_step(step_batch, inputs):
         return forward_backward(transformer, step_batch, inputs,
                                 weight_cast=lambda: levers.weight_cast(transformer, dtype))
 
-    graphed = GraphedStep(engine_step, params, warmup=2) if levers.cuda_graph else None
+    state = _Step(lambda: None, GraphedStep(engine_step, params, warmup=2) if levers.cuda_graph else None, [], [])
+
+    def graph_or_eager(batch, inputs):
+        try:
+            return state.graphed(batch, inputs)
+        except GraphUnavailable as exc:
+            state.graphed.release()
+            state.graphed = None
+            state.notes.append(f"cuda_graph: not for mode {mode_step.mode} ({exc}); its steps ran eagerly")
+            return engine_step(batch, inputs)
 
     def step() -> None:
         begin_compiled_step(levers.compile_mode)
         optimizer.zero_grad(set_to_none=True)
-        inputs = prepare_flow_inputs(batch, sampler, generator, first_frame_p=0.0)
+        batch, inputs = mode_step.inputs(transformer, sampler, generator, ready)
         if baseline:
             losses = compute_step_losses(transformer, batch, inputs, drop_all_ones_mask=False)
             losses.video, losses.audio  # noqa: B018 - a straightforward trainer reads its losses every step
             losses.total.backward()
-        elif graphed is not None:
-            losses = graphed(ready, inputs)
+        elif state.graphed is not None:
+            losses = graph_or_eager(batch, inputs)
         else:
-            losses = engine_step(ready, inputs)
+            losses = engine_step(batch, inputs)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        totals.append(losses.total.detach())
+        state.totals.append(losses.total.detach())
 
-    return step, graphed, totals
+    state.run = step
+    return state
 
 
 def _time_steps(step: Callable[[], None], spec: BenchSpec, device: str) -> tuple[list[float], int, int]:
@@ -282,7 +313,8 @@ def bench_train(spec: BenchSpec, *, data_dir=None, model_dir=None) -> BenchResul
     """Time LoRA training steps as ``spec`` says (see the module docstring and :class:`BenchSpec`).
 
     ``data_dir``: where the toy models live (and the real weights' cache); ``model_dir``: the real
-    weights, for a real preset without ``random_weights``.
+    weights, for a real preset without ``random_weights``. ValueError (before anything is built)
+    for a mode or reference length that cannot run.
     """
     from core.presets import get_preset
 
@@ -290,54 +322,62 @@ def bench_train(spec: BenchSpec, *, data_dir=None, model_dir=None) -> BenchResul
     device = spec.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     levers = spec.levers(device)
+    reference_frames(spec.mode, 1, spec.reference_seconds)  # a bad mode or reference: refused before the build
     # the reference rate, measured before the model is built and again after the steps; the
     # higher one counts (the lower MFU): the GPU's clocks drift with its temperature
     rates = [measure_matmul_rate(device, dtype)]
     before_model = cuda_allocated(device)
     model = _build_model(spec, levers, device, dtype, is_toy=info.is_toy, data_dir=data_dir, model_dir=model_dir)
     after_setup = cuda_allocated(device)
-    batch = synthetic_batch(model.transformer, spec.size, info.max_sequence_length, device, dtype)
-    step, graphed, totals = _step_function(model, batch, levers, dtype, baseline=spec.baseline)
-    times, peak, reserved = _time_steps(step, spec, device)
+    clip = synthetic_batch(model.transformer, spec.size, info.max_sequence_length, device, dtype)
+    ref_frames = reference_frames(spec.mode, clip.audio.shape[1], spec.reference_seconds)
+    mode_step = ModeStep.build(clip, spec.mode, ref_frames)
+    timed = _step_function(model, mode_step, levers, dtype, baseline=spec.baseline)
+    times, peak, reserved = _time_steps(timed.run, spec, device)
+    if timed.notes:  # the graph could not be recorded: the steps ran without it
+        levers = replace(levers, cuda_graph=False)
     measured = {
         "peak_memory_bytes": peak,
         "peak_reserved_bytes": reserved,
         "memory": memory_breakdown(before_model=before_model, after_setup=after_setup,
                                    peak=peak, params=model.params, optimizer=model.optimizer),
-        "profile": profile_step(step, device) if spec.profile else None,
-        "loss_finite": bool(torch.isfinite(torch.stack(totals)).all()),
+        "profile": profile_step(timed.run, device) if spec.profile else None,
+        "loss_finite": bool(torch.isfinite(torch.stack(timed.totals)).all()),
+        "notes": timed.notes,
         "transformer_parameters": sum(p.numel() for p in model.transformer.parameters()),
         "lora_parameters": sum(p.numel() for p in model.params),
+        "lora_families": families_of(model.lora_names),
+        "lora_left_out": len(model.left_out),
+        **mode_step.token_counts(),
     }
     config = {k: v for k, v in model.transformer.config.items() if not k.startswith("_")}
     shape = FlopShape(config, model.transformer.config.num_layers, spec.size, info.max_sequence_length, device,
-                      dtype, spec.rank, spec.target_modules)
+                      dtype, spec.rank, spec.target_modules, spec.mode, ref_frames)
     modes = model.modes
-    if graphed is not None:
-        graphed.release()
-    del step, graphed, model, totals  # the model's memory goes back before the FLOPs are counted
+    if timed.graphed is not None:
+        timed.graphed.release()
+    del timed, model, mode_step  # the model's memory goes back before the FLOPs are counted
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     flops = step_flops(shape, spec.gradient_checkpointing, modes)
-    backends = attention_backends(config, spec.size, info.max_sequence_length, device, dtype)
+    backends = attention_backends(config, spec.size, info.max_sequence_length, device, dtype, spec.mode, ref_frames)
     rates.append(measure_matmul_rate(device, dtype))
-    return _result(spec, levers, device, dtype, batch, times, flops, rates, backends, measured)
+    return _result(spec, levers, device, dtype, clip, times, flops, rates, backends, measured)
 
 
-def _result(spec: BenchSpec, levers: StepLevers, device: str, dtype: torch.dtype, batch: FlowBatch,
+def _result(spec: BenchSpec, levers: StepLevers, device: str, dtype: torch.dtype, clip: FlowBatch,
             times: list[float], flops: tuple[float, float, float], rates: list[float],
             backends: tuple[dict, dict], measured: dict) -> BenchResult:
     hardware_flops, model_flops, forward_flops = flops
     median, rate = statistics.median(times), max(rates)
-    tokens = batch.video.shape[1] + batch.audio.shape[1]
+    tokens = measured["video_tokens"] + measured["audio_tokens_in"]  # what the transformer computes on
     return BenchResult(
         preset=spec.preset,
+        mode=spec.mode,
         device=torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
         dtype=str(dtype).removeprefix("torch."),
         size="x".join(str(v) for v in spec.size),
-        video_tokens=batch.video.shape[1],
-        audio_tokens=batch.audio.shape[1],
-        text_tokens=batch.video_text.shape[1],
+        text_tokens=clip.video_text.shape[1],
         gradient_checkpointing=spec.gradient_checkpointing,
         compiled=levers.compile_blocks,
         baseline=spec.baseline,
