@@ -1,4 +1,4 @@
-"""``avlora bench train --preset P [--random-weights] --size WxHxF [--steps N] [--json]``,
+"""``avlora bench train --preset P [--random-weights] --size WxHxF [--mode M] [--steps N] [--json]``,
 ``avlora bench preprocess --preset P --size WxHxF [--json]``,
 ``avlora bench preprocess --preset P [--random-weights] --clips DIR | --generate N [--json]``,
 ``avlora bench run --preset P [--random-weights] --size WxHxF --steps N --checkpoints K [--json]`` and
@@ -9,7 +9,8 @@ warm-up, tokens per second, peak memory, and model FLOP utilisation (FLOPs count
 ``torch.utils.flop_counter``; reference: a dense matmul in the same dtype measured in the same
 run). ``--random-weights`` builds the full-size model with random weights directly on the GPU
 in bf16 (no model files needed). ``--baseline`` times the straightforward diffusers + peft step
-(no engine levers) for comparison; ``--low-vram`` the int8 base + 8-bit AdamW configuration.
+(no engine levers) for comparison; ``--low-vram`` the int8 base + 8-bit AdamW configuration;
+``--mode`` a training mode's step (voice, audio_only, reference_voice: its LoRA layers and inputs).
 ``bench preprocess`` times video VAE encodes and caption embeddings (Gemma-3 + connectors) per
 second; with ``--clips DIR`` (or ``--generate N`` real-sized test clips) it runs the real
 ``avlora preprocess`` path over a folder of clips and reports clips per second and each phase's
@@ -29,63 +30,14 @@ import argparse
 import json
 import sys
 
-from core.names import CHECKPOINT_POLICIES, MODEL_PRESETS
-
-PRESET_HELP = " | ".join(MODEL_PRESETS)
+from worker.engine.commands.bench_args import PRESET_HELP, add_train_parser
 
 
 def register(subparsers) -> None:
     """Add the ``bench`` subcommand (with ``bench train``) to an argparse subparsers object."""
     parser = subparsers.add_parser("bench", help="benchmark engine steps", description=__doc__.split("\n\n", 1)[1])
     kinds = parser.add_subparsers(dest="bench_kind", required=True, metavar="KIND")
-    train = kinds.add_parser("train", help="time LoRA training steps")
-    train.add_argument("--preset", default="ltx-2.3", help=f"{PRESET_HELP} (default ltx-2.3)")
-    train.add_argument("--random-weights", action="store_true", help="full-size model with random weights (no files)")
-    train.add_argument("--size", default="512x512x49", help="clip size WxHxF (default 512x512x49)")
-    train.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
-    train.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
-    train.add_argument("--rank", type=int, default=32, help="LoRA rank (default 32)")
-    train.add_argument("--no-gradient-checkpointing", action="store_true", help="keep activations (more memory)")
-    # spelled as the run config's optimization.checkpointing_*; --checkpoint-* are the older aliases
-    train.add_argument("--checkpointing-policy", "--checkpoint-policy", dest="checkpointing_policy",
-                       choices=CHECKPOINT_POLICIES, default="full",
-                       help="what the checkpoint recompute redoes: full (default), attention (keep SDPA outputs), "
-                            "matmul (keep matmul + SDPA outputs, recompute norms and pointwise ops), none (keep all)")
-    train.add_argument("--checkpointing-ratio", "--checkpoint-ratio", dest="checkpointing_ratio", type=_ratio,
-                       default=1.0,
-                       help="share of the blocks that take --checkpointing-policy, in (0, 1] (default 1: all)")
-    train.add_argument("--checkpointing-rest-policy", "--checkpoint-rest", dest="checkpointing_rest_policy",
-                       choices=CHECKPOINT_POLICIES, default="full", help="the other blocks' policy (default full)")
-    train.add_argument("--no-cast-once", dest="cast_once", action="store_false", default=None,
-                       help="cast the LoRA weights to bf16 at every call, not once per step")
-    compile_group = train.add_mutually_exclusive_group()
-    compile_group.add_argument("--compile", dest="compile", action="store_true", default=None,
-                               help="torch.compile each transformer block (default: on CUDA)")
-    train.add_argument("--compile-mode", choices=["reduce-overhead"], default=None,
-                       help="reduce-overhead: CUDA graphs of the compiled blocks (CUDA only)")
-    compile_group.add_argument("--no-compile", dest="compile", action="store_false", help="run the blocks eagerly")
-    train.add_argument("--memory-budget", type=_budget, default=None,
-                       help="instead of gradient checkpointing: the compiled blocks keep the activations that "
-                            "are dearest to recompute within this share (0 to 1) of all of them "
-                            "(needs --no-gradient-checkpointing and the compile)")
-    graph_group = train.add_mutually_exclusive_group()
-    graph_group.add_argument("--cuda-graph", dest="cuda_graph", action="store_true", default=None,
-                             help="record the step's forward and backward as one CUDA graph and replay it "
-                                  "(default: on CUDA, except with --baseline or --compile-mode)")
-    graph_group.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
-                             help="launch the step's kernels one by one")
-    train.add_argument("--baseline", action="store_true",
-                       help="the straightforward diffusers + peft step: no engine levers, no compile")
-    train.add_argument("--quantization", choices=["none", "int8"], default="none",
-                       help="int8: torchao int8 weight-only frozen base (low VRAM)")
-    train.add_argument("--optimizer", choices=["adamw", "adamw8bit"], default="adamw", help="default adamw")
-    train.add_argument("--low-vram", action="store_true", help="shorthand for --quantization int8 --optimizer adamw8bit")
-    train.add_argument("--profile", action="store_true", help="also profile one step (top ops in the JSON)")
-    train.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
-    train.add_argument("--json", action="store_true", help="print the result as JSON")
-    train.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
-    train.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
-    train.set_defaults(func=run_train)
+    add_train_parser(kinds, run_train)
     _register_preprocess(kinds)
     _register_run(kinds)
     _register_load(kinds)
@@ -194,28 +146,6 @@ def run_load(args: argparse.Namespace) -> int:
     return run_load_command(args)
 
 
-def _ratio(text: str) -> float:
-    """argparse type for ``--checkpointing-ratio``: a number in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1]")
-    return value
-
-
-def _budget(text: str) -> float:
-    """argparse type for ``--memory-budget``: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
-    return value
-
-
 def _si(value: float, unit: str) -> str:
     """``1.23e12, "FLOP"`` -> ``1.23 TFLOP``."""
     for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -226,13 +156,16 @@ def _si(value: float, unit: str) -> str:
 
 def _human(result) -> str:
     return (
-        f"{result.preset} {result.size} on {result.device} ({result.dtype}{', compiled' if result.compiled else ''}"
+        f"{result.preset} {result.size}, mode {result.mode}, on {result.device} ({result.dtype}"
+        f"{', compiled' if result.compiled else ''}"
         f"{', CUDA graph' if result.levers.get('cuda_graph') else ''}"
         f"{', baseline' if result.baseline else ''}{', int8 base' if result.quantization == 'int8' else ''}): "
         f"{result.median_s_per_step:.3f} s/step (median of {result.steps}), {result.tokens_per_s:,.0f} tokens/s, "
         f"peak memory {result.peak_memory_bytes / 2**30:.2f} GiB (reserved {result.peak_reserved_bytes / 2**30:.2f} GiB)\n"
-        f"  tokens: {result.video_tokens} video + {result.audio_tokens} audio + {result.text_tokens} text; "
-        f"parameters {_si(result.transformer_parameters, '')}, LoRA {_si(result.lora_parameters, '')}\n"
+        f"  tokens: {result.video_tokens} video + {result.audio_tokens} audio"
+        f"{f' (+ {result.reference_audio_tokens} reference)' if result.reference_audio_tokens else ''}"
+        f" + {result.text_tokens} text; parameters {_si(result.transformer_parameters, '')}, "
+        f"LoRA {_si(result.lora_parameters, '')} on {result.lora_families}\n"
         f"  per step: model {_si(result.model_flops_per_step, 'FLOP')}, hardware "
         f"{_si(result.hardware_flops_per_step, 'FLOP')} (forward {_si(result.forward_flops, 'FLOP')}); "
         f"matmul rate {_si(result.matmul_flops_per_s, 'FLOP/s')}; MFU {result.mfu:.2%}, HFU {result.hfu:.2%}\n"
@@ -272,6 +205,8 @@ def spec_from_args(args: argparse.Namespace, size: tuple[int, int, int]):
         optimizer_name="adamw8bit" if args.low_vram else args.optimizer,
         profile=args.profile,
         device=args.device,
+        mode=args.mode,
+        reference_seconds=args.reference_seconds,
     )
 
 
