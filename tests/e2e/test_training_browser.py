@@ -116,6 +116,13 @@ def _fill_the_run_form(page) -> None:
     page.fill("#f-trigger", TRIGGER)
     expect(page.locator("#lint-result .issue.error")).to_have_count(0)
     page.fill("#f-steps", str(STEPS))
+    # the GPUs a run trains on together: one by default, never fewer
+    expect(page.locator("#f-processes")).to_have_value("1")
+    page.fill("#f-processes", "0")
+    expect(page.locator("#lint-result .issue.error")).to_contain_text("num_processes")
+    expect(queue).to_be_disabled()
+    page.fill("#f-processes", "1")
+    expect(page.locator("#lint-result .issue.error")).to_have_count(0)
     page.fill("#f-interval", str(INTERVAL))
     page.fill("#f-sample-size", BUCKET)
     page.fill("#f-sample-steps", "2")
