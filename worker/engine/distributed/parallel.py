@@ -7,6 +7,8 @@ the ranks (:mod:`.group`), averages the LoRA gradients (:mod:`.grads`) and shard
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from worker.engine.distributed.grads import GradientSync
@@ -53,7 +55,13 @@ class DataParallel(SingleProcess):
     def shard(self, batch, inputs, indices: list[int], per_rank: int):
         rows = rank_slice(self.rank, per_rank)
         total = per_rank * self.world
-        return take_rows(batch, rows, total), take_rows(inputs, rows, total), indices[rows]
+        mine = take_rows(inputs, rows, total)
+        mask = inputs.video_loss_mask
+        if mask is not None:  # first-frame conditioning leaves each clip its own count of scored tokens
+            scored = mask.sum().clamp(min=1).float()
+            weight = mask[rows].sum().float() * self.world / scored
+            mine = dataclasses.replace(mine, video_loss_weight=weight)
+        return take_rows(batch, rows, total), mine, indices[rows]
 
     def accumulating(self, last_micro_step: bool) -> None:
         self.gradients.enabled = last_micro_step

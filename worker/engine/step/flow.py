@@ -66,6 +66,10 @@ class FlowInputs:
     # [B, N_audio_in] per audio token (reference_voice: 0 on the clean reference tokens in front of
     # the target's); None: ``audio_sigma`` for every token. The audio target covers the last tokens.
     audio_timesteps: torch.Tensor | None = None
+    # 0-dim, a run on several processes with a video loss mask: this rank's share of the global
+    # batch's scored video tokens x the ranks, so the ranks' mean loss is the global batch's masked
+    # mean (as one process computes it) rather than a mean of per-rank means. None: 1.
+    video_loss_weight: torch.Tensor | None = None
 
 
 @dataclass
@@ -305,6 +309,8 @@ def compute_step_losses(
         audio_loss = masked_mse(audio_pred, inputs.audio_target)
         return StepLosses(total=audio_loss, video_loss=None, audio_loss=audio_loss.detach())
     video_loss = masked_mse(video_pred, inputs.video_target, inputs.video_loss_mask)
+    if inputs.video_loss_weight is not None:
+        video_loss = video_loss * inputs.video_loss_weight
     total = video_loss
     audio_loss = None
     if inputs.audio_target is not None:
