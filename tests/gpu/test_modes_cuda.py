@@ -45,3 +45,29 @@ def test_a_mode_replays_as_cuda_graphs_with_compiled_blocks_like_the_eager_run(t
     for (step, video, audio), (_, video_g, audio_g) in zip(runs[False], runs[True]):
         assert video is None and video_g is None
         assert audio_g == pytest.approx(audio, rel=1e-2), step
+
+
+def test_reference_voice_replays_as_cuda_graphs_with_compiled_blocks_like_the_eager_run(tmp_path):
+    """reference_voice (issue 17): the reference's clean audio tokens in front of the target's, a
+    longer audio sequence than the target, through the whole-step graph and compiled blocks."""
+    from tests.unit.engine._train_data import run_config
+    from tests.unit.engine.test_reference_voice import BUCKET, build_voices
+    from worker.engine.model.pipelines import load_pipeline
+    from worker.engine.train import Trainer
+
+    data_dir = tmp_path / "data"
+    precomputed = build_voices(tmp_path / "dataset", data_dir,
+                               load_pipeline("toy", data_dir=data_dir, device="cpu", dtype=torch.float32))
+    runs = {}
+    for graphs in (False, True):
+        config = run_config(tmp_path / f"run-{graphs}", precomputed, training={"mode": "reference_voice"},
+                            data={"buckets": BUCKET}, optimization={
+                                "steps": 6, "gradient_checkpointing": True, "compile": True, "cuda_graph": graphs})
+        pipe = load_pipeline("toy", data_dir=data_dir, device="cuda", dtype=torch.bfloat16)
+        trainer = Trainer(config, data_dir=data_dir, pipeline=pipe)
+        assert (trainer.graphed is not None) == graphs and trainer.levers.compile_blocks
+        result = trainer.run()
+        assert result.status == "completed" and result.step == 6
+        runs[graphs] = result.losses
+    for (step, _video, audio), (_, _video_g, audio_g) in zip(runs[False], runs[True]):
+        assert audio_g == pytest.approx(audio, rel=1e-2), step

@@ -36,9 +36,14 @@ def _speech(voice: str, index: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def precomputed(tmp_path_factory, engine_data_dir, toy_pipeline):
     """Four clips, two per espeak-ng voice, preprocessed with the toy model (the real path)."""
+    return build_voices(tmp_path_factory.mktemp("voices"), engine_data_dir, toy_pipeline)
+
+
+def build_voices(root, data_dir, pipeline):
+    """Write four clips, two per espeak-ng voice, preprocess them with ``pipeline`` (the toy's) and
+    return the ``.precomputed`` folder (also the GPU test's dataset: tests/gpu/test_modes_cuda.py)."""
     from worker.engine.data.preprocess import preprocess_dataset
 
-    root = tmp_path_factory.mktemp("voices")
     rows = []
     for voice in VOICES:
         for index in range(2):
@@ -49,7 +54,7 @@ def precomputed(tmp_path_factory, engine_data_dir, toy_pipeline):
                          "audio": f"clips/{stem}.wav"})
     (root / "dataset.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     result = preprocess_dataset(root / "dataset.jsonl", out_dir=root, preset="toy", buckets=BUCKET, trigger=TRIGGER,
-                                data_dir=engine_data_dir, pipeline=toy_pipeline)
+                                data_dir=data_dir, pipeline=pipeline)
     assert result.ok, result
     return root / ".precomputed"
 
