@@ -1,8 +1,9 @@
 """``avlora bench train --preset P [--random-weights] --size WxHxF [--mode M] [--steps N] [--json]``,
 ``avlora bench preprocess --preset P --size WxHxF [--json]``,
 ``avlora bench preprocess --preset P [--random-weights] --clips DIR | --generate N [--json]``,
-``avlora bench run --preset P [--random-weights] --size WxHxF --steps N --checkpoints K [--json]`` and
-``avlora bench load --preset P [--device D] [--dtype T] [--repeats N] [--warm] [--json]``.
+``avlora bench run --preset P [--random-weights] --size WxHxF --steps N --checkpoints K [--json]``,
+``avlora bench load --preset P [--device D] [--dtype T] [--repeats N] [--warm] [--json]`` and
+``avlora bench sampling --preset P [--random-weights] [--prompts N] [--inference-steps S] [--json]``.
 
 Times LoRA training steps of the transformer on synthetic latents: median seconds per step after
 warm-up, tokens per second, peak memory, and model FLOP utilisation (FLOPs counted with
@@ -19,7 +20,8 @@ time (decode, resize, VAE encodes, audio, captions, cache writes). ``bench run``
 synthetic preprocessed dataset) and reports the wall time of each phase: model build or load,
 text encoding, compile and CUDA-graph capture, training steps, checkpoint writes, validation
 sampling (denoising, VAE decode, audio decode, mp4/wav writing) and the total. ``bench load`` loads the
-model from local files as a training run does, against the disk's read of the same files. Exit status: 0 on
+model from local files as a training run does, against the disk's read of the same files. ``bench sampling``
+times one checkpoint's validation the eager diffusers way and the engine's way, with the FLOP floor. Exit status: 0 on
 success, 1 when the step does not fit in memory (or the run did not complete, or a clip could not
 be preprocessed), 2 for bad arguments.
 """
@@ -30,7 +32,7 @@ import argparse
 import json
 import sys
 
-from worker.engine.commands.bench_args import PRESET_HELP, add_train_parser
+from worker.engine.commands.bench_args import PRESET_HELP, add_sampling_parser, add_train_parser
 
 
 def register(subparsers) -> None:
@@ -41,6 +43,7 @@ def register(subparsers) -> None:
     _register_preprocess(kinds)
     _register_run(kinds)
     _register_load(kinds)
+    add_sampling_parser(kinds, run_sampling)
 
 
 def _register_preprocess(kinds) -> None:
@@ -137,6 +140,13 @@ def _register_load(kinds) -> None:
     load.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
     load.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
     load.set_defaults(func=run_load)
+
+
+def run_sampling(args: argparse.Namespace) -> int:
+    """Handle ``avlora bench sampling``; returns the exit status."""
+    from worker.engine.bench.sampling import run_sampling_command
+
+    return run_sampling_command(args)
 
 
 def run_load(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""The flags of ``avlora bench train`` (its handler is :func:`worker.engine.commands.bench.run_train`)."""
+"""The flags of ``avlora bench train`` and ``avlora bench sampling`` (their handlers are
+:func:`worker.engine.commands.bench.run_train` and :func:`worker.engine.commands.bench.run_sampling`)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,40 @@ def add_train_parser(kinds, handler) -> argparse.ArgumentParser:
     train.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
     train.set_defaults(func=handler)
     return train
+
+
+def add_sampling_parser(kinds, handler) -> argparse.ArgumentParser:
+    """Add ``bench sampling`` to the ``bench`` kinds, handled by ``handler``; returns its parser."""
+    sampling = kinds.add_parser(
+        "sampling", help="time one checkpoint's validation: the eager diffusers pipeline against the engine's path",
+        description="On one pipeline with a LoRA attached as the trainer attaches it (random non-zero up-weights), "
+                    "generate one checkpoint's validation (--prompts prompts x lora and lora-audio-off) two ways in "
+                    "the same process: the plain LTX2Pipeline call with PEFT's adapter switches, no compile "
+                    "(eager), and the engine's validation as a training run calls it (fast: compiled blocks on "
+                    "CUDA). Reports each way's seconds, their ratio, how far their samples agree, and the "
+                    "transformer's FLOP floor at a given rate.")
+    sampling.add_argument("--preset", default="ltx-2.3", help=f"{PRESET_HELP} (default ltx-2.3)")
+    sampling.add_argument("--random-weights", action="store_true",
+                          help="full-size pipeline with random weights built on the GPU (no files)")
+    sampling.add_argument("--size", default="512x512x49", help="sample size WxHxF (default 512x512x49)")
+    sampling.add_argument("--prompts", type=int, default=2, help="validation prompts (default 2)")
+    sampling.add_argument("--inference-steps", type=int, default=30, help="denoising steps per sample (default 30)")
+    sampling.add_argument("--modality-scale", type=float, default=3.0,
+                          help="modality-isolation guidance scale of both ways (default 3, the pipeline's; "
+                               "1 drops its pass)")
+    sampling.add_argument("--fast-rounds", type=int, default=2,
+                          help="times the engine's path runs the checkpoint's validation; the last (warm) is "
+                               "compared (default 2: the first compiles)")
+    sampling.add_argument("--rate-tflops", type=float, default=None,
+                          help="the training step's measured model FLOP rate (avlora bench train), for the FLOP "
+                               "floor (default: the best bf16 matmul rate measured here, on CUDA only)")
+    sampling.add_argument("--out", default=None, help="keep both ways' samples here (default: a temporary folder)")
+    sampling.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    sampling.add_argument("--json", action="store_true", help="print the result as JSON")
+    sampling.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
+    sampling.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
+    sampling.set_defaults(func=handler)
+    return sampling
 
 
 def _ratio(text: str) -> float:
