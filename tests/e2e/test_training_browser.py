@@ -118,6 +118,10 @@ def _fill_the_run_form(page) -> None:
     page.fill("#f-steps", str(STEPS))
     # the GPUs a run trains on together: one by default, never fewer
     expect(page.locator("#f-processes")).to_have_value("1")
+    for field in ("f-model", "f-mode", "f-trigger", "f-steps", "f-processes", "f-lr", "f-rank", "f-interval",
+                  "f-sample-size", "f-sample-steps", "f-prompts"):  # each label beside its own field
+        label, control = page.locator(f"label[for={field}]").bounding_box(), page.locator(f"#{field}").bounding_box()
+        assert label["x"] < control["x"] and abs(label["y"] - control["y"]) < 24, (field, label, control)
     page.fill("#f-processes", "0")
     expect(page.locator("#lint-result .issue.error")).to_contain_text("num_processes")
     expect(queue).to_be_disabled()
