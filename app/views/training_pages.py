@@ -330,6 +330,10 @@ def device_labels(gpu: str | None) -> dict[str, str]:
     """What ran where: a CPU run has no GPU, and its memory figure is the process's peak resident memory."""
     if gpu == "cpu":
         return {"gpu": "CPU (no GPU)", "device_label": "Device", "memory_label": "Memory (process peak RSS)"}
+    if gpu and gpu.endswith(" processes (cpu)"):  # a run on several CPU processes: rank 0's memory
+        processes = gpu.split(" ", 1)[0]
+        return {"gpu": f"CPU, {processes} processes (no GPU)", "device_label": "Device",
+                "memory_label": "Memory (rank 0's peak RSS)"}
     return {"gpu": gpu or "", "device_label": "GPU" if gpu else "Device", "memory_label": "GPU memory" if gpu else "Memory"}
 
 

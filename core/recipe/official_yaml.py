@@ -295,6 +295,9 @@ def _export_notes(config: RunConfig, form: StrategyForm) -> list[str]:
         notes.append("the flexible form draws audio timesteps per modality (our run shares one timestep)")
     if config.optimization.warmup_steps:
         notes.append(f"optimization.warmup_steps {config.optimization.warmup_steps} is not exported (no warmup officially)")
+    if config.optimization.num_processes > 1:
+        notes.append(f"optimization.num_processes {config.optimization.num_processes}: launch the trainer on as many "
+                     f"GPUs (accelerate) for the same global batch; batch_size is per GPU")
     if config.optimization.weight_decay != _OFFICIAL_WEIGHT_DECAY:
         notes.append(f"optimization.weight_decay {config.optimization.weight_decay} is not exported (official: 0.01)")
     validation = config.validation

@@ -75,7 +75,7 @@ class TrainerRounds:
     def _what_changed(self) -> str:
         """The settings that differ from the run's saved config, as a sentence ("" if unknown)."""
         from core.recipe.config_yaml import ConfigFileError
-        from core.recipe.fingerprint import resume_differences
+        from core.recipe.fingerprint import GLOBAL_BATCH, resume_differences
         from core.recipe.run_config import run_config_from_yaml
 
         try:
@@ -83,7 +83,14 @@ class TrainerRounds:
         except (OSError, ConfigFileError):
             return ""
         changes = resume_differences(saved, self.config)
-        return f" Changed: {'; '.join(changes)}." if changes else ""
+        if not changes:
+            return ""
+        hint = ""
+        if any(change.startswith(GLOBAL_BATCH) for change in changes):
+            was = saved.optimization.batch_size * saved.optimization.num_processes
+            hint = (f" On another number of processes, keep the global batch: batch_size x num_processes = {was} "
+                    f"(here {self.config.optimization.num_processes} process(es)).")
+        return f" Changed: {'; '.join(changes)}.{hint}"
 
     def _samples_due(self, step: int) -> bool:
         validation = self.config.validation

@@ -130,7 +130,7 @@ def test_resume_refuses_another_global_batch_and_says_so(tmp_path, engine_data_d
 
     config = _config(tmp_path / "run", dataset, batch_size=2, steps=3)
     _one_process(config, engine_data_dir)
-    with pytest.raises(TrainingError, match="global batch"):
+    with pytest.raises(TrainingError, match=r"global batch.*keep the global batch: batch_size x num_processes = 2"):
         _one_process(_config(tmp_path / "run", dataset, batch_size=1, steps=3), engine_data_dir, resume=True)
 
 

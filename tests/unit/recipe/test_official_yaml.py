@@ -93,6 +93,9 @@ def test_export_notes_what_does_not_carry_over():
     assert "--lora-trigger ema" in notes and "--resolution-buckets" in notes
     assert "audio_loss_weight" in notes
     assert "# NOTE: lora.alpha" in to_official_yaml(config)
+    two = preset_config("full", data={"trigger": "ema"}, optimization={"num_processes": 2})
+    assert "optimization.num_processes 2: launch the trainer on as many GPUs" in " | ".join(to_official(two).notes)
+    assert "num_processes" not in " | ".join(to_official(config).notes)
 
 
 def test_regex_targets_cannot_be_exported():

@@ -18,7 +18,7 @@ def _queued(api, media, processes: int, **config) -> dict:
     return created.json()
 
 
-def test_a_two_process_run_trains_and_writes_its_rows_once(api, media, migrated_env):
+def test_a_two_process_run_trains_and_writes_its_rows_once(api, browser_client, media, migrated_env):
     created = _queued(api, media, 2, steps=4, interval=2)
     assert run_pending_jobs() == ["succeeded"]
     run = api.get(f"/api/v1/runs/{created['id']}").json()
@@ -32,6 +32,8 @@ def test_a_two_process_run_trains_and_writes_its_rows_once(api, media, migrated_
     log = [line["text"] for line in api.get(f"/api/v1/jobs/{created['job_id']}/log").json()]
     assert "Training on 2 processes (cpu, gloo); global batch 2." in log
     assert api.get(run["checkpoints"][-1]["downloads"]["comfy"]).status_code == 200
+    page = browser_client.get(f"/runs/{created['id']}").text
+    assert "CPU, 2 processes (no GPU)" in page and "Memory (rank 0&#39;s peak RSS)" in page  # not "GPU memory"
 
 
 def test_a_host_with_too_few_gpus_gives_the_job_back_to_the_queue(api, browser_client, media, monkeypatch,
