@@ -91,8 +91,8 @@ def _stream_issues(config) -> list[LintIssue]:
     if mode != MODE_AUDIO_VIDEO and VARIANT_AUDIO_OFF in config.validation.variants:
         issues.append(LintIssue(
             "mode_audio_off_sample", "warning",
-            f"{'An' if mode[0] in 'aeiou' else 'A'} {mode} LoRA has no video-side layers, so its {VARIANT_AUDIO_OFF} sample is the base model's: "
-            "leave that variant out.",
+            f"{'An' if mode[0] in 'aeiou' else 'A'} {mode} LoRA has no video-side layers, so its "
+            f"{VARIANT_AUDIO_OFF} sample is the base model's: leave that variant out.",
         ))
     return issues
 

@@ -8,7 +8,7 @@ import json
 from avlora.cli import main as avlora
 
 
-def test_scaling_bench_measures_one_and_two_processes(engine_data_dir, toy_pipeline, capsys):  # noqa: ARG001
+def test_scaling_bench_measures_one_and_two_processes(engine_data_dir, toy_pipeline, capsys):
     status = avlora(["bench", "scaling", "--processes", "1,2", "--preset", "toy", "--size", "64x64x9",
                      "--steps", "4", "--device", "cpu", "--data-dir", str(engine_data_dir), "--json"])
     out = capsys.readouterr().out
