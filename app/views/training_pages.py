@@ -19,7 +19,7 @@ from core.models import Dataset, Job, JobStatus, PreprocessRun, TrainingRun
 from core.recipe.config_yaml import ConfigFileError, load_yaml_mapping
 from core.recipe.lint import lint_run_config_data
 from core.recipe.run_config import PRESET_NAMES, RunConfig, parse_run_config, preset_config, run_config_to_yaml
-from core.services import preflight
+from core.services import preflight, workers
 from core.services import preprocess_runs as preprocess_service
 from core.services.runs import lint_dataset_summary
 from core.services.workers import waiting_for
@@ -231,6 +231,7 @@ def lint_form(session, dataset: Dataset, yaml_text: str, values: dict[str, str],
     form.yaml_text = run_config_to_yaml(config) if source == "fields" else yaml_text
     form.issues += preprocess_issues(session, dataset, config, form)
     form.issues += disk_issues(config, form)
+    form.issues += workers.processes_issues(session, config.optimization.num_processes)
     form.issues.sort(key=lambda issue: issue["severity"] != "error")
     return form
 

@@ -150,3 +150,30 @@ def waiting_for(job: Job, served: set[str] | None = None) -> str | None:
         return (f"The studio's worker ended ({embedded.ended}); the studio is restarting it: "
                 "the job begins when it is back.")
     return f"No worker serves the {job.queue} queue: start one with `avlora worker --queues {job.queue}`."
+
+
+def processes_issues(session: Session, processes: int) -> list[dict[str, Any]]:
+    """A warning for a run on ``processes`` GPUs that no host of the gpu workers up can take now
+    (a run form's check; the job would wait). A host's GPUs: those its gpu workers see, summed (one
+    worker per GPU, or one seeing them all). With no gpu worker up, ``waiting_for`` says it."""
+    from core.names import Queue
+
+    if processes <= 1:
+        return []
+    hosts: dict[str, int] = {}
+    for row in live_workers(session):
+        if Queue.gpu.value in (row.queues or []):
+            hosts[row.host] = hosts.get(row.host, 0) + len(row.gpus or [])
+    if not hosts:
+        return []
+    most = max(hosts.values())
+    if most == 0:
+        message = (f"The gpu workers up have no GPU: the {processes} processes will share one worker host's CPU "
+                   "(slow; for tests and CPU hosts).")
+    elif most < processes:
+        message = (f"No host of the gpu workers up has {processes} GPUs (the most: {most}): the run will wait for "
+                   f"a worker on a host with {processes} GPUs.")
+    else:
+        return []
+    return [{"code": "processes_without_gpus", "severity": "warning", "message": message,
+             "detail": {"processes": processes, "most_gpus_on_a_host": most}}]

@@ -70,3 +70,30 @@ def test_the_run_form_sets_the_number_of_gpus(api, browser_client):
     bad = browser_client.post(f"/datasets/{dataset['id']}/runs/lint", data={**fields, "num_processes": "0"})
     assert "num_processes" in bad.text
     assert "disabled" in re.search(r'<button[^>]*id="queue-button"[^>]*>', bad.text).group(0)
+
+
+def test_the_form_says_when_no_worker_host_has_the_gpus(api, browser_client, migrated_env):
+    import re
+
+    from core.db import session_scope
+    from core.services.workers import announce_worker
+    from tests.unit.web.helpers import config_yaml_of, create_dataset
+    from tests.unit.web.training_support import TRIGGER
+
+    dataset = create_dataset(api, trigger=TRIGGER, buckets="64x64x9")
+    page = browser_client.get(f"/datasets/{dataset['id']}/runs/new?preset=sanity").text
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
+    fields = {"csrf_token": token, "source": "fields", "config_yaml": config_yaml_of(page)}
+
+    def checks(processes: str) -> str:
+        return browser_client.post(f"/datasets/{dataset['id']}/runs/lint",
+                                   data={**fields, "num_processes": processes}).text
+
+    with session_scope() as session:  # two one-GPU workers on one host, one GPU worker elsewhere
+        for host, pid in (("node-a", 11), ("node-a", 12), ("node-b", 13)):
+            announce_worker(session, name=f"gpu@{host}-{pid}", host=host, pid=pid, queues=["gpu"],
+                            gpus=["NVIDIA H200"])
+    assert "processes_without_gpus" not in checks("2")  # node-a has 2
+    text = checks("4")
+    assert 'class="issue warning" data-code="processes_without_gpus"' in text  # a warning: the run may wait
+    assert "No host of the gpu workers up has 4 GPUs (the most: 2): the run will wait" in text
