@@ -206,9 +206,16 @@ LAYOUT_NOTES = {"comfy": "ComfyUI / official ltx-trainer keys, alpha folded into
                 "diffusers": "diffusers layout: pipe.load_lora_weights(folder)"}
 
 
+def _shown(value: Any) -> str:
+    """A metric as the card prints it: two decimals, "n/a" where it was not measured."""
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
 def _metric_with_base(row: dict[str, Any], name: str) -> str:
     base = row["base"] or {}
-    return f"{row.get(name)} ({base.get(name)})" if base else f"{row.get(name)}"
+    return f"{_shown(row.get(name))} ({_shown(base.get(name))})" if base else _shown(row.get(name))
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -232,14 +239,14 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += ["- `README.md`: this card", "- `model_card.json`: the same facts, for scripts"]
     lines += ["", "## Validation prompts", ""]
     lines += [f"{i + 1}. {prompt}" for i, prompt in enumerate(card["validation_prompts"])]
-    lines += ["", "## Audio metrics at this step (base model in brackets)", "",
+    lines += ["", "## Audio metrics at this step (the base model's in brackets where it was sampled)", "",
               "| prompt | variant | LUFS | peak dBFS | buzz dB | speech | voice distance | flags |",
               "|---|---|---|---|---|---|---|---|"]
     for row in card["metrics"]:
         values = [_metric_with_base(row, name)
                   for name in ("integrated_lufs", "sample_peak_dbfs", "buzz_score_db", "speech_ratio")]
         lines.append(f"| {row['prompt_index'] + 1} | {row['variant']} | {' | '.join(values)} | "
-                     f"{row.get('voice_distance')} | {', '.join(row['flags']) or 'none'} |")
+                     f"{_shown(row.get('voice_distance'))} | {', '.join(row['flags']) or 'none'} |")
     report = card["key_report"]
     if report:
         verdict = "every key loads" if report["ok"] else "NOT verified"

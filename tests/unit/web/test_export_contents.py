@@ -39,6 +39,8 @@ def test_the_model_card_shows_the_prompts_with_the_trigger_and_lists_the_files(a
     assert card["files"] == [lora_name, "README.md", "model_card.json"]
     assert sorted(n.rsplit("/", 1)[1] for n in archive.namelist()) == sorted(card["files"])
     assert f"- `{lora_name}`: the LoRA" in readme
+    table = [line for line in readme.splitlines() if line.startswith("| ") and "| lora |" in line]
+    assert table and not any("None" in line for line in table), table  # a metric not measured reads n/a
 
 
 def test_a_mov_keeps_its_extension_in_the_dataset_zip(api, media):
