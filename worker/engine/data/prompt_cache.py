@@ -38,6 +38,9 @@ PIPELINE_PROMPT_LENGTH = 1024  # LTX2Pipeline.__call__'s default max_sequence_le
 LogFn = Callable[[str, str], None]
 
 
+TEXTS = "the prompts and the negative prompt"  # what the log's count of encoded texts counts
+
+
 @dataclass
 class PromptEmbedding:
     """One text's Gemma hidden states ``[1, L, D]`` and attention mask ``[1, L]``, on the CPU."""
@@ -172,14 +175,15 @@ def encode_and_release(pipe, texts: list[str], *, device: str, dtype: torch.dtyp
             cache = encode_prompts(pipe, texts, dtype=dtype)
         finally:
             release_text_encoder(pipe)
-        on_log("info", f"Validation prompts encoded once ({len(cache.embeddings)} texts).")
+        on_log("info", f"Validation prompts encoded once ({len(cache.embeddings)} texts: {TEXTS}).")
         return cache
     if model is None:
         raise RuntimeError("The pipeline has no text encoder and no model to load one from was given.")
     eight_bit = load_in_8bit and reason is None
     cache = _encode_with_own_encoder(pipe, texts, device=device, dtype=dtype, eight_bit=eight_bit, model=model)
     how = " with Gemma in 8-bit" if eight_bit else ""
-    on_log("info", f"Validation prompts encoded once{how} ({len(cache.embeddings)} texts); the text encoder is freed.")
+    on_log("info", f"Validation prompts encoded once{how} ({len(cache.embeddings)} texts: {TEXTS}); "
+                   "the text encoder is freed.")
     return cache
 
 
