@@ -224,3 +224,24 @@ def test_the_engine_also_runs_under_torchrun(tmp_path, engine_data_dir, dataset)
     assert steps == [1, 2]  # torchrun prints every rank's output: only rank 0 reports
     saved = yaml.safe_load((tmp_path / "run" / "training_config.yaml").read_text())
     assert saved["optimization"]["num_processes"] == 2
+
+
+def test_with_two_buckets_each_step_takes_its_clips_from_one(tmp_path, engine_data_dir, toy_pipeline):
+    """Every rank collates the step's whole global batch, so a step that mixed clip shapes would
+    fail there ("A batch mixes video latent shapes"): the steps of a run over two buckets go through."""
+    from worker.engine.data.preprocess import preprocess_dataset
+
+    buckets, lines = "64x64x9;64x64x17", []
+    for index, frames in enumerate((9, 9, 17, 17, 17)):
+        write_clip(tmp_path / "clips" / f"c{index}.mp4", frames=frames, width=64, height=64, audio="stereo",
+                   tone_hz=220.0 + 110 * index)
+        lines.append(json.dumps({"caption": f"{TRIGGER}, a square hums", "media_path": f"clips/c{index}.mp4"}))
+    (tmp_path / "dataset.jsonl").write_text("\n".join(lines) + "\n")
+    result = preprocess_dataset(tmp_path / "dataset.jsonl", out_dir=tmp_path, preset="toy", buckets=buckets,
+                                trigger=TRIGGER, data_dir=engine_data_dir, pipeline=toy_pipeline)
+    assert result.ok, result
+    config = _config(tmp_path / "run", tmp_path / ".precomputed", batch_size=1, steps=5, data={"buckets": buckets})
+    done = subprocess.run(_cli(_write(config, tmp_path / "run.yaml"), engine_data_dir, "--num-processes", "2"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [e["step"] for e in _events(done.stdout, "progress")] == [1, 2, 3, 4, 5]  # 2 + 2 + 1 clips: both buckets
