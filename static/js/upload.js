@@ -80,5 +80,8 @@
     zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.remove("dragging"); });
   });
   zone.addEventListener("drop", function (e) { if (e.dataTransfer) add(e.dataTransfer.files); });
-  input.addEventListener("change", function () { add(input.files); input.value = ""; });
+  function picked() { add(input.files); input.value = ""; }
+  input.addEventListener("change", picked);
+  // files chosen while the page was still loading (before this deferred script ran) are sent too
+  if (input.files && input.files.length) picked();
 })();
