@@ -32,7 +32,7 @@ import argparse
 import json
 import sys
 
-from worker.engine.commands.bench_args import PRESET_HELP, add_sampling_parser, add_train_parser
+from worker.engine.commands.bench_args import PRESET_HELP, add_common, add_sampling_parser, add_train_parser
 
 
 def register(subparsers) -> None:
@@ -100,10 +100,8 @@ def _register_run(kinds) -> None:
     run.add_argument("--clips", type=int, default=4, help="synthetic clips in the dataset (default 4)")
     run.add_argument("--out", default=None, help="keep the run folder here (default: a temporary one, removed)")
     run.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
-    run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument("--progress", action="store_true", help="print each phase's time to stderr as it ends")
-    run.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
-    run.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
+    add_common(run)
     run.add_argument("--no-samples", action="store_true",
                      help="no validation samples: the training steps alone (what `bench scaling` times)")
     run.set_defaults(func=run_run)
@@ -118,9 +116,7 @@ def _register_run(kinds) -> None:
     scaling.add_argument("--size", default="512x512x49", help="clip size WxHxF (default 512x512x49)")
     scaling.add_argument("--steps", type=int, default=20, help="training steps per count (default 20)")
     scaling.add_argument("--device", default="cuda", help="cuda (one GPU per process) | cpu (default cuda)")
-    scaling.add_argument("--json", action="store_true", help="print the result as JSON")
-    scaling.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
-    scaling.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
+    add_common(scaling)
     scaling.set_defaults(func=run_scaling)
 
 
@@ -136,9 +132,7 @@ def _register_load(kinds) -> None:
                       help="the weights' dtype (default: the trainer's, bfloat16 on a GPU, float32 on the CPU)")
     load.add_argument("--repeats", type=int, default=1, help="measured repeats, each cold (default 1)")
     load.add_argument("--warm", action="store_true", help="keep the files in the page cache (default: dropped)")
-    load.add_argument("--json", action="store_true", help="print the result as JSON")
-    load.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
-    load.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
+    add_common(load)
     load.set_defaults(func=run_load)
 
 

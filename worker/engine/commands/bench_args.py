@@ -65,9 +65,7 @@ def add_train_parser(kinds, handler) -> argparse.ArgumentParser:
     train.add_argument("--low-vram", action="store_true", help="shorthand for --quantization int8 --optimizer adamw8bit")
     train.add_argument("--profile", action="store_true", help="also profile one step (top ops in the JSON)")
     train.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
-    train.add_argument("--json", action="store_true", help="print the result as JSON")
-    train.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
-    train.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
+    add_common(train)
     train.set_defaults(func=handler)
     return train
 
@@ -99,30 +97,35 @@ def add_sampling_parser(kinds, handler) -> argparse.ArgumentParser:
                                "floor (default: the best bf16 matmul rate measured here, on CUDA only)")
     sampling.add_argument("--out", default=None, help="keep both ways' samples here (default: a temporary folder)")
     sampling.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
-    sampling.add_argument("--json", action="store_true", help="print the result as JSON")
-    sampling.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
-    sampling.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
+    add_common(sampling)
     sampling.set_defaults(func=handler)
     return sampling
 
 
-def _ratio(text: str) -> float:
-    """argparse type for ``--checkpointing-ratio``: a number in (0, 1]."""
+def add_common(parser) -> None:
+    """The options every ``avlora bench`` kind takes: ``--json``, ``--data-dir`` and ``--model-dir``."""
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--data-dir", default=None, help="DATA_DIR (toy models live here; default: AVLORA_DATA_DIR)")
+    parser.add_argument("--model-dir", default=None, help="MODEL_DIR for real weights (default: AVLORA_MODEL_DIR)")
+
+
+def _fraction(text: str, *, zero_allowed: bool) -> float:
+    """A number in (0, 1], or [0, 1] when ``zero_allowed``; else an argparse error naming the range."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1]")
+    low_ok = value >= 0.0 if zero_allowed else value > 0.0
+    if not (low_ok and value <= 1.0):
+        raise argparse.ArgumentTypeError(f"{text} is not in {'[' if zero_allowed else '('}0, 1]")
     return value
+
+
+def _ratio(text: str) -> float:
+    """argparse type for ``--checkpointing-ratio``: a number in (0, 1]."""
+    return _fraction(text, zero_allowed=False)
 
 
 def _budget(text: str) -> float:
     """argparse type for ``--memory-budget``: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
-    return value
+    return _fraction(text, zero_allowed=True)
